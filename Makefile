@@ -1,0 +1,47 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up themselves
+# from a fresh clone (venv, pinned Python packages, npm toolchain, the Rust extension) and
+# download nothing at run time.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
+
+.PHONY: setup test demo bench clean rust contracts postgres
+
+setup: $(VENV)/.deps node_modules/.deps rust contracts
+
+$(VENV)/.deps: requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	touch $@
+
+node_modules/.deps: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Builds rust_core into the venv (editable: the repo root goes on sys.path, so node/ and
+# meter_oracle/ import from the work tree). Cargo makes a no-op rebuild cheap.
+rust: $(VENV)/.deps
+	$(VENV)/bin/maturin develop --release --quiet
+
+contracts: $(VENV)/.deps node_modules/.deps
+	$(VENV)/bin/ape compile
+
+postgres:
+	scripts/ensure_postgres.sh
+
+test: setup postgres
+	cd rust_core && cargo test --release --quiet
+	$(PY) -m pytest
+
+demo: setup
+	$(PY) -m scripts.demo
+
+bench: setup
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules .build rust_core/target

@@ -1,0 +1,240 @@
+"""Pure-Python reference of the shared encoding (ARCHITECTURE.md, "One encoding").
+
+Built only from eth-abi, eth-utils and eth-account, so that it is an independent check on the
+Rust core and the contracts: the test vectors in tests/vectors/encoding.json are generated from
+this module and checked byte for byte by all three languages. Slow by design; never on a hot path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_abi import encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import keccak
+
+DOMAIN_NAME = "EnergySettlement"
+DOMAIN_VERSION = "1"
+U64_MAX = 2**64 - 1
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+READING_TYPE = "Reading(bytes32 meterId,uint64 period,uint64 timestamp,uint64 importMwh,uint64 exportMwh)"
+BATCH_TYPE = (
+    "BatchHeader(uint64 period,bytes32 groupId,bytes32 root,uint64 totalImportMwh,"
+    "uint64 totalExportMwh,uint32 count)"
+)
+READING_TYPEHASH = keccak(text=READING_TYPE)
+BATCH_TYPEHASH = keccak(text=BATCH_TYPE)
+EMPTY_NODE_HASH = b"\x00" * 32
+
+
+def meter_id(scheme: str, identity: str) -> bytes:
+    """bytes32 meter id: keccak256 of "scheme:identity" (scheme dsmr, sml or sunspec)."""
+    return keccak(text=f"{scheme}:{identity}")
+
+
+def group_id(name: str) -> bytes:
+    return keccak(text=name)
+
+
+@dataclass(frozen=True)
+class Domain:
+    chain_id: int
+    verifying_contract: str  # the PeriodLedger address
+
+    def as_dict(self) -> dict:
+        return {
+            "name": DOMAIN_NAME,
+            "version": DOMAIN_VERSION,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+    def separator(self) -> bytes:
+        type_hash = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+        return keccak(
+            encode(
+                ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+                [type_hash, keccak(text=DOMAIN_NAME), keccak(text=DOMAIN_VERSION), self.chain_id, self.verifying_contract],
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Reading:
+    meter_id: bytes
+    period: int
+    timestamp: int
+    import_mwh: int
+    export_mwh: int
+
+    def message(self) -> dict:
+        return {
+            "meterId": self.meter_id,
+            "period": self.period,
+            "timestamp": self.timestamp,
+            "importMwh": self.import_mwh,
+            "exportMwh": self.export_mwh,
+        }
+
+    def struct_hash(self) -> bytes:
+        return keccak(
+            encode(
+                ["bytes32", "bytes32", "uint64", "uint64", "uint64", "uint64"],
+                [READING_TYPEHASH, self.meter_id, self.period, self.timestamp, self.import_mwh, self.export_mwh],
+            )
+        )
+
+
+_READING_TYPES = {
+    "Reading": [
+        {"name": "meterId", "type": "bytes32"},
+        {"name": "period", "type": "uint64"},
+        {"name": "timestamp", "type": "uint64"},
+        {"name": "importMwh", "type": "uint64"},
+        {"name": "exportMwh", "type": "uint64"},
+    ]
+}
+_BATCH_TYPES = {
+    "BatchHeader": [
+        {"name": "period", "type": "uint64"},
+        {"name": "groupId", "type": "bytes32"},
+        {"name": "root", "type": "bytes32"},
+        {"name": "totalImportMwh", "type": "uint64"},
+        {"name": "totalExportMwh", "type": "uint64"},
+        {"name": "count", "type": "uint32"},
+    ]
+}
+
+
+def _typed(domain: Domain, types: dict, message: dict):
+    return encode_typed_data(domain_data=domain.as_dict(), message_types=types, message_data=message)
+
+
+def reading_digest(domain: Domain, reading: Reading) -> bytes:
+    signable = _typed(domain, _READING_TYPES, reading.message())
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def sign_reading(domain: Domain, reading: Reading, private_key: bytes) -> bytes:
+    """65-byte r||s||v signature (v 27/28, low s) as eth-account produces it."""
+    return bytes(Account.sign_typed_data(private_key, domain.as_dict(), _READING_TYPES, reading.message()).signature)
+
+
+def recover_reading_signer(domain: Domain, reading: Reading, signature: bytes) -> str:
+    return Account.recover_message(_typed(domain, _READING_TYPES, reading.message()), signature=signature)
+
+
+@dataclass(frozen=True)
+class BatchHeader:
+    period: int
+    group_id: bytes
+    root: bytes
+    total_import_mwh: int
+    total_export_mwh: int
+    count: int
+
+    def message(self) -> dict:
+        return {
+            "period": self.period,
+            "groupId": self.group_id,
+            "root": self.root,
+            "totalImportMwh": self.total_import_mwh,
+            "totalExportMwh": self.total_export_mwh,
+            "count": self.count,
+        }
+
+
+def batch_digest(domain: Domain, header: BatchHeader) -> bytes:
+    signable = _typed(domain, _BATCH_TYPES, header.message())
+    return keccak(b"\x19" + signable.version + signable.header + signable.body)
+
+
+def sign_batch(domain: Domain, header: BatchHeader, private_key: bytes) -> bytes:
+    return bytes(Account.sign_typed_data(private_key, domain.as_dict(), _BATCH_TYPES, header.message()).signature)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A settled reading: the signed reading plus the register it counts from."""
+
+    reading: Reading
+    prev_period: int
+    prev_import_mwh: int
+    prev_export_mwh: int
+    signature: bytes  # 65 bytes r||s||v
+
+    def encoded(self) -> bytes:
+        r, s, v = self.signature[:32], self.signature[32:64], self.signature[64]
+        rd = self.reading
+        return encode(
+            ["bytes32", "uint64", "uint64", "uint64", "uint64", "uint64", "uint64", "uint64", "bytes32", "bytes32", "uint8"],
+            [rd.meter_id, rd.period, rd.timestamp, rd.import_mwh, rd.export_mwh,
+             self.prev_period, self.prev_import_mwh, self.prev_export_mwh, r, s, v],
+        )
+
+    def hash(self) -> bytes:
+        return keccak(keccak(self.encoded()))
+
+    def deltas(self) -> tuple[int, int]:
+        d_imp = self.reading.import_mwh - self.prev_import_mwh
+        d_exp = self.reading.export_mwh - self.prev_export_mwh
+        if d_imp < 0 or d_exp < 0:
+            raise ValueError(f"register ran backwards for meter 0x{self.reading.meter_id.hex()}")
+        return d_imp, d_exp
+
+
+Node = tuple[bytes, int, int]  # (hash, import sum, export sum)
+EMPTY_NODE: Node = (EMPTY_NODE_HASH, 0, 0)
+
+
+def leaf_node(leaf: Leaf) -> Node:
+    return (leaf.hash(), *leaf.deltas())
+
+
+def parent(left: Node, right: Node) -> Node:
+    h = keccak(encode(["bytes32", "uint64", "uint64", "bytes32", "uint64", "uint64"], [*left, *right]))
+    imp, exp = left[1] + right[1], left[2] + right[2]
+    if imp > U64_MAX or exp > U64_MAX:
+        raise OverflowError("sum exceeds uint64")
+    return (h, imp, exp)
+
+
+def tree_depth(count: int) -> int:
+    if count < 1:
+        raise ValueError("a batch holds at least one leaf")
+    return (count - 1).bit_length()
+
+
+def build_levels(leaves: list[Leaf]) -> list[list[Node]]:
+    """All levels, leaves first, padded with EMPTY_NODE to 2**depth; leaves sorted by meter id."""
+    ids = [lf.reading.meter_id for lf in leaves]
+    if any(a >= b for a, b in zip(ids, ids[1:])):
+        raise ValueError("leaves must be in strictly ascending meter id order")
+    depth = tree_depth(len(leaves))
+    level = [leaf_node(lf) for lf in leaves] + [EMPTY_NODE] * ((1 << depth) - len(leaves))
+    levels = [level]
+    while len(level) > 1:
+        level = [parent(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        levels.append(level)
+    return levels
+
+
+def root(leaves: list[Leaf]) -> Node:
+    return build_levels(leaves)[-1][0]
+
+
+def proof(levels: list[list[Node]], index: int) -> list[Node]:
+    """Sibling nodes from the leaf level up; the index gives each sibling's side."""
+    out = []
+    for level in levels[:-1]:
+        out.append(level[index ^ 1])
+        index >>= 1
+    return out
+
+
+def verify_proof(root_node: Node, node: Node, index: int, siblings: list[Node]) -> bool:
+    for sib in siblings:
+        node = parent(sib, node) if index & 1 else parent(node, sib)
+        index >>= 1
+    return index == 0 and node == root_node

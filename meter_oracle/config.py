@@ -1,0 +1,128 @@
+"""oracle.toml: settlement nodes, meter keys and devices. Relative paths are relative to the file.
+
+    outbox = "oracle.sqlite"
+    chain_id = 31337
+    verifying_contract = "0x..."        # the PeriodLedger (EIP-712 domain)
+    period_seconds = 900
+    max_skew_s = 300
+    signer = "rust_core"                # or "eth-account"
+
+    [[nodes]]
+    name = "op1"
+    url = "http://127.0.0.1:8001"
+
+    [[meters]]
+    meter = "dsmr:4B384547303034303436333935353037"   # scheme:identity
+    keystore = "keys/p1.json"
+    password_file = "keys/p1.pw"        # or password_env = "VAR"
+    max_power_w = 17250
+
+    [[devices]]
+    name = "p1"
+    protocol = "dsmr"                   # dsmr | sml | sunspec
+    url = "/dev/ttyUSB0"                # or socket://, rfc2217://, tcp://
+    interval_s = 60                     # sign at most one reading a meter per interval
+    dsmr_version = "5"                  # optional: force instead of detecting
+    unit = 1                            # sunspec: Modbus unit id
+    serial = { baudrate = 115200 }      # optional pyserial options
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from meter_oracle.keystore import MeterKey, read_keystore
+from meter_oracle.reading import PROTOCOLS
+from meter_oracle.signing import Domain
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    name: str
+    protocol: str
+    url: str
+    interval_s: float = 60.0
+    dsmr_version: str | None = None
+    unit: int = 1
+    serial: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    outbox: Path
+    domain: Domain
+    period_seconds: int
+    max_skew_s: float
+    signer: str
+    nodes: list[NodeConfig]
+    keys: list[MeterKey]
+    devices: list[DeviceConfig]
+
+
+def load_config(path: str | Path) -> OracleConfig:
+    path = Path(path)
+    base = path.parent
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read {path}: {e}") from None
+    try:
+        nodes = [NodeConfig(n["name"], n["url"]) for n in raw.get("nodes", [])]
+        if len({n.name for n in nodes}) != len(nodes):
+            raise ConfigError("node names must be unique")
+        devices = [_device(d) for d in raw.get("devices", [])]
+        return OracleConfig(
+            outbox=base / raw.get("outbox", "oracle.sqlite"),
+            domain=Domain.parse(int(raw["chain_id"]), raw["verifying_contract"]),
+            period_seconds=int(raw.get("period_seconds", 900)),
+            max_skew_s=float(raw.get("max_skew_s", 300)),
+            signer=raw.get("signer", "rust_core"),
+            nodes=nodes,
+            keys=[_key(k, base) for k in raw.get("meters", [])],
+            devices=devices,
+        )
+    except KeyError as e:
+        raise ConfigError(f"{path}: missing setting {e}") from None
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _device(d: dict) -> DeviceConfig:
+    if d["protocol"] not in PROTOCOLS:
+        raise ConfigError(f"device {d.get('name')}: protocol {d['protocol']!r} is not one of {PROTOCOLS}")
+    return DeviceConfig(
+        name=d.get("name", d["url"]),
+        protocol=d["protocol"],
+        url=d["url"],
+        interval_s=float(d.get("interval_s", 60)),
+        dsmr_version=d.get("dsmr_version"),
+        unit=int(d.get("unit", 1)),
+        serial=dict(d.get("serial", {})),
+    )
+
+
+def _key(k: dict, base: Path) -> MeterKey:
+    label = k["meter"]
+    if label.partition(":")[0] not in PROTOCOLS or not label.partition(":")[2]:
+        raise ConfigError(f"meter {label!r} must be scheme:identity with scheme one of {PROTOCOLS}")
+    if "password_file" in k:
+        password = (base / k["password_file"]).read_text().strip()
+    elif "password_env" in k:
+        password = os.environ.get(k["password_env"])
+        if password is None:
+            raise ConfigError(f"meter {label}: environment variable {k['password_env']} is not set")
+    else:
+        raise ConfigError(f"meter {label}: set password_file or password_env")
+    return MeterKey(label, read_keystore(base / k["keystore"], password), int(k.get("max_power_w", 50_000)))

@@ -1,0 +1,73 @@
+"""`meter-oracle run`: one thread per device (read -> check -> sign -> outbox) and one per
+settlement node (outbox -> delivery), until SIGINT/SIGTERM."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from meter_oracle.config import DeviceConfig, OracleConfig
+from meter_oracle.delivery import NodeDelivery
+from meter_oracle.drivers import StreamDriver
+from meter_oracle.keystore import Keyring
+from meter_oracle.outbox import Outbox
+from meter_oracle.pipeline import Pipeline
+from meter_oracle.signing import EthAccountSigner, RustCoreSigner
+from meter_oracle.sunspec import SunSpecDriver
+
+log = logging.getLogger("meter_oracle")
+SIGNERS = {"rust_core": RustCoreSigner, "eth-account": EthAccountSigner}
+
+
+def make_signer(config: OracleConfig):
+    if config.signer not in SIGNERS:
+        raise ValueError(f"signer {config.signer!r} is not one of {', '.join(SIGNERS)}")
+    return SIGNERS[config.signer](config.domain)
+
+
+def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event) -> None:
+    outbox = Outbox(config.outbox)
+    pipeline = Pipeline(outbox, Keyring(config.keys), make_signer(config),
+                        period_seconds=config.period_seconds, max_skew_s=config.max_skew_s)
+    if device.protocol == "sunspec":
+        driver = SunSpecDriver(device.url, unit=device.unit, serial_options=device.serial)
+        results = driver.results(stop, device.interval_s)
+        interval = 0.0  # the poll interval already spaces the readings
+    else:
+        results = StreamDriver(device.url, device.protocol, dsmr_version=device.dsmr_version,
+                               serial_options=device.serial).results(stop)
+        interval = device.interval_s
+    try:
+        for n, item in enumerate(results, 1):
+            pipeline.process(device.name, device.protocol, n, item, interval)
+    finally:
+        outbox.close()
+
+
+def run_node(config: OracleConfig, name: str, url: str, stop: threading.Event) -> None:
+    outbox = Outbox(config.outbox)
+    delivery = NodeDelivery(name, url, outbox)
+    try:
+        delivery.run(stop)
+    finally:
+        delivery.close()
+        outbox.close()
+
+
+def run(config: OracleConfig) -> None:
+    outbox = Outbox(config.outbox)
+    outbox.set_nodes([n.name for n in config.nodes])
+    outbox.close()
+    make_signer(config)  # fail now, not in a thread, if the signer is unavailable
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    threads = [threading.Thread(target=run_device, args=(config, d, stop), name=f"device {d.name}") for d in config.devices]
+    threads += [threading.Thread(target=run_node, args=(config, n.name, n.url, stop), name=f"node {n.name}")
+                for n in config.nodes]
+    for t in threads:
+        t.start()
+    log.info("oracle running: %d devices, %d nodes, outbox %s", len(config.devices), len(config.nodes), config.outbox)
+    stop.wait()
+    for t in threads:
+        t.join()

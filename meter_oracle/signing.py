@@ -1,0 +1,91 @@
+"""EIP-712 signing of readings (ARCHITECTURE.md "Reading") with the meter's key.
+
+RustCoreSigner is the oracle's signer (libsecp256k1 through rust_core, batched). EthAccountSigner
+is the independent eth-account implementation of the same typed data; it is the benchmark
+baseline and the cross-check in the tests (RFC 6979 signatures are deterministic, so both must
+produce identical bytes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_utils import to_checksum_address
+
+Reading = tuple[bytes, int, int, int, int]  # (meter_id, period, timestamp, import_mwh, export_mwh)
+
+_READING_TYPES = {
+    "Reading": [
+        {"name": "meterId", "type": "bytes32"},
+        {"name": "period", "type": "uint64"},
+        {"name": "timestamp", "type": "uint64"},
+        {"name": "importMwh", "type": "uint64"},
+        {"name": "exportMwh", "type": "uint64"},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Domain:
+    chain_id: int
+    verifying_contract: bytes  # 20 bytes: the PeriodLedger
+
+    @classmethod
+    def parse(cls, chain_id: int, verifying_contract: str) -> Domain:
+        raw = bytes.fromhex(verifying_contract.removeprefix("0x"))
+        if len(raw) != 20:
+            raise ValueError(f"verifying_contract {verifying_contract!r} is not a 20-byte address")
+        return cls(chain_id, raw)
+
+
+class RustCoreSigner:
+    name = "rust_core"
+
+    def __init__(self, domain: Domain) -> None:
+        import rust_core
+
+        self._core = rust_core
+        self._sep = rust_core.domain_separator(domain.chain_id, domain.verifying_contract)
+
+    def sign(self, reading: Reading, key: bytes) -> bytes:
+        return self._core.sign_digest(self._core.reading_digest(self._sep, reading), key)
+
+    def sign_many(self, readings: list[Reading], keys: list[bytes]) -> list[bytes]:
+        return self._core.sign_readings(self._sep, readings, keys)
+
+    def recover(self, reading: Reading, signature: bytes) -> bytes:
+        return self._core.recover_signer(self._core.reading_digest(self._sep, reading), signature)
+
+
+class EthAccountSigner:
+    name = "eth-account"
+
+    def __init__(self, domain: Domain) -> None:
+        self._domain = {
+            "name": "EnergySettlement",
+            "version": "1",
+            "chainId": domain.chain_id,
+            "verifyingContract": to_checksum_address(domain.verifying_contract),
+        }
+
+    def sign(self, reading: Reading, key: bytes) -> bytes:
+        signed = Account.sign_typed_data(key, self._domain, _READING_TYPES, _message(reading))
+        return bytes(signed.signature)
+
+    def sign_many(self, readings: list[Reading], keys: list[bytes]) -> list[bytes]:
+        return [self.sign(r, k) for r, k in zip(readings, keys, strict=True)]
+
+    def recover(self, reading: Reading, signature: bytes) -> bytes:
+        from eth_account.messages import encode_typed_data
+
+        signable = encode_typed_data(self._domain, _READING_TYPES, _message(reading))
+        return bytes.fromhex(Account.recover_message(signable, signature=signature)[2:])
+
+
+def _message(reading: Reading) -> dict:
+    meter, period, timestamp, imp, exp = reading
+    return {"meterId": meter, "period": period, "timestamp": timestamp, "importMwh": imp, "exportMwh": exp}
+
+
+def address_of(key: bytes) -> bytes:
+    return bytes.fromhex(Account.from_key(key).address[2:])

@@ -1,0 +1,170 @@
+"""SML 1.04 frames (German meters, optical head) through smllib.
+
+The transport layer (escape sequences, 4-byte alignment, padding, CRC16/X.25) is framed here so
+that a damaged frame never swallows the good one after it; smllib's CRC and message parser do
+the rest. Errors are named after smllib's exception classes (CrcError, InvalidBufferPos, ...).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from smllib.crc import x25
+from smllib.errors import SmlLibException
+from smllib.sml import SmlGetListResponse
+from smllib.sml_frame import SmlFrame
+
+from meter_oracle.errors import FrameRefused
+from meter_oracle.framing import Dropped
+from meter_oracle.reading import MeterFrame
+
+ESC = b"\x1b\x1b\x1b\x1b"
+START = ESC + b"\x01\x01\x01\x01"
+UNIT_WH = 30
+UNIT_W = 27
+MAX_FRAME = 50 * 1024
+
+
+def check_transport(msg: bytes) -> bytes:
+    """Checks CRC and padding of one transport frame (START ... ESC 1a pad crc crc); returns the
+    unescaped payload."""
+    crc_sent = msg[-2] << 8 | msg[-1]
+    crc_calc = x25.get_crc(msg[:-2])
+    if crc_sent != crc_calc:
+        raise FrameRefused(f"CrcError: frame CRC {crc_sent:04x}, computed {crc_calc:04x}")
+    padding = msg[-3]  # some meters pad a full 4 bytes; smllib accepts that, so do we
+    if 16 + padding > len(msg):
+        raise FrameRefused(f"InvalidPadding: {padding} padding bytes in a {len(msg)}-byte frame")
+    return msg[8 : len(msg) - 8 - padding].replace(ESC + ESC, ESC)
+
+
+def parse_frame(msg: bytes) -> MeterFrame:
+    """Decode one SML transport frame into the meter's server id and energy registers."""
+    payload = check_transport(msg)
+    try:
+        # get_obis is smllib's documented value reader; it also decides which captures smllib
+        # refuses (testdata sml/frame5: InvalidBufferPos), so the oracle agrees with smllib.
+        entries = SmlFrame(payload, msg_ctx=msg).get_obis()
+        messages = SmlFrame(payload, msg_ctx=msg).parse_frame()
+    except SmlLibException as e:
+        raise FrameRefused(f"{type(e).__name__}: {e}") from None
+    except (IndexError, ValueError, TypeError, AttributeError, KeyError) as e:
+        raise FrameRefused(f"malformed SML message: {type(e).__name__}: {e}") from None
+    lists = [m.message_body for m in messages if isinstance(m.message_body, SmlGetListResponse)]
+    if not lists:
+        raise FrameRefused("SML frame has no GetListResponse (no register values)")
+    body = lists[0]
+    if not body.server_id or not isinstance(body.server_id, str):
+        raise FrameRefused("SML GetListResponse has no server id")
+    registers: dict[tuple[int, int], Decimal] = {}  # (C, E) of A-0:C.8.E, C 1 import / 2 export
+    power = None
+    for entry in entries:
+        code = str(entry.obis)
+        if len(code) != 12 or code[0:2] != "01":
+            continue
+        c, d, e = int(code[4:6], 16), int(code[6:8], 16), int(code[8:10], 16)
+        if c in (1, 2) and d == 8:
+            registers[(c, e)] = _value(entry, UNIT_WH, f"{c}.8.{e}", "Wh")
+        elif c == 16 and d == 7 and e == 0 and entry.unit == UNIT_W and isinstance(entry.value, int):
+            power = _value(entry, UNIT_W, "16.7.0", "W")
+    return MeterFrame(
+        protocol="sml",
+        identity=body.server_id.lower(),
+        import_wh=_energy(registers, 1),
+        export_wh=_energy(registers, 2),
+        raw_frame=msg,
+        meter_time=body.act_gateway_time.timestamp() if isinstance(body.act_gateway_time, datetime) else None,
+        power_w=power,
+        detail="SML 1.04",
+    )
+
+
+def _value(entry, unit: int, name: str, unit_name: str) -> Decimal:
+    if entry.unit != unit:
+        raise FrameRefused(f"register {name} has SML unit code {entry.unit}, expected {unit} ({unit_name})")
+    if not isinstance(entry.value, int) or isinstance(entry.value, bool):
+        raise FrameRefused(f"register {name} holds {type(entry.value).__name__}, expected an integer")
+    scaler = entry.scaler or 0
+    return Decimal(entry.value * 10**scaler) if scaler >= 0 else Decimal(entry.value).scaleb(scaler)
+
+
+def _energy(registers: dict[tuple[int, int], Decimal], c: int) -> Decimal:
+    """The total register C.8.0 where sent, otherwise the sum of the tariff registers C.8.1..."""
+    if (c, 0) in registers:
+        return registers[(c, 0)]
+    tariffs = [v for (cc, e), v in registers.items() if cc == c and e > 0]
+    if c == 1 and not tariffs:
+        raise FrameRefused("SML frame has no import register 1.8.0 nor tariff registers 1.8.x")
+    return sum(tariffs, Decimal(0))
+
+
+class SmlFramer:
+    """Cuts an SML byte stream into transport frames; resynchronises on the next start sequence."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes | Dropped]:
+        self._buf += data
+        out: list[bytes | Dropped] = []
+        while True:
+            start = self._buf.find(START)
+            if start == -1:
+                keep = len(START) - 1  # a start sequence may be split across reads
+                if len(self._buf) > keep:
+                    self._drop(len(self._buf) - keep, "bytes outside any SML frame", out)
+                break
+            if start:
+                self._drop(start, "bytes outside any SML frame", out)
+            end = self._scan()
+            if end is None:
+                if len(self._buf) > MAX_FRAME:
+                    self._drop(len(self._buf), f"no SML end sequence within {MAX_FRAME} bytes", out)
+                break
+            if isinstance(end, Dropped):
+                out.append(end)
+                continue
+            out.append(bytes(self._buf[:end]))
+            del self._buf[:end]
+        return out
+
+    def _scan(self) -> int | Dropped | None:
+        """End offset of the frame at the buffer start, a Dropped for a broken one, None if incomplete."""
+        buf = self._buf
+        restart = self._next_start()
+        pos = len(START)
+        while pos + 8 <= len(buf) and (restart is None or pos < restart):
+            if buf[pos : pos + 4] != ESC:
+                pos += 4
+                continue
+            tag = buf[pos + 4 : pos + 8]
+            if tag == ESC:
+                pos += 8  # escaped data
+            elif tag[0] == 0x1A:
+                return pos + 8
+            elif tag != b"\x01\x01\x01\x01":
+                dropped = Dropped(f"InvalidEscape: escape sequence 1b1b1b1b {tag.hex()}", bytes(buf[: pos + 8]))
+                del buf[: pos + 8]
+                return dropped
+            else:
+                break
+        if restart is None:
+            return None
+        dropped = Dropped("SML frame truncated: a new frame began before its end", bytes(buf[:restart]))
+        del buf[:restart]
+        return dropped
+
+    def _next_start(self) -> int | None:
+        """Where the next frame starts, aligned or not (a damaged frame loses its alignment)."""
+        pos = len(START)
+        while (pos := self._buf.find(START, pos)) != -1:
+            if self._buf[pos - 4 : pos] != ESC:  # not the tail of an escaped 1b1b1b1b in the data
+                return pos
+            pos += 1
+        return None
+
+    def _drop(self, n: int, reason: str, out: list) -> None:
+        noise = bytes(self._buf[:n])
+        del self._buf[:n]
+        if noise.strip(b"\x00"):
+            out.append(Dropped(f"{len(noise)} {reason}", noise))

@@ -1,0 +1,168 @@
+"""The node's view of the chain through web3.py: the MeterRegistry (meters, operators,
+quorum), the PeriodLedger (batches, events, fraud proofs) and transactions signed with the
+operator key. ABIs come from ape's compiled output (.build/__local__.json, `ape compile`)."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from eth_account import Account
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+
+log = logging.getLogger(__name__)
+
+BUILD_MANIFEST = Path(__file__).resolve().parent.parent / ".build" / "__local__.json"
+STATUS_NONE, STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 0, 1, 2, 3
+
+
+class ChainError(RuntimeError):
+    """A transaction the chain refused (the message carries the revert reason)."""
+
+
+@lru_cache(maxsize=None)
+def contract_type(name: str) -> dict:
+    """ABI and deployment bytecode of a compiled contract, from ape's build manifest."""
+    try:
+        manifest = json.loads(BUILD_MANIFEST.read_text())
+    except OSError as e:
+        raise RuntimeError(f"{BUILD_MANIFEST} missing: run `ape compile` first ({e})") from None
+    try:
+        return manifest["contractTypes"][name]
+    except KeyError:
+        raise RuntimeError(f"contract {name} not in {BUILD_MANIFEST}: run `ape compile`") from None
+
+
+@dataclass(frozen=True)
+class Meter:
+    key: bytes
+    kind: int
+    group_id: bytes
+    active_from: int
+    active_until: int
+    baseline_import: int
+    baseline_export: int
+
+
+@dataclass(frozen=True)
+class ChainBatch:
+    root: bytes
+    total_import: int
+    total_export: int
+    count: int
+    submitted_at: int
+    status: int
+
+
+@dataclass(frozen=True)
+class TxResult:
+    tx_hash: str
+    gas_used: int
+
+
+class Chain:
+    def __init__(self, rpc_url: str, registry: str, ledger: str, operator_key: bytes) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        self.registry = self.w3.eth.contract(
+            address=Web3.to_checksum_address(registry), abi=contract_type("MeterRegistry")["abi"]
+        )
+        self.ledger = self.w3.eth.contract(
+            address=Web3.to_checksum_address(ledger), abi=contract_type("PeriodLedger")["abi"]
+        )
+        self.account = Account.from_key(operator_key)
+        self.address = bytes.fromhex(self.account.address[2:])
+        self._tx_lock = threading.Lock()
+        self._period_seconds: int | None = None
+        self._window: int | None = None
+        self._domain: bytes | None = None
+
+    # -- ledger configuration (immutable) ------------------------------------------------------
+    @property
+    def period_seconds(self) -> int:
+        if self._period_seconds is None:
+            self._period_seconds = self.ledger.functions.periodSeconds().call()
+        return self._period_seconds
+
+    @property
+    def challenge_window(self) -> int:
+        if self._window is None:
+            self._window = self.ledger.functions.challengeWindow().call()
+        return self._window
+
+    @property
+    def domain_separator(self) -> bytes:
+        if self._domain is None:
+            self._domain = bytes(self.ledger.functions.domainSeparator().call())
+        return self._domain
+
+    # -- reads -----------------------------------------------------------------------------
+    def block_number(self) -> int:
+        return self.w3.eth.block_number
+
+    def latest_timestamp(self) -> int:
+        return self.w3.eth.get_block("latest")["timestamp"]
+
+    def operators(self) -> list[bytes]:
+        return sorted(bytes.fromhex(a[2:]) for a in self.registry.functions.operators().call())
+
+    def quorum(self) -> int:
+        return self.registry.functions.quorum().call()
+
+    def get_batch(self, period: int, group_id: bytes) -> ChainBatch:
+        r = self.ledger.functions.getBatch(period, group_id).call()
+        return ChainBatch(bytes(r[0]), r[1], r[2], r[3], r[4], r[5])
+
+    def last_final_period(self, group_id: bytes) -> int:
+        return self.ledger.functions.lastFinalPeriod(group_id).call()
+
+    def meter_registrations(self, from_block: int, to_block: int) -> list[tuple[bytes, Meter]]:
+        """MeterRegistered events in the block range (inclusive)."""
+        logs = self.registry.events.MeterRegistered().get_logs(from_block=from_block, to_block=to_block)
+        return [
+            (
+                bytes(e.args.meterId),
+                Meter(bytes.fromhex(e.args.key[2:]), e.args.kind, bytes(e.args.groupId), e.args.activeFrom,
+                      e.args.activeUntil, e.args.baselineImportMwh, e.args.baselineExportMwh),
+            )
+            for e in logs
+        ]
+
+    def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
+        """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""
+        out = []
+        for name in ("BatchSubmitted", "BatchFinalized", "BatchRejected"):
+            for e in getattr(self.ledger.events, name)().get_logs(from_block=from_block, to_block=to_block):
+                out.append((name, dict(e.args), e.blockNumber, e.logIndex))
+        out.sort(key=lambda x: (x[2], x[3]))
+        return [(n, a, b) for n, a, b, _ in out]
+
+    # -- transactions ----------------------------------------------------------------------
+    def _send(self, fn) -> TxResult:
+        with self._tx_lock:
+            try:
+                tx = fn.build_transaction({
+                    "from": self.account.address,
+                    "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending"),
+                })
+            except ContractLogicError as e:
+                raise ChainError(f"reverted: {e.message or e}") from None
+            signed = self.account.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction {tx_hash.hex()} failed")
+        return TxResult("0x" + bytes(tx_hash).hex().removeprefix("0x"), receipt["gasUsed"])
+
+    def submit_batch(self, header: tuple, signatures: list[bytes]) -> TxResult:
+        return self._send(self.ledger.functions.submitBatch(header, signatures))
+
+    def finalize(self, period: int, group_id: bytes) -> TxResult:
+        return self._send(self.ledger.functions.finalize(period, group_id))
+
+    def prove(self, function: str, *args) -> TxResult:
+        """Sends one of the ledger's prove* fraud proofs."""
+        return self._send(getattr(self.ledger.functions, function)(*args))

@@ -1,0 +1,108 @@
+"""Checks a peer's committed batch leaf by leaf and names the fraud proof that rejects it:
+leaves out of order, a meter unknown / inactive / of another group / of another period, a bad
+meter signature, or a previous register that is not the meter's latest final one."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import rust_core
+
+from node.archive import BATCH_FINAL, Archive
+from node.chain import ChainBatch
+from node.registry import RegistryView
+
+EMPTY = (b"\x00" * 32, 0, 0)
+EMPTY_LEAF = (b"\x00" * 32, 0, 0, 0, 0, 0, 0, 0, b"\x00" * 32, b"\x00" * 32, 0)
+
+
+@dataclass(frozen=True)
+class FraudProof:
+    function: str   # PeriodLedger prove* function
+    args: tuple
+    what: str       # for the log
+
+
+class SumTree:
+    """Levels of a Merkle-sum tree built without the order check, so that a peer's
+    out-of-order batch can still be rebuilt and proven."""
+
+    def __init__(self, leaves: list[tuple]) -> None:
+        level = [rust_core.leaf_node(leaf) for leaf in leaves]
+        width = 1
+        while width < len(level):
+            width *= 2
+        level += [EMPTY] * (width - len(level))
+        self.levels = [level]
+        while len(level) > 1:
+            level = [rust_core.parent_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+            self.levels.append(level)
+
+    @property
+    def root(self) -> tuple:
+        return self.levels[-1][0]
+
+    def proof(self, index: int) -> list[tuple]:
+        out = []
+        for level in self.levels[:-1]:
+            out.append(level[index ^ 1])
+            index //= 2
+        return out
+
+
+def leaf_struct(leaf: tuple) -> tuple:
+    """A leaf tuple as the contracts' Leaf struct (the signature split into r, s, v)."""
+    sig = leaf[8]
+    return (*leaf[:8], sig[:32], sig[32:64], sig[64])
+
+
+def find_fraud(leaves: list[tuple], committed: ChainBatch, period: int, group_id: bytes, registry: RegistryView,
+               archive: Archive, domain: bytes, period_seconds: int) -> FraudProof | str:
+    """The first provable fraud in the batch, or a string saying why none was found."""
+    try:
+        tree = SumTree(leaves)
+    except rust_core.CoreError as e:
+        return f"leaves cannot be rebuilt: {e}"
+    if len(leaves) != committed.count or tree.root != (committed.root, committed.total_import, committed.total_export):
+        return "leaves do not rebuild the committed root"
+
+    def at(i: int) -> tuple:
+        return (leaf_struct(leaves[i]), i, tree.proof(i))
+
+    for i in range(1, len(leaves)):
+        if leaves[i - 1][0] >= leaves[i][0]:
+            a, ia, pa = at(i - 1)
+            b, _, pb = at(i)
+            return FraudProof("proveOutOfOrder", (period, group_id, a, ia, pa, b, pb), f"leaves {i - 1},{i} out of order")
+    meters = registry.lookup([leaf[0] for leaf in leaves])
+    for i, leaf in enumerate(leaves):
+        m = meters.get(leaf[0])
+        if (m is None or m.group_id != group_id or not m.active_from <= period <= m.active_until
+                or leaf[1] != period or leaf[2] // period_seconds != period):
+            return FraudProof("proveUnknownMeter", (period, group_id, *at(i)), f"leaf {i}: meter unknown here")
+    failures = rust_core.verify_readings(
+        domain, [leaf[:5] for leaf in leaves], [leaf[8] for leaf in leaves], [meters[leaf[0]].key for leaf in leaves]
+    )
+    if failures:
+        i = failures[0][0]
+        return FraudProof("proveBadSignature", (period, group_id, *at(i)), f"leaf {i}: {failures[0][1]}")
+    states = archive.meter_states([leaf[0] for leaf in leaves])
+    for i, leaf in enumerate(leaves):
+        m = meters[leaf[0]]
+        baseline = (m.active_from - 1, m.baseline_import, m.baseline_export)
+        expected = states.get(leaf[0], baseline)
+        if tuple(leaf[5:8]) == expected:
+            continue
+        claimed = leaf[5]
+        self_evident = (claimed >= period or claimed < baseline[0] or tuple(leaf[5:8]) != expected and claimed == baseline[0]
+                        or archive.final_batch(claimed, group_id) is None)
+        if self_evident:
+            evidence = (0, b"\x00" * 32, EMPTY_LEAF, 0, [])
+        else:
+            prev = archive.final_batch(expected[0], group_id)
+            if prev is None or expected[0] < claimed:
+                continue
+            prev_leaves = archive.leaves(prev.period, group_id, prev.root)
+            j = next(k for k, pl in enumerate(prev_leaves) if pl[0] == leaf[0])
+            evidence = (prev.period, group_id, leaf_struct(prev_leaves[j]), j, SumTree(prev_leaves).proof(j))
+        return FraudProof("proveBadPrevious", (period, group_id, *at(i), *evidence), f"leaf {i}: previous register")
+    return "no provable fraud in the leaves"

@@ -1,0 +1,146 @@
+"""Verifies a delivery of signed readings and archives the good ones. Each reading is judged
+on its own: a refused one never costs the others of the same delivery."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+import rust_core
+
+from node.archive import Archive
+from node.metrics import NodeMetrics
+from node.registry import RegistryView
+from node.wire import SignedReading, WireError, parse_reading
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryResult:
+    accepted: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+    def refuse(self, index: int, reason: str) -> None:
+        self.rejected.append({"index": index, "reason": reason})
+
+
+class PeriodGate:
+    """Which (period, group) pairs are closed. Ingest checks and stores under the same lock the
+    batch builder takes to close a period, so no reading slips in after its batch was read."""
+
+    def __init__(self, period_seconds: int, grace_seconds: float, clock: Callable[[], float] = time.time) -> None:
+        self.period_seconds = period_seconds
+        self.grace_seconds = grace_seconds
+        self.clock = clock
+        self.lock = threading.Lock()
+        self._closed: set[tuple[int, bytes]] = set()
+
+    def closes_at(self, period: int) -> float:
+        return (period + 1) * self.period_seconds + self.grace_seconds
+
+    def is_closed(self, period: int, group_id: bytes) -> bool:
+        return (period, group_id) in self._closed or self.clock() >= self.closes_at(period)
+
+    def close(self, period: int, group_id: bytes) -> None:
+        """Call with `lock` held."""
+        self._closed.add((period, group_id))
+
+
+class Ingestor:
+    def __init__(self, archive: Archive, registry: RegistryView, domain_separator: bytes, gate: PeriodGate,
+                 metrics: NodeMetrics, clock_skew_seconds: float = 30.0) -> None:
+        self.archive = archive
+        self.registry = registry
+        self.domain = domain_separator
+        self.gate = gate
+        self.metrics = metrics
+        self.skew = clock_skew_seconds
+        # per period: "in", "accepted", "duplicate", "refused:<reason>" counts, logged at close
+        self.period_stats: dict[int, Counter] = {}
+
+    def deliver(self, entries: list) -> DeliveryResult:
+        result = DeliveryResult()
+        self.metrics.readings_in.inc(len(entries))
+        parsed: list[tuple[int, SignedReading]] = []
+        for i, entry in enumerate(entries):
+            try:
+                parsed.append((i, parse_reading(entry)))
+            except WireError as e:
+                result.refuse(i, f"malformed reading: {e}")
+        meters = self.registry.lookup(list({r.meter_id for _, r in parsed}))
+        now = self.gate.clock()
+        candidates: list[tuple[int, SignedReading]] = []
+        P = self.gate.period_seconds
+        for i, r in parsed:
+            m = meters.get(r.meter_id)
+            if r.timestamp // P != r.period:
+                result.refuse(i, f"wrong period: timestamp {r.timestamp} lies in period {r.timestamp // P}, not {r.period}")
+            elif r.timestamp > now + self.skew:
+                result.refuse(i, f"wrong period: timestamp {r.timestamp} is in the future")
+            elif m is None:
+                result.refuse(i, f"unknown meter 0x{r.meter_id.hex()}: not registered")
+            elif not m.active_from <= r.period <= m.active_until:
+                result.refuse(i, f"wrong period: meter not active in period {r.period} "
+                                 f"(active {m.active_from}..{m.active_until})")
+            else:
+                candidates.append((i, r))
+        if candidates:
+            failures = dict(rust_core.verify_readings(
+                self.domain,
+                [r.core_tuple for _, r in candidates],
+                [r.signature for _, r in candidates],
+                [meters[r.meter_id].key for _, r in candidates],
+            ))
+            good = []
+            for k, (i, r) in enumerate(candidates):
+                if k in failures:
+                    result.refuse(i, f"bad signature: {failures[k]}")
+                else:
+                    good.append((i, r))
+            with self.gate.lock:
+                open_, late = [], []
+                for i, r in good:
+                    closed = self.gate.is_closed(r.period, meters[r.meter_id].group_id)
+                    (late if closed else open_).append((i, r))
+                outcomes = self.archive.store_readings([(r, meters[r.meter_id].group_id) for _, r in open_])
+            for (i, r), outcome in zip(open_, outcomes):
+                if outcome is None:
+                    result.accepted.append(i)
+                elif outcome == "duplicate":
+                    result.duplicates.append(i)
+                else:
+                    result.refuse(i, outcome)
+            for i, r in late:
+                if self.archive.has_reading(r.meter_id, r.timestamp, r.signature):
+                    result.duplicates.append(i)
+                else:
+                    result.refuse(i, f"replay or late: period {r.period} is closed "
+                                     f"(closed at {self.gate.closes_at(r.period):.0f})")
+        self._count(entries, result)
+        result.accepted.sort()
+        result.duplicates.sort()
+        result.rejected.sort(key=lambda x: x["index"])
+        self.metrics.readings_accepted.inc(len(result.accepted))
+        self.metrics.readings_duplicate.inc(len(result.duplicates))
+        for reason, n in Counter(x["reason"].split(":")[0] for x in result.rejected).items():
+            self.metrics.readings_refused.labels(reason=reason).inc(n)
+        return result
+
+    def _count(self, entries: list, result: DeliveryResult) -> None:
+        def period_of(i: int) -> int:
+            p = entries[i].get("period") if isinstance(entries[i], dict) else None
+            return p if type(p) is int else -1
+
+        for i in range(len(entries)):
+            self.period_stats.setdefault(period_of(i), Counter())["in"] += 1
+        for i in result.accepted:
+            self.period_stats[period_of(i)]["accepted"] += 1
+        for i in result.duplicates:
+            self.period_stats[period_of(i)]["duplicate"] += 1
+        for x in result.rejected:
+            self.period_stats[period_of(x["index"])]["refused:" + x["reason"].split(":")[0]] += 1

@@ -1,0 +1,33 @@
+"""The registry as the node sees it: every meter point read from MeterRegistered events (a
+registration never changes, so one pass over new blocks keeps the view current)."""
+from __future__ import annotations
+
+import threading
+
+from node.chain import Chain, Meter
+
+
+class RegistryView:
+    def __init__(self, chain: Chain) -> None:
+        self._chain = chain
+        self._meters: dict[bytes, Meter] = {}
+        self._next_block = 0
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        with self._lock:
+            head = self._chain.block_number()
+            if head < self._next_block:
+                return
+            for meter_id, meter in self._chain.meter_registrations(self._next_block, head):
+                self._meters[meter_id] = meter
+            self._next_block = head + 1
+
+    def meter(self, meter_id: bytes) -> Meter | None:
+        return self._meters.get(meter_id)
+
+    def lookup(self, meter_ids: list[bytes]) -> dict[bytes, Meter]:
+        """The registered meters among `meter_ids`, refreshing once if any is unknown."""
+        if any(m not in self._meters for m in meter_ids):
+            self.refresh()
+        return {m: self._meters[m] for m in meter_ids if m in self._meters}

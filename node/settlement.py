@@ -1,0 +1,293 @@
+"""One settlement node: ingest, periodic close, k-of-n co-signing, submission with rotation
+and take-over, finalization, and the chain watcher that proves peers' frauds and adopts final
+batches this node did not build. Every step reads its state from the archive and the chain,
+so a node killed at any point resumes where it stopped: the ledger refuses a second batch for
+the same period and group, and the node checks the chain before every transaction."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from typing import Callable
+
+import rust_core
+
+from node.archive import (
+    BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord,
+)
+from node.batching import build_batch
+from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
+from node.fraud import FraudProof, find_fraud
+from node.ingest import Ingestor, PeriodGate
+from node.metrics import NodeMetrics
+from node.peers import Peers
+from node.registry import RegistryView
+
+log = logging.getLogger(__name__)
+
+
+class SettlementNode:
+    def __init__(self, chain: Chain, archive: Archive, peers: Peers, *, grace_seconds: float = 2.0,
+                 takeover_seconds: float = 3.0, clock_skew_seconds: float = 30.0, poll_seconds: float = 0.5,
+                 name: str = "node", clock: Callable[[], float] = time.time) -> None:
+        self.chain = chain
+        self.archive = archive
+        self.peers = peers
+        self.name = name
+        self.takeover = takeover_seconds
+        self.poll = poll_seconds
+        self.clock = clock
+        self.metrics = NodeMetrics()
+        self.registry = RegistryView(chain)
+        self.gate = PeriodGate(chain.period_seconds, grace_seconds, clock)
+        self.domain = chain.domain_separator
+        self.ingestor = Ingestor(archive, self.registry, self.domain, self.gate, self.metrics, clock_skew_seconds)
+        self._key = chain.account.key
+        self._pending: dict[bytes, set[int]] = defaultdict(set)     # chain: group -> pending periods
+        self._to_check: dict[tuple[int, bytes], bytes] = {}          # peer batches to check for fraud
+        self._to_adopt: dict[tuple[int, bytes], bytes] = {}          # final batches to fetch
+        self._next_block = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        for rec in archive.batches_with_status(BATCH_BUILT) + archive.batches_with_status(BATCH_FINAL):
+            if rec.own:
+                self.gate.close(rec.period, rec.group_id)
+        self.registry.refresh()
+
+    # -- the loop --------------------------------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"{self.name}-settlement", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the node keeps running; the next tick retries from archive and chain
+                log.exception("%s: settlement step failed", self.name)
+            self._stop.wait(self.poll)
+
+    def tick(self) -> None:
+        self.registry.refresh()
+        self.watch()
+        self.close_due_periods()
+        for rec in self.archive.batches_with_status(BATCH_BUILT):
+            if rec.own:
+                self.drive(rec)
+
+    # -- closing a period ------------------------------------------------------------------
+    def close_due_periods(self) -> None:
+        now = self.clock()
+        for period, group in self.archive.open_periods(after_period=-1):
+            if now < self.gate.closes_at(period) or self.archive.own_batch(period, group):
+                continue
+            if self._blocked(period, group):
+                continue
+            with self.gate.lock:
+                self.gate.close(period, group)
+            self.close_period(period, group)
+
+    def _blocked(self, period: int, group: bytes) -> bool:
+        """An earlier batch of the group is unresolved (pending on chain, our own not final yet,
+        or a final one not adopted): the registers this period counts from are not known yet."""
+        if any(p < period for p in self._pending[group]):
+            return True
+        if any(p < period for (p, g) in self._to_adopt if g == group):
+            return True
+        return any(r.group_id == group and r.period < period and r.own
+                   for r in self.archive.batches_with_status(BATCH_BUILT))
+
+    def close_period(self, period: int, group: bytes) -> BatchRecord | None:
+        if self.chain.last_final_period(group) >= period:
+            log.warning("%s: period %d group %s already final on chain; not building", self.name, period, group.hex()[:8])
+            return None
+        started = time.perf_counter()
+        built = build_batch(self.archive, self.registry, period, group)
+        if built is None:
+            return None
+        digest = rust_core.batch_digest(self.domain, built.header)
+        sig = rust_core.sign_digest(digest, self._key)
+        h = built.header
+        rec = BatchRecord(*h, own=True, signature=sig, status=BATCH_BUILT, tx_hash=None, gas_used=None)
+        self.archive.save_batch(rec, built.leaves)
+        self.metrics.batches_built.inc()
+        stats = self.ingestor.period_stats.pop(period, {})
+        log.info("%s: period %d group %s closed: readings in %s, verified %s, refused %s; batch root 0x%s, "
+                 "%d leaves, import %d mWh, export %d mWh, built in %.3f s", self.name, period, group.hex()[:8],
+                 stats.get("in", 0), stats.get("accepted", 0),
+                 {k[8:]: v for k, v in stats.items() if k.startswith("refused:")} or 0,
+                 h[2].hex(), h[5], h[3], h[4], time.perf_counter() - started)
+        return rec
+
+    # -- driving an own batch to final -------------------------------------------------------
+    def _rank(self, period: int, operators: list[bytes]) -> int:
+        """Submitter rotation: rank 0 submits, rank r takes over after r * takeover_seconds."""
+        if self.chain.address not in operators:
+            return len(operators)
+        i = operators.index(self.chain.address)
+        return (i - period) % len(operators)
+
+    def drive(self, rec: BatchRecord) -> None:
+        onchain = self.chain.get_batch(rec.period, rec.group_id)
+        now = self.clock()
+        operators = self.chain.operators()
+        delay = self._rank(rec.period, operators) * self.takeover
+        if onchain.status == STATUS_FINAL:
+            if onchain.root == rec.root:
+                self._mark_final(rec.period, rec.group_id, rec.root)
+            else:
+                self._to_adopt[(rec.period, rec.group_id)] = onchain.root
+            return
+        if onchain.status == STATUS_PENDING:
+            if onchain.root == rec.root and now >= onchain.submitted_at + self.chain.challenge_window + delay:
+                try:
+                    res = self.chain.finalize(rec.period, rec.group_id)
+                except ChainError as e:
+                    log.info("%s: finalize period %d: %s", self.name, rec.period, e)
+                    return
+                self.metrics.gas_used.labels(tx="finalize").inc(res.gas_used)
+                log.info("%s: period %d group %s finalized: tx %s gas %d", self.name, rec.period,
+                         rec.group_id.hex()[:8], res.tx_hash, res.gas_used)
+                self._mark_final(rec.period, rec.group_id, rec.root)
+            return
+        if onchain.status == STATUS_REJECTED and onchain.root == rec.root:
+            log.error("%s: our own batch for period %d was rejected on chain", self.name, rec.period)
+            self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_REJECTED)
+            return
+        if self.chain.last_final_period(rec.group_id) >= rec.period:
+            self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_SUPERSEDED)
+            return
+        if now < self.gate.closes_at(rec.period) + delay:
+            return
+        self.submit(rec, operators)
+
+    def submit(self, rec: BatchRecord, operators: list[bytes]) -> None:
+        digest = rust_core.batch_digest(self.domain, rec.header)
+        sigs = self.peers.signatures(rec.header, digest, set(operators))
+        sigs[self.chain.address] = rec.signature
+        quorum = self.chain.quorum()
+        if len(sigs) < quorum:
+            log.info("%s: period %d: %d of %d signatures so far", self.name, rec.period, len(sigs), quorum)
+            return
+        ordered = [sigs[a] for a in sorted(sigs)]
+        try:
+            res = self.chain.submit_batch(rec.header, ordered)
+        except ChainError as e:
+            log.info("%s: submit period %d: %s", self.name, rec.period, e)
+            return
+        self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_BUILT, res.tx_hash, res.gas_used)
+        self.metrics.batches_submitted.inc()
+        self.metrics.gas_used.labels(tx="submitBatch").inc(res.gas_used)
+        self.metrics.close_to_commit.observe(max(0.0, self.clock() - self.gate.closes_at(rec.period)))
+        log.info("%s: period %d group %s submitted: root 0x%s, %d signatures (%s), tx %s gas %d", self.name,
+                 rec.period, rec.group_id.hex()[:8], rec.root.hex(), len(ordered),
+                 ",".join("0x" + a.hex()[:8] for a in sorted(sigs)), res.tx_hash, res.gas_used)
+
+    def _mark_final(self, period: int, group: bytes, root: bytes) -> None:
+        rec = self.archive.batch(period, group, root)
+        if rec is None or rec.status == BATCH_FINAL:
+            return
+        self.archive.set_batch_status(period, group, root, BATCH_FINAL)
+        if rec.own:
+            self.metrics.batches_finalized.inc()
+        self.metrics.last_final_period.set(period)
+        log.info("%s: period %d group %s final: root 0x%s", self.name, period, group.hex()[:8], root.hex())
+
+    # -- watching the chain ----------------------------------------------------------------
+    def watch(self) -> None:
+        head = self.chain.block_number()
+        if head >= self._next_block:
+            for name, args, _ in self.chain.ledger_events(self._next_block, head):
+                self._on_event(name, args)
+            self._next_block = head + 1
+        for key, root in list(self._to_check.items()):
+            if self._check_peer_batch(*key, root):
+                del self._to_check[key]
+        for key, root in list(self._to_adopt.items()):
+            if self._adopt(*key, root):
+                del self._to_adopt[key]
+
+    def _on_event(self, name: str, a: dict) -> None:
+        period, group, root = a["period"], bytes(a["groupId"]), bytes(a["root"])
+        if name == "BatchSubmitted":
+            self._pending[group].add(period)
+            own = self.archive.own_batch(period, group)
+            if own is None or own.root != root:
+                self._to_check[(period, group)] = root
+        elif name == "BatchFinalized":
+            self._pending[group].discard(period)
+            self._to_check.pop((period, group), None)
+            if self.archive.batch(period, group, root):
+                self._mark_final(period, group, root)
+            else:
+                self._to_adopt[(period, group)] = root
+        elif name == "BatchRejected":
+            self._pending[group].discard(period)
+            self._to_check.pop((period, group), None)
+            rec = self.archive.batch(period, group, root)
+            if rec and rec.status != BATCH_REJECTED:
+                self.archive.set_batch_status(period, group, root, BATCH_REJECTED)
+            log.info("%s: period %d group %s: batch 0x%s rejected (reason %d) by 0x%s", self.name, period,
+                     group.hex()[:8], root.hex(), a["reason"], a["prover"][2:].lower())
+
+    def _check_peer_batch(self, period: int, group: bytes, root: bytes) -> bool:
+        """True when done with that batch (proven, or found nothing provable)."""
+        onchain = self.chain.get_batch(period, group)
+        if onchain.status != STATUS_PENDING or onchain.root != root:
+            return True
+        if self.archive.fraud_proof(period, group, root):
+            return True
+        own = self.archive.own_batch(period, group)
+        if own is None and not self.gate.is_closed(period, group):
+            return False  # we may still build ours
+        leaves = self.peers.leaves(period, group, root)
+        if leaves is None:
+            log.warning("%s: period %d: no peer serves the leaves of committed root 0x%s", self.name, period, root.hex())
+            return False
+        verdict = find_fraud(leaves, onchain, period, group, self.registry, self.archive, self.domain,
+                             self.chain.period_seconds)
+        if not isinstance(verdict, FraudProof):
+            if own is not None:
+                log.warning("%s: period %d: committed root 0x%s differs from ours 0x%s, but %s", self.name,
+                            period, root.hex(), own.root.hex(), verdict)
+            return True
+        self._prove(period, group, root, verdict)
+        return True
+
+    def _prove(self, period: int, group: bytes, root: bytes, proof: FraudProof) -> None:
+        try:
+            res = self.chain.prove(proof.function, *proof.args)
+        except ChainError as e:
+            log.warning("%s: %s against period %d failed: %s", self.name, proof.function, period, e)
+            return
+        self.archive.record_fraud_proof(period, group, root, proof.function, res.tx_hash)
+        self.metrics.fraud_proofs.labels(kind=proof.function).inc()
+        self.metrics.gas_used.labels(tx=proof.function).inc(res.gas_used)
+        log.warning("%s: period %d group %s: %s (%s) rejected root 0x%s: tx %s gas %d", self.name, period,
+                    group.hex()[:8], proof.function, proof.what, root.hex(), res.tx_hash, res.gas_used)
+
+    def _adopt(self, period: int, group: bytes, root: bytes) -> bool:
+        if self.archive.batch(period, group, root):
+            self._mark_final(period, group, root)
+            return True
+        onchain = self.chain.get_batch(period, group)
+        if onchain.status != STATUS_FINAL or onchain.root != root:
+            return True
+        leaves = self.peers.leaves(period, group, root)
+        if leaves is None:
+            return False
+        tree = rust_core.MerkleSumTree(leaves)
+        if tree.root != (onchain.root, onchain.total_import, onchain.total_export):
+            log.error("%s: peer leaves for final period %d do not rebuild its root", self.name, period)
+            return False
+        rec = BatchRecord(period, group, root, onchain.total_import, onchain.total_export, onchain.count,
+                          own=False, signature=None, status=BATCH_BUILT, tx_hash=None, gas_used=None)
+        self.archive.save_batch(rec, leaves)
+        self._mark_final(period, group, root)
+        return True

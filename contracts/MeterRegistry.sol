@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {AccessControlEnumerable} from "@openzeppelin/contracts/access/extensions/AccessControlEnumerable.sol";
+import {Meter, METER_OPERATOR, SETTLEMENT_OPERATOR} from "./interfaces/IMeterRegistry.sol";
+
+/// @title MeterRegistry
+/// @notice Meter points (key, kind, balance group, active window, baseline registers), the roles,
+/// the settlement operator set and its quorum k of n.
+/// @dev Roles: DEFAULT_ADMIN_ROLE governs roles, operators and quorum; METER_OPERATOR_ROLE
+/// registers meters; SETTLEMENT_OPERATOR_ROLE members are the operator set that co-signs batches.
+contract MeterRegistry is AccessControlEnumerable {
+    bytes32 public constant METER_OPERATOR_ROLE = METER_OPERATOR;
+    bytes32 public constant SETTLEMENT_OPERATOR_ROLE = SETTLEMENT_OPERATOR;
+    uint8 public constant KIND_CONSUMPTION = 0;
+    uint8 public constant KIND_GENERATION = 1;
+    uint8 public constant KIND_PROSUMER = 2;
+    uint8 public constant KIND_STORAGE = 3;
+    uint8 public constant KIND_BOUNDARY = 4;
+
+    mapping(bytes32 meterId => Meter) private _meters;
+    /// @notice Distinct operator signatures a batch header needs (0 until governed).
+    uint8 public quorum;
+
+    event MeterRegistered(
+        bytes32 indexed meterId,
+        address key,
+        uint8 kind,
+        bytes32 indexed groupId,
+        uint64 activeFrom,
+        uint64 activeUntil,
+        uint64 baselineImportMwh,
+        uint64 baselineExportMwh
+    );
+    event QuorumSet(uint8 quorum, uint256 operatorCount);
+
+    error MeterAlreadyRegistered(bytes32 meterId);
+    error InvalidMeter(bytes32 meterId, string field);
+    error InvalidQuorum(uint256 quorum, uint256 operatorCount);
+    error QuorumUnreachable(uint256 quorum, uint256 operatorCountAfter);
+
+    constructor(address admin) {
+        _grantRole(DEFAULT_ADMIN_ROLE, admin);
+    }
+
+    /// @notice Registers a meter point bound to the key that signs its readings.
+    /// @param activeFrom first period the meter may be settled in (>= 1; its first leaf counts
+    /// from the baseline with prevPeriod = activeFrom - 1)
+    /// @param activeUntil last period it may be settled in (inclusive; type(uint64).max: open)
+    function registerMeter(
+        bytes32 meterId,
+        address key,
+        uint8 kind,
+        bytes32 groupId,
+        uint64 activeFrom,
+        uint64 activeUntil,
+        uint64 baselineImportMwh,
+        uint64 baselineExportMwh
+    ) external onlyRole(METER_OPERATOR_ROLE) {
+        if (meterId == bytes32(0)) revert InvalidMeter(meterId, "meterId");
+        if (_meters[meterId].key != address(0)) revert MeterAlreadyRegistered(meterId);
+        if (key == address(0)) revert InvalidMeter(meterId, "key");
+        if (kind > KIND_BOUNDARY) revert InvalidMeter(meterId, "kind");
+        if (groupId == bytes32(0)) revert InvalidMeter(meterId, "groupId");
+        if (activeFrom == 0 || activeUntil < activeFrom) revert InvalidMeter(meterId, "activeWindow");
+        _meters[meterId] =
+            Meter(key, kind, groupId, activeFrom, activeUntil, baselineImportMwh, baselineExportMwh);
+        emit MeterRegistered(
+            meterId, key, kind, groupId, activeFrom, activeUntil, baselineImportMwh, baselineExportMwh
+        );
+    }
+
+    /// @notice The meter point (all zero if not registered).
+    function getMeter(bytes32 meterId) external view returns (Meter memory) {
+        return _meters[meterId];
+    }
+
+    /// @notice Adds a settlement operator (grants SETTLEMENT_OPERATOR_ROLE).
+    function addOperator(address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _grantRole(SETTLEMENT_OPERATOR_ROLE, account);
+    }
+
+    /// @notice Removes a settlement operator; reverts if fewer than `quorum` would remain.
+    function removeOperator(address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _revokeRole(SETTLEMENT_OPERATOR_ROLE, account);
+    }
+
+    /// @notice Sets the quorum k (1 <= k <= number of operators).
+    function setQuorum(uint8 k) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        uint256 n = getRoleMemberCount(SETTLEMENT_OPERATOR_ROLE);
+        if (k == 0 || k > n) revert InvalidQuorum(k, n);
+        quorum = k;
+        emit QuorumSet(k, n);
+    }
+
+    /// @notice The settlement operator set.
+    function operators() external view returns (address[] memory) {
+        return getRoleMembers(SETTLEMENT_OPERATOR_ROLE);
+    }
+
+    /// @notice Whether `account` is a settlement operator.
+    function isOperator(address account) external view returns (bool) {
+        return hasRole(SETTLEMENT_OPERATOR_ROLE, account);
+    }
+
+    /// @dev Every way out of the operator set (removeOperator, revokeRole, renounceRole) keeps
+    /// the quorum reachable.
+    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+        revoked = super._revokeRole(role, account);
+        if (revoked && role == SETTLEMENT_OPERATOR_ROLE) {
+            uint256 n = getRoleMemberCount(SETTLEMENT_OPERATOR_ROLE);
+            if (n < quorum) revert QuorumUnreachable(quorum, n);
+        }
+    }
+}

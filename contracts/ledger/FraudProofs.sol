@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Meter} from "../interfaces/IMeterRegistry.sol";
+import {Batch, Leaf, SumNode, STATUS_FINAL} from "../lib/SettlementTypes.sol";
+import {MerkleSum} from "../lib/MerkleSum.sol";
+import {BatchBook} from "./BatchBook.sol";
+
+/// @title FraudProofs
+/// @notice Fraud proofs against a pending batch, open to anyone during its challenge window.
+/// Each verifies its evidence with Merkle-sum proofs against the committed root (whose root node
+/// is the header's root and totals) and, if it shows a fraud, rejects the batch for good.
+abstract contract FraudProofs is BatchBook {
+    uint8 public constant REASON_BAD_SIGNATURE = 1;
+    uint8 public constant REASON_UNKNOWN_METER = 2;
+    uint8 public constant REASON_BAD_PREVIOUS = 3;
+    uint8 public constant REASON_OUT_OF_ORDER = 4;
+    uint8 public constant REASON_BAD_SUM = 5;
+    uint8 public constant REASON_BAD_LEAF_SUM = 6;
+    uint8 public constant REASON_BAD_PADDING = 7;
+
+    /// @notice The evidence is valid but shows no fraud.
+    error NoFraud();
+    /// @notice The evidence about the previous register is not usable (not final, other meter, not earlier).
+    error BadEvidence(string what);
+
+    /// @notice Proves a leaf whose reading signature does not recover to its meter's registered key.
+    function proveBadSignature(
+        uint64 period,
+        bytes32 groupId,
+        Leaf calldata leaf,
+        uint256 index,
+        SumNode[] calldata proof
+    ) external {
+        _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
+        address key = registry.getMeter(leaf.meterId).key;
+        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(readingDigest(leaf), leaf.v, leaf.r, leaf.s);
+        if (err == ECDSA.RecoverError.NoError && signer == key) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_SIGNATURE);
+    }
+
+    /// @notice Proves a leaf of a meter that is unregistered, inactive in `period`, registered
+    /// to another group, or whose period (or timestamp's period) is not `period`.
+    function proveUnknownMeter(
+        uint64 period,
+        bytes32 groupId,
+        Leaf calldata leaf,
+        uint256 index,
+        SumNode[] calldata proof
+    ) external {
+        _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
+        Meter memory m = registry.getMeter(leaf.meterId);
+        bool fraud = m.key == address(0) || m.groupId != groupId || period < m.activeFrom || period > m.activeUntil
+            || leaf.period != period || leaf.timestamp / periodSeconds != period;
+        if (!fraud) revert NoFraud();
+        _reject(period, groupId, REASON_UNKNOWN_METER);
+    }
+
+    /// @notice Proves a leaf whose previous register (prevPeriod, prevImportMwh, prevExportMwh)
+    /// is not the same meter's leaf in the latest earlier final batch (or, before any, the
+    /// registry baseline with prevPeriod = activeFrom - 1).
+    /// @dev Shown without evidence: prevPeriod not earlier than `period` or before the baseline,
+    /// a baseline claim that differs from the registry, or a claimed previous batch that is not
+    /// final. Otherwise (prevPeriod, prevGroupId, prevLeaf, prevIndex, prevProof) must be the
+    /// same meter's leaf in a final earlier batch that is either at leaf.prevPeriod with other
+    /// registers, or later than leaf.prevPeriod (the leaf skipped it).
+    function proveBadPrevious(
+        uint64 period,
+        bytes32 groupId,
+        Leaf calldata leaf,
+        uint256 index,
+        SumNode[] calldata proof,
+        uint64 prevPeriod,
+        bytes32 prevGroupId,
+        Leaf calldata prevLeaf,
+        uint256 prevIndex,
+        SumNode[] calldata prevProof
+    ) external {
+        _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
+        if (!_previousSelfEvidentlyWrong(period, groupId, leaf)) {
+            Batch memory pb = _batches[prevPeriod][prevGroupId];
+            if (pb.status != STATUS_FINAL) revert BadEvidence("previous batch not final");
+            if (prevPeriod >= period) revert BadEvidence("previous batch not earlier");
+            if (prevLeaf.meterId != leaf.meterId) revert BadEvidence("other meter");
+            _verifyLeaf(pb, prevLeaf, prevIndex, prevProof);
+            bool fraud = prevPeriod > leaf.prevPeriod
+                || (prevPeriod == leaf.prevPeriod
+                    && (prevLeaf.importMwh != leaf.prevImportMwh || prevLeaf.exportMwh != leaf.prevExportMwh));
+            if (!fraud) revert NoFraud();
+        }
+        _reject(period, groupId, REASON_BAD_PREVIOUS);
+    }
+
+    /// @notice Proves two adjacent leaves (b at index + 1) not in strictly ascending meter id
+    /// order (this includes the same meter twice).
+    function proveOutOfOrder(
+        uint64 period,
+        bytes32 groupId,
+        Leaf calldata a,
+        uint256 index,
+        SumNode[] calldata proofA,
+        Leaf calldata b,
+        SumNode[] calldata proofB
+    ) external {
+        Batch memory batch = _challengeable(period, groupId);
+        _verifyLeaf(batch, a, index, proofA);
+        _verifyLeaf(batch, b, index + 1, proofB);
+        if (a.meterId < b.meterId) revert NoFraud();
+        _reject(period, groupId, REASON_OUT_OF_ORDER);
+    }
+
+    /// @notice Proves an inner node whose sums are not its children's sums. `level` counts from
+    /// the leaves (1 .. depth); at level = depth the node is the root, whose sums are the
+    /// header totals (so this also proves header totals that are not the root children's sum).
+    /// @param node the node as committed (hash = parentHash(left, right), its claimed sums)
+    /// @param index its position within its level
+    /// @param proof sibling nodes from its level up to the root
+    function proveBadSum(
+        uint64 period,
+        bytes32 groupId,
+        uint256 level,
+        uint256 index,
+        SumNode calldata node,
+        SumNode calldata left,
+        SumNode calldata right,
+        SumNode[] calldata proof
+    ) external {
+        Batch memory b = _challengeable(period, groupId);
+        if (level == 0) revert BadEvidence("level 0 is a leaf");
+        if (node.hash != MerkleSum.parentHash(left, right)) revert BadProof();
+        _verifyNode(b, node, level, index, proof);
+        if (
+            uint256(left.importMwh) + right.importMwh == node.importMwh
+                && uint256(left.exportMwh) + right.exportMwh == node.exportMwh
+        ) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_SUM);
+    }
+
+    /// @notice Proves a leaf node whose sums are not its leaf's deltas (importMwh -
+    /// prevImportMwh, exportMwh - prevExportMwh), including a register that ran backwards.
+    /// @param node the leaf node as committed (hash = leafHash(leaf), its claimed sums)
+    function proveBadLeafSum(
+        uint64 period,
+        bytes32 groupId,
+        Leaf calldata leaf,
+        uint256 index,
+        SumNode calldata node,
+        SumNode[] calldata proof
+    ) external {
+        Batch memory b = _challengeable(period, groupId);
+        if (index >= b.count) revert IndexOutOfRange(index, b.count);
+        if (node.hash != MerkleSum.leafHash(leaf)) revert BadProof();
+        _verifyNode(b, node, 0, index, proof);
+        bool fraud = leaf.importMwh < leaf.prevImportMwh || leaf.exportMwh < leaf.prevExportMwh
+            || node.importMwh != leaf.importMwh - leaf.prevImportMwh
+            || node.exportMwh != leaf.exportMwh - leaf.prevExportMwh;
+        if (!fraud) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_LEAF_SUM);
+    }
+
+    /// @notice Proves a leaf-level position that contradicts the count: a non-empty node at
+    /// index >= count (padding must be (0x00..00, 0, 0)), or an empty one at index < count.
+    function proveBadPadding(
+        uint64 period,
+        bytes32 groupId,
+        uint256 index,
+        SumNode calldata node,
+        SumNode[] calldata proof
+    ) external {
+        Batch memory b = _challengeable(period, groupId);
+        _verifyNode(b, node, 0, index, proof);
+        bool fraud = index >= b.count
+            ? (node.hash != bytes32(0) || node.importMwh != 0 || node.exportMwh != 0)
+            : node.hash == bytes32(0);
+        if (!fraud) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_PADDING);
+    }
+
+    function _previousSelfEvidentlyWrong(uint64 period, bytes32 groupId, Leaf calldata leaf)
+        private
+        view
+        returns (bool)
+    {
+        Meter memory m = registry.getMeter(leaf.meterId);
+        if (m.key == address(0)) revert BadEvidence("meter not registered: use proveUnknownMeter");
+        uint64 baseline = m.activeFrom - 1;
+        if (leaf.prevPeriod >= period || leaf.prevPeriod < baseline) return true;
+        if (leaf.prevPeriod == baseline) {
+            return leaf.prevImportMwh != m.baselineImportMwh || leaf.prevExportMwh != m.baselineExportMwh;
+        }
+        return _batches[leaf.prevPeriod][groupId].status != STATUS_FINAL;
+    }
+}

@@ -1,0 +1,50 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+/// @notice A settled reading: the signed reading plus the register it counts from (ARCHITECTURE.md).
+/// Its `abi.encode` equals the shared leaf encoding's field list.
+struct Leaf {
+    bytes32 meterId;
+    uint64 period;
+    uint64 timestamp;
+    uint64 importMwh;
+    uint64 exportMwh;
+    uint64 prevPeriod;
+    uint64 prevImportMwh;
+    uint64 prevExportMwh;
+    bytes32 r;
+    bytes32 s;
+    uint8 v;
+}
+
+/// @notice A Merkle-sum tree node: its hash and the import/export delta sums below it.
+struct SumNode {
+    bytes32 hash;
+    uint64 importMwh;
+    uint64 exportMwh;
+}
+
+/// @notice What the settlement operators co-sign for one period and balance group.
+struct BatchHeader {
+    uint64 period;
+    bytes32 groupId;
+    bytes32 root;
+    uint64 totalImportMwh;
+    uint64 totalExportMwh;
+    uint32 count;
+}
+
+/// @notice A batch as stored: the root in one slot, everything else packed in the second.
+struct Batch {
+    bytes32 root;
+    uint64 totalImportMwh;
+    uint64 totalExportMwh;
+    uint32 count;
+    uint40 submittedAt;
+    uint8 status;
+}
+
+uint8 constant STATUS_NONE = 0;
+uint8 constant STATUS_PENDING = 1;
+uint8 constant STATUS_FINAL = 2;
+uint8 constant STATUS_REJECTED = 3;

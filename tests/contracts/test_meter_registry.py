@@ -1,0 +1,83 @@
+"""MeterRegistry: meter registration, roles, operator set and quorum."""
+import ape
+import pytest
+from conftest import GROUP_A
+from settlement_builders import MeterSpec
+
+MAX = 2**64 - 1
+
+
+def test_register_and_read_back(registry, meter_operator):
+    m = MeterSpec("reg-1", GROUP_A, kind=1, active_from=100, active_until=200, baseline_import=5, baseline_export=7)
+    tx = registry.registerMeter(*m.register_args(), sender=meter_operator)
+    got = registry.getMeter(m.meter_id)
+    assert (got.key, got.kind, got.groupId, got.activeFrom, got.activeUntil, got.baselineImportMwh,
+            got.baselineExportMwh) == (m.address, 1, GROUP_A, 100, 200, 5, 7)
+    [ev] = tx.events
+    assert ev.event_name == "MeterRegistered" and ev.meterId == m.meter_id and ev.key == m.address
+
+
+def test_register_twice_reverts(registry, meter_operator):
+    m = MeterSpec("reg-2", GROUP_A)
+    registry.registerMeter(*m.register_args(), sender=meter_operator)
+    with ape.reverts(registry.MeterAlreadyRegistered, meterId=m.meter_id):
+        registry.registerMeter(*m.register_args(), sender=meter_operator)
+
+
+@pytest.mark.parametrize("field,change", [
+    ("meterId", lambda a: (b"\0" * 32, *a[1:])),
+    ("key", lambda a: (a[0], "0x" + "00" * 20, *a[2:])),
+    ("kind", lambda a: (*a[:2], 5, *a[3:])),
+    ("groupId", lambda a: (*a[:3], b"\0" * 32, *a[4:])),
+    ("activeWindow", lambda a: (*a[:4], 0, *a[5:])),
+    ("activeWindow", lambda a: (*a[:4], 10, 9, *a[6:])),
+])
+def test_register_invalid_field_reverts_naming_it(registry, meter_operator, field, change):
+    args = change(MeterSpec("reg-bad", GROUP_A, active_from=10).register_args())
+    with ape.reverts(registry.InvalidMeter, field=field):
+        registry.registerMeter(*args, sender=meter_operator)
+
+
+def test_unregistered_meter_reads_empty(registry):
+    assert registry.getMeter(MeterSpec("nobody", GROUP_A).meter_id).key == "0x" + "00" * 20
+
+
+def test_operator_set_and_quorum(registry, operators, admin, accounts):
+    assert set(registry.operators()) == {op.address for op in operators}
+    assert registry.quorum() == 3
+    new = accounts[8]
+    tx = registry.addOperator(new, sender=admin)
+    assert registry.isOperator(new) and len(registry.operators()) == 6
+    assert any(e.event_name == "RoleGranted" for e in tx.events)
+    registry.setQuorum(6, sender=admin)
+    with ape.reverts(registry.InvalidQuorum, quorum=7, operatorCount=6):
+        registry.setQuorum(7, sender=admin)
+    with ape.reverts(registry.InvalidQuorum, quorum=0, operatorCount=6):
+        registry.setQuorum(0, sender=admin)
+    # removing an operator may not leave fewer than quorum, whichever way it is done
+    with ape.reverts(registry.QuorumUnreachable, quorum=6, operatorCountAfter=5):
+        registry.removeOperator(new, sender=admin)
+    with ape.reverts(registry.QuorumUnreachable):
+        registry.revokeRole(registry.SETTLEMENT_OPERATOR_ROLE(), new, sender=admin)
+    with ape.reverts(registry.QuorumUnreachable):
+        registry.renounceRole(registry.SETTLEMENT_OPERATOR_ROLE(), new, sender=new)
+    tx = registry.setQuorum(3, sender=admin)
+    assert tx.events[0].event_name == "QuorumSet" and tx.events[0].quorum == 3
+    registry.removeOperator(new, sender=admin)
+    assert not registry.isOperator(new)
+
+
+def test_unauthorized_callers(registry, stranger, meter_operator, operators):
+    m = MeterSpec("reg-unauth", GROUP_A)
+    role = registry.METER_OPERATOR_ROLE()
+    admin_role = registry.DEFAULT_ADMIN_ROLE()
+    with ape.reverts(registry.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=role):
+        registry.registerMeter(*m.register_args(), sender=stranger)
+    # a settlement operator is not a meter operator, and a meter operator is not an admin
+    with ape.reverts(registry.AccessControlUnauthorizedAccount, account=operators[0].address, neededRole=role):
+        registry.registerMeter(*m.register_args(), sender=operators[0])
+    for fn, args in [(registry.addOperator, (stranger,)), (registry.removeOperator, (operators[0],)),
+                     (registry.setQuorum, (1,)), (registry.grantRole, (role, stranger))]:
+        with ape.reverts(registry.AccessControlUnauthorizedAccount, account=meter_operator.address,
+                         neededRole=admin_role):
+            fn(*args, sender=meter_operator)

@@ -54,6 +54,7 @@ class StreamDriver:
         self.dsmr_version = dsmr_version
         self.serial_options = serial_options or {}
         self.reconnect_max_s = reconnect_max_s
+        self.connected = threading.Event()  # set while the port is open
 
     def results(self, stop: threading.Event) -> Iterator[Result]:
         delay = 0.0
@@ -62,11 +63,13 @@ class StreamDriver:
             try:
                 with open_stream(self.url, **self.serial_options) as port:
                     delay = 0.0
+                    self.connected.set()
                     while not stop.is_set():
                         data = read_available(port)
                         if data:
                             yield from decoder.feed(data)
             except (serial.SerialException, OSError) as e:
+                self.connected.clear()
                 delay = min(self.reconnect_max_s, delay * 2 or 0.5)
                 log.warning("%s: %s; reconnecting in %.1f s", self.url, e, delay)
                 stop.wait(delay)

@@ -1,14 +1,11 @@
-//! Keccak-256 as Ethereum uses it (the original Keccak padding, not SHA3-256).
+//! Keccak-256 as Ethereum uses it (the original Keccak padding, not SHA3-256), on the CRYPTOGAMS
+//! assembly permutation (keccak-asm, as alloy uses): hashing dominates tree building.
 
-use tiny_keccak::{Hasher, Keccak};
+use keccak_asm::Keccak256;
 
 use crate::Hash;
 
 /// keccak256 of `data`.
 pub fn keccak256(data: &[u8]) -> Hash {
-    let mut hasher = Keccak::v256();
-    hasher.update(data);
-    let mut out = [0u8; 32];
-    hasher.finalize(&mut out);
-    out
+    Keccak256::digest(data).into()
 }

@@ -73,13 +73,18 @@ pub struct MerkleSumTree {
     count: usize,
 }
 
-fn parents(level: &[Node]) -> Result<Vec<Node>, Error> {
+/// The next level up. Only the first `real` nodes come from leaves; the rest is padding, whose
+/// parents are all the same node (`pad.parent(pad)`), so they are hashed once, not per pair.
+fn parents(level: &[Node], real: usize, pad: &Node) -> Result<Vec<Node>, Error> {
     let pair = |p: &[Node]| p[0].parent(&p[1]);
-    if level.len() >= PARALLEL_MIN {
-        level.par_chunks(2).with_min_len(PARALLEL_MIN / 4).map(pair).collect()
+    let real_pairs = &level[..real.div_ceil(2) * 2];
+    let mut next: Vec<Node> = if real_pairs.len() >= PARALLEL_MIN {
+        real_pairs.par_chunks(2).with_min_len(PARALLEL_MIN / 4).map(pair).collect::<Result<_, _>>()?
     } else {
-        level.chunks(2).map(pair).collect()
-    }
+        real_pairs.chunks(2).map(pair).collect::<Result<_, _>>()?
+    };
+    next.resize(level.len() / 2, pad.parent(pad)?);
+    Ok(next)
 }
 
 impl MerkleSumTree {
@@ -114,8 +119,11 @@ impl MerkleSumTree {
             .collect::<Result<_, _>>()?;
         level.resize(1 << depth, Node::EMPTY);
         let mut levels = Vec::with_capacity(depth as usize + 1);
+        let (mut real, mut pad) = (leaves.len(), Node::EMPTY);
         while level.len() > 1 {
-            let next = parents(&level)?;
+            let next = parents(&level, real, &pad)?;
+            pad = pad.parent(&pad)?;
+            real = real.div_ceil(2);
             levels.push(level);
             level = next;
         }

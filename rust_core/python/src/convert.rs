@@ -59,19 +59,21 @@ fn uint(obj: &Bound<'_, PyAny>, bits: u32, what: &dyn Fn() -> String) -> PyResul
     }
 }
 
+/// The fields of a tuple of exactly `len` items (borrowed in place, no per-field reference counting).
 fn tuple<'a, 'py>(
     obj: &'a Bound<'py, PyAny>,
     len: usize,
     shape: &str,
     what: &dyn Fn() -> String,
-) -> PyResult<&'a Bound<'py, PyTuple>> {
+) -> PyResult<&'a [Bound<'py, PyAny>]> {
     let t = obj
         .downcast::<PyTuple>()
         .map_err(|_| PyTypeError::new_err(format!("{} must be a tuple {shape}, got {}", what(), type_name(obj))))?;
-    if t.len() != len {
-        return Err(EncodingError::new_err(format!("{} must have {len} fields {shape}, got {}", what(), t.len())));
+    let fields = t.as_slice();
+    if fields.len() != len {
+        return Err(EncodingError::new_err(format!("{} must have {len} fields {shape}, got {}", what(), fields.len())));
     }
-    Ok(t)
+    Ok(fields)
 }
 
 const READING_SHAPE: &str = "(meter_id, period, timestamp, import_mwh, export_mwh)";
@@ -80,18 +82,14 @@ prev_import_mwh, prev_export_mwh, signature)";
 const NODE_SHAPE: &str = "(hash, import_sum, export_sum)";
 const HEADER_SHAPE: &str = "(period, group_id, root, total_import_mwh, total_export_mwh, count)";
 
-fn field<'py>(t: &Bound<'py, PyTuple>, i: usize) -> Bound<'py, PyAny> {
-    t.get_item(i).expect("length checked")
-}
-
-fn reading_fields(t: &Bound<'_, PyTuple>, what: &dyn Fn() -> String) -> PyResult<Reading> {
+fn reading_fields(t: &[Bound<'_, PyAny>], what: &dyn Fn() -> String) -> PyResult<Reading> {
     let f = |name: &'static str| move || format!("{} {name}", what());
     Ok(Reading {
-        meter_id: bytes32(&field(t, 0), &f("meter_id"))?,
-        period: uint(&field(t, 1), 64, &f("period"))?,
-        timestamp: uint(&field(t, 2), 64, &f("timestamp"))?,
-        import_mwh: uint(&field(t, 3), 64, &f("import_mwh"))?,
-        export_mwh: uint(&field(t, 4), 64, &f("export_mwh"))?,
+        meter_id: bytes32(&t[0], &f("meter_id"))?,
+        period: uint(&t[1], 64, &f("period"))?,
+        timestamp: uint(&t[2], 64, &f("timestamp"))?,
+        import_mwh: uint(&t[3], 64, &f("import_mwh"))?,
+        export_mwh: uint(&t[4], 64, &f("export_mwh"))?,
     })
 }
 
@@ -104,10 +102,10 @@ pub(crate) fn leaf(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResul
     let f = |name: &'static str| move || format!("{} {name}", what());
     Ok(Leaf {
         reading: reading_fields(t, what)?,
-        prev_period: uint(&field(t, 5), 64, &f("prev_period"))?,
-        prev_import_mwh: uint(&field(t, 6), 64, &f("prev_import_mwh"))?,
-        prev_export_mwh: uint(&field(t, 7), 64, &f("prev_export_mwh"))?,
-        signature: fixed(&field(t, 8), &f("signature"), false)?,
+        prev_period: uint(&t[5], 64, &f("prev_period"))?,
+        prev_import_mwh: uint(&t[6], 64, &f("prev_import_mwh"))?,
+        prev_export_mwh: uint(&t[7], 64, &f("prev_export_mwh"))?,
+        signature: fixed(&t[8], &f("signature"), false)?,
     })
 }
 
@@ -115,9 +113,9 @@ pub(crate) fn node(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResul
     let t = tuple(obj, 3, NODE_SHAPE, what)?;
     let f = |name: &'static str| move || format!("{} {name}", what());
     Ok(Node {
-        hash: bytes32(&field(t, 0), &f("hash"))?,
-        import_sum: uint(&field(t, 1), 64, &f("import_sum"))?,
-        export_sum: uint(&field(t, 2), 64, &f("export_sum"))?,
+        hash: bytes32(&t[0], &f("hash"))?,
+        import_sum: uint(&t[1], 64, &f("import_sum"))?,
+        export_sum: uint(&t[2], 64, &f("export_sum"))?,
     })
 }
 
@@ -125,12 +123,12 @@ pub(crate) fn header(obj: &Bound<'_, PyAny>) -> PyResult<BatchHeader> {
     let what = || "header".to_string();
     let t = tuple(obj, 6, HEADER_SHAPE, &what)?;
     Ok(BatchHeader {
-        period: uint(&field(t, 0), 64, &|| "header period".into())?,
-        group_id: bytes32(&field(t, 1), &|| "header group_id".into())?,
-        root: bytes32(&field(t, 2), &|| "header root".into())?,
-        total_import_mwh: uint(&field(t, 3), 64, &|| "header total_import_mwh".into())?,
-        total_export_mwh: uint(&field(t, 4), 64, &|| "header total_export_mwh".into())?,
-        count: uint(&field(t, 5), 32, &|| "header count".into())? as u32,
+        period: uint(&t[0], 64, &|| "header period".into())?,
+        group_id: bytes32(&t[1], &|| "header group_id".into())?,
+        root: bytes32(&t[2], &|| "header root".into())?,
+        total_import_mwh: uint(&t[3], 64, &|| "header total_import_mwh".into())?,
+        total_export_mwh: uint(&t[4], 64, &|| "header total_export_mwh".into())?,
+        count: uint(&t[5], 32, &|| "header count".into())? as u32,
     })
 }
 

@@ -1,0 +1,127 @@
+"""rust_core throughput: batch sign, batch verify (digest + recovery + compare) and Merkle-sum tree
+build at 1,000 / 10,000 / 100,000 readings, beside eth-account doing the same work one reading at
+a time, and the libsecp256k1 limit (coincurve raw recovery on one core x cores).
+
+Run: .venv/bin/python bench/core.py   (last line: one JSON object)
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import coincurve
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_keys.backends import get_backend
+from eth_utils import keccak
+
+import rust_core
+from rust_core import reference as ref
+
+SIZES = (1_000, 10_000, 100_000)
+BASELINE_N = 2_000
+KEY_POOL = 1_000
+CORES = os.cpu_count() or 1
+DOMAIN = ref.Domain(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+SEP = DOMAIN.separator()
+
+
+def best_of(repeats: int, fn) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def make_inputs(n: int) -> tuple[list, list, list]:
+    keys = [keccak(text=f"bench-key:{i}") for i in range(KEY_POOL)]
+    ids = sorted(keccak(text=f"bench-meter:{i}") for i in range(n))
+    readings = [(mid, 1_888_889, 1_700_000_100 + i % 900, 5_000_000 + i, 1_000 + i) for i, mid in enumerate(ids)]
+    return readings, [keys[i % KEY_POOL] for i in range(n)], keys
+
+
+def leaves_of(readings: list, sigs: list) -> list:
+    return [(*r, r[1] - 1, r[3] - 1_000, r[4] - 500, s) for r, s in zip(readings, sigs)]
+
+
+def eth_account_rates(readings: list, keys: list) -> tuple[float, float]:
+    """One reading at a time: EIP-712 sign; encode + recover + compare."""
+    domain = DOMAIN.as_dict()
+    msgs = [ref.Reading(*r).message() for r in readings]
+    signed: list[bytes] = []
+    t_sign = best_of(1, lambda: signed.extend(
+        bytes(Account.sign_typed_data(k, domain, ref._READING_TYPES, m).signature) for m, k in zip(msgs, keys)))
+    addresses = [Account.from_key(k).address for k in keys]
+
+    def verify() -> None:
+        for m, s, a in zip(msgs, signed, addresses):
+            assert Account.recover_message(encode_typed_data(domain, ref._READING_TYPES, m), signature=s) == a
+
+    t_verify = best_of(1, verify)
+    return len(readings) / t_sign, len(readings) / t_verify
+
+
+def reference_tree_seconds(leaves: list) -> float:
+    ref_leaves = [ref.Leaf(ref.Reading(*t[:5]), t[5], t[6], t[7], t[8]) for t in leaves]
+    return best_of(1, lambda: ref.build_levels(ref_leaves))
+
+
+def coincurve_recover_per_core(n: int = 4_000) -> float:
+    """libsecp256k1 raw ECDSA public key recovery on one core (no hashing, no address)."""
+    key = coincurve.PrivateKey(keccak(text="limit"))
+    digests = [keccak(i.to_bytes(4, "big")) for i in range(n)]
+    sigs = [key.sign_recoverable(d, hasher=None) for d in digests]
+    t = best_of(2, lambda: [coincurve.PublicKey.from_signature_and_message(s, d, hasher=None) for s, d in zip(sigs, digests)])
+    return n / t
+
+
+def main() -> None:
+    out: dict[str, float | int | str] = {"cores": CORES, "eth_keys_backend": type(get_backend()).__name__}
+    limit_core = coincurve_recover_per_core()
+    out["coincurve_recover_per_s_one_core"] = round(limit_core)
+    out["verify_limit_per_s"] = round(limit_core * CORES)
+    print(f"libsecp256k1 limit: {limit_core:,.0f} recoveries/s on one core x {CORES} = {limit_core * CORES:,.0f}/s")
+
+    for n in SIZES:
+        readings, keys, pool = make_inputs(n)
+        signers = [rust_core.address_of(k) for k in keys]
+        repeats = 3 if n < 100_000 else 2
+        t_sign = best_of(repeats, lambda: rust_core.sign_readings(SEP, readings, keys))
+        sigs = rust_core.sign_readings(SEP, readings, keys)
+        failures: list = []
+        t_verify = best_of(repeats, lambda: failures.append(rust_core.verify_readings(SEP, readings, sigs, signers)))
+        assert all(f == [] for f in failures), "benchmark signatures must all verify"
+        leaves = leaves_of(readings, sigs)
+        t_tree = best_of(repeats, lambda: rust_core.MerkleSumTree(leaves))
+        out[f"sign_per_s_{n}"] = round(n / t_sign)
+        out[f"verify_per_s_{n}"] = round(n / t_verify)
+        out[f"tree_{n}_s"] = round(t_tree, 4)
+        out[f"tree_per_s_{n}"] = round(n / t_tree)
+        print(f"n={n:>7,}: sign {n / t_sign:>10,.0f}/s  verify {n / t_verify:>10,.0f}/s  "
+              f"tree {t_tree * 1000:8.1f} ms ({n / t_tree:,.0f} leaves/s)")
+
+    readings, keys, _ = make_inputs(BASELINE_N)
+    eth_sign, eth_verify = eth_account_rates(readings, keys)
+    t_ref_tree = reference_tree_seconds(leaves_of(readings, rust_core.sign_readings(SEP, readings, keys)))
+    out["eth_account_n"] = BASELINE_N
+    out["eth_account_sign_per_s"] = round(eth_sign)
+    out["eth_account_verify_per_s"] = round(eth_verify)
+    out["reference_tree_per_s"] = round(BASELINE_N / t_ref_tree)
+    print(f"eth-account ({out['eth_keys_backend']}), one at a time, n={BASELINE_N:,}: "
+          f"sign {eth_sign:,.0f}/s  verify {eth_verify:,.0f}/s; Python reference tree {BASELINE_N / t_ref_tree:,.0f} leaves/s")
+
+    big = SIZES[-1]
+    out["sign_per_s"] = out[f"sign_per_s_{big}"]
+    out["verify_per_s"] = out[f"verify_per_s_{big}"]
+    out["verify_fraction_of_limit"] = round(out["verify_per_s"] / (limit_core * CORES), 3)
+    out["verify_speedup_vs_eth_account"] = round(out["verify_per_s"] / eth_verify, 1)
+    out["sign_speedup_vs_eth_account"] = round(out["sign_per_s"] / eth_sign, 1)
+    out["tree_speedup_vs_reference"] = round(out["tree_per_s_100000"] / out["reference_tree_per_s"], 1)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

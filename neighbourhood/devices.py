@@ -122,6 +122,8 @@ class Battery:
     def charge_room_mwh(self) -> int:
         """Most terminal energy it can take this period."""
         room = (self.capacity_mwh - self.soc_mwh) * self.efficiency.denominator // self.efficiency.numerator
+        if room * self.efficiency.numerator // self.efficiency.denominator == 0:
+            return 0  # what it could take would all be lost
         return min(self.max_charge_mwh, room)
 
     def discharge_room_mwh(self) -> int:

@@ -1,0 +1,118 @@
+"""proveBadPrevious: a leaf must count from the same meter's leaf in the latest earlier final
+batch, or from the registry baseline (prevPeriod = activeFrom - 1) before any."""
+import ape
+import pytest
+from conftest import GROUP_A
+from settlement_builders import SumTree, leaf_struct, make_leaf
+
+BAD_PREVIOUS, PENDING, REJECTED = 3, 1, 3
+
+
+@pytest.fixture
+def history(world):
+    """Meters with baseline (3 kWh import); period p settled from the baseline and final."""
+    meters = world.meters(3, baseline_import=3000)
+    p = world.period
+    first = [world.leaf(m, p, 5000 + i, 0) for i, m in enumerate(meters)]
+    first_tree = world.settle(first, p)
+    return meters, p, first, first_tree
+
+
+def batch_with(world, period, leaves):
+    tree = SumTree.from_leaves(leaves)
+    world.submit(tree, period)
+    return tree
+
+
+def prove(world, tree, period, index, prev_period, prev_tree, prev_index, sender, prev_group=GROUP_A):
+    return world.ledger.proveBadPrevious(
+        period, GROUP_A, leaf_struct(tree.leaves[index]), index, tree.proof(index), prev_period, prev_group,
+        leaf_struct(prev_tree.leaves[prev_index]), prev_index, prev_tree.proof(prev_index), sender=sender)
+
+
+def custom_leaf(world, meter, period, imp, prev_period, prev_imp):
+    return make_leaf(world.domain, meter, period, imp, 0, prev_period, prev_imp, 0)
+
+
+def test_honest_chain_proves_nothing(world, ledger, history, stranger):
+    meters, p, first, first_tree = history
+    second = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    tree = batch_with(world, p + 1, second)
+    for i in range(3):
+        with ape.reverts(ledger.NoFraud):
+            prove(world, tree, p + 1, i, p, first_tree, i, stranger)
+    assert world.batch(p + 1).status == PENDING
+
+
+def test_jump_against_previous_final_leaf(world, ledger, history, stranger):
+    meters, p, first, first_tree = history
+    second = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    second[1] = custom_leaf(world, meters[1], p + 1, 6001, p, 4000)  # claims 4000, final says 5001
+    tree = batch_with(world, p + 1, second)
+    with ape.reverts(ledger.BadEvidence, what="other meter"):
+        prove(world, tree, p + 1, 1, p, first_tree, 0, stranger)
+    tx = prove(world, tree, p + 1, 1, p, first_tree, 1, stranger)
+    assert tx.events[0].event_name == "BatchRejected" and tx.events[0].reason == BAD_PREVIOUS
+
+
+def test_skipping_a_later_final_leaf(world, ledger, history, stranger):
+    meters, p, first, first_tree = history
+    # the leaf counts from the baseline although period p holds a final leaf of the meter
+    second = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    second[2] = world.leaf(meters[2], p + 1, 6002, 0, None)
+    tree = batch_with(world, p + 1, second)
+    tx = prove(world, tree, p + 1, 2, p, first_tree, 2, stranger)
+    assert tx.events[0].reason == BAD_PREVIOUS and world.batch(p + 1).status == REJECTED
+
+
+@pytest.mark.parametrize("case", ["baseline_mismatch", "before_baseline", "not_earlier", "prev_not_final"])
+def test_self_evident_previous_faults(world, ledger, history, stranger, case):
+    meters, p, first, first_tree = history
+    m = meters[0]
+    q = p + 2
+    if case == "baseline_mismatch":
+        # a fresh meter whose first leaf does not count from its registered baseline
+        m = world.meters(1, prefix="fresh", baseline_import=3000)[0]
+        bad = custom_leaf(world, m, q, 9000, m.active_from - 1, 2999)
+    elif case == "before_baseline":
+        bad = custom_leaf(world, m, q, 9000, m.active_from - 2, 3000)
+    elif case == "not_earlier":
+        bad = custom_leaf(world, m, q, 9000, q, 5000)
+    else:  # counts from period p + 1, whose batch is not final
+        bad = custom_leaf(world, m, q, 9000, p + 1, 5000)
+    others = [world.leaf(x, q, 8000, 0, prev=first[i]) for i, x in enumerate(meters) if x != m]
+    leaves = sorted(others + [bad], key=lambda lf: lf.reading.meter_id)
+    tree = batch_with(world, q, leaves)
+    idx = leaves.index(bad)
+    # the evidence arguments are not needed for these: pass the final batch anyway
+    tx = prove(world, tree, q, idx, p, first_tree, 0, stranger)
+    assert tx.events[0].reason == BAD_PREVIOUS and world.batch(q).status == REJECTED
+
+
+def test_evidence_must_be_final_and_earlier(world, ledger, history, stranger):
+    meters, p, first, first_tree = history
+    second = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    tree = batch_with(world, p + 1, second)
+    third = [world.leaf(m, p + 2, 7000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    tree3 = batch_with(world, p + 2, third)
+    # p + 1 is pending, so it is no evidence against p + 2 (which rightly counts from p)
+    with ape.reverts(ledger.BadEvidence, what="previous batch not final"):
+        prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
+    world.pass_window()
+    world.finalize(p + 1)
+    # now p + 2 skips the final leaf of p + 1, but the window of p + 2 has closed as well
+    with ape.reverts(ledger.ChallengeWindowClosed):
+        prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
+    with ape.reverts(ledger.PeriodSuperseded):
+        world.submit(tree3, p - 1)  # and nothing can be settled behind the latest final period
+
+
+def test_unregistered_meter_is_for_prove_unknown_meter(world, ledger, history, stranger):
+    meters, p, first, first_tree = history
+    from settlement_builders import MeterSpec
+    ghost = MeterSpec("ghost-prev", GROUP_A, active_from=p - 10)
+    leaves = sorted([world.leaf(ghost, p + 1, 1, 0)] + [first[0]], key=lambda lf: lf.reading.meter_id)
+    tree = batch_with(world, p + 1, leaves)
+    idx = [lf.reading.meter_id for lf in leaves].index(ghost.meter_id)
+    with ape.reverts(ledger.BadEvidence):
+        prove(world, tree, p + 1, idx, p, first_tree, 0, stranger)

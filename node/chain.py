@@ -142,20 +142,40 @@ class Chain:
 
     # -- transactions ----------------------------------------------------------------------
     def _send(self, fn) -> TxResult:
+        # Estimated against the pending block: with instant mining the latest block can be
+        # minutes old, and the ledger's time checks must see the current time.
         with self._tx_lock:
             try:
-                tx = fn.build_transaction({
-                    "from": self.account.address,
-                    "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending"),
-                })
+                gas = fn.estimate_gas({"from": self.account.address}, block_identifier="pending")
             except ContractLogicError as e:
-                raise ChainError(f"reverted: {e.message or e}") from None
+                raise ChainError(f"reverted: {self._decode(e)}") from None
+            tx = fn.build_transaction({
+                "from": self.account.address,
+                "gas": gas + gas // 5,
+                "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending"),
+            })
             signed = self.account.sign_transaction(tx)
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
         if receipt["status"] != 1:
-            raise ChainError(f"transaction {tx_hash.hex()} failed")
-        return TxResult("0x" + bytes(tx_hash).hex().removeprefix("0x"), receipt["gasUsed"])
+            raise ChainError(f"transaction 0x{bytes(tx_hash).hex()} failed")
+        return TxResult("0x" + bytes(tx_hash).hex(), receipt["gasUsed"])
+
+    def _decode(self, e: ContractLogicError) -> str:
+        """Names a custom error by the ledger's / registry's ABI (e.g. PeriodNotClosed(5, 4500))."""
+        data = e.data if isinstance(e.data, str) else ""
+        if data.startswith("0x") and len(data) >= 10:
+            for abi in (*self.ledger.abi, *self.registry.abi):
+                if abi.get("type") == "error":
+                    types = [i["type"] for i in abi["inputs"]]
+                    sig = f"{abi['name']}({','.join(types)})"
+                    if Web3.keccak(text=sig)[:4].hex().removeprefix("0x") == data[2:10]:
+                        try:
+                            args = self.w3.codec.decode(types, bytes.fromhex(data[10:]))
+                        except Exception:
+                            args = (data[10:],)
+                        return f"{abi['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
+        return str(e.message or e)
 
     def submit_batch(self, header: tuple, signatures: list[bytes]) -> TxResult:
         return self._send(self.ledger.functions.submitBatch(header, signatures))

@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity 0.8.28;
+
+import {
+    IMeterRegistry,
+    AccessControlUnauthorizedAccount,
+    SETTLEMENT_OPERATOR
+} from "./interfaces/IMeterRegistry.sol";
+import {ILedgerBatches, IGridExchange} from "./interfaces/IGridViews.sol";
+import {Batch, STATUS_FINAL} from "./lib/SettlementTypes.sol";
+import {ProRata} from "./grid/ProRata.sol";
+
+/// @title Grid
+/// @notice One level of the coinless cascade. Its members are balance groups (settled by the
+/// PeriodLedger) and member grids (seen only through their boundary exchange). Per period it
+/// records what each member injected (export deltas) and withdrew (import deltas), checks
+/// conservation against its boundary group
+/// (injected + fromUpstream = withdrawn + toUpstream + losses + imbalance), books what does not
+/// balance as imbalance of the responsible group, and allocates local generation pro rata to
+/// local consumption, recording the origin of each consumer member's local energy.
+/// @dev losses = min(surplus, (injected + fromUpstream) * lossBps / 10000) for a surplus, 0 for
+/// a deficit; imbalance (signed) is the rest, so nothing is ever dropped.
+contract Grid is IGridExchange {
+    uint256 public constant MAX_MEMBERS = 16;
+    uint16 public constant BPS = 10_000;
+
+    struct Member {
+        bytes32 id; // the groupId, or the member grid's gridId
+        address grid; // zero for a balance group
+    }
+
+    /// @notice A member's energy in one period (mWh).
+    struct Flow {
+        uint64 injected;
+        uint64 withdrawn;
+        uint64 localReceived; // of its withdrawal, covered by local generation
+        uint64 localSupplied; // of its injection, used by local consumption
+    }
+
+    struct Rollup {
+        uint64 injected;
+        uint64 withdrawn;
+        uint64 fromUpstream;
+        uint64 toUpstream;
+        uint64 losses;
+        uint64 localAllocated;
+        int96 imbalance;
+        bool rolledUp;
+    }
+
+    IMeterRegistry public immutable registry;
+    ILedgerBatches public immutable ledger;
+    bytes32 public immutable gridId;
+    /// @notice The group holding this grid's boundary meters (zero: no upstream connection).
+    bytes32 public immutable boundaryGroup;
+    /// @notice The group whose imbalance account carries what does not balance.
+    bytes32 public immutable responsibleGroup;
+    /// @notice Allowed technical losses, in basis points of the energy entering the grid.
+    uint16 public lossBps;
+
+    Member[] private _members;
+    mapping(bytes32 id => bool) public isMember;
+    mapping(uint64 period => Rollup) private _rollups;
+    mapping(uint64 period => mapping(bytes32 memberId => Flow)) private _flows;
+    mapping(uint64 period => mapping(bytes32 consumer => mapping(bytes32 producer => uint64))) private _origin;
+
+    event MemberAdded(bytes32 indexed memberId, address grid);
+    event LossBpsSet(uint16 lossBps);
+    event MemberFlowRecorded(uint64 indexed period, bytes32 indexed memberId, uint64 injected, uint64 withdrawn);
+    event Allocated(uint64 indexed period, bytes32 indexed consumer, bytes32 indexed producer, uint64 mwh);
+    event ImbalanceRecorded(uint64 indexed period, bytes32 indexed responsibleGroup, int96 imbalance);
+    event PeriodRolledUp(
+        uint64 indexed period,
+        uint64 injected,
+        uint64 withdrawn,
+        uint64 fromUpstream,
+        uint64 toUpstream,
+        uint64 losses,
+        int96 imbalance,
+        uint64 localAllocated
+    );
+
+    error InvalidConfig(string what);
+    error InvalidMember(bytes32 memberId, string why);
+    error TooManyMembers();
+    error NoMembers();
+    error AlreadyRolledUp(uint64 period);
+    error MemberNotFinal(uint64 period, bytes32 memberId);
+    error SumOverflow();
+
+    /// @param registry_ the MeterRegistry (roles)
+    /// @param ledger_ the PeriodLedger whose final batches are the member groups' figures
+    /// @param gridId_ this grid's id as a member of a containing grid (keccak256 of its name)
+    /// @param boundaryGroup_ the group of the boundary meters (zero: none)
+    /// @param responsibleGroup_ who carries the imbalance
+    /// @param lossBps_ allowed losses in basis points (<= 10000)
+    constructor(
+        address registry_,
+        address ledger_,
+        bytes32 gridId_,
+        bytes32 boundaryGroup_,
+        bytes32 responsibleGroup_,
+        uint16 lossBps_
+    ) {
+        if (registry_ == address(0) || ledger_ == address(0)) revert InvalidConfig("address");
+        if (gridId_ == bytes32(0) || responsibleGroup_ == bytes32(0)) revert InvalidConfig("id");
+        if (lossBps_ > BPS) revert InvalidConfig("lossBps");
+        registry = IMeterRegistry(registry_);
+        ledger = ILedgerBatches(ledger_);
+        gridId = gridId_;
+        boundaryGroup = boundaryGroup_;
+        responsibleGroup = responsibleGroup_;
+        lossBps = lossBps_;
+    }
+
+    modifier onlyRole(bytes32 role) {
+        if (!registry.hasRole(role, msg.sender)) revert AccessControlUnauthorizedAccount(msg.sender, role);
+        _;
+    }
+
+    /// @notice Adds a balance group (settled by the ledger) as a member. Admin only.
+    function addGroup(bytes32 groupId) external onlyRole(0x00) {
+        if (groupId == bytes32(0) || groupId == boundaryGroup) revert InvalidMember(groupId, "group");
+        _add(Member(groupId, address(0)));
+    }
+
+    /// @notice Adds a grid as a member; this grid sees only its boundary exchange. Admin only.
+    function addGrid(address grid) external onlyRole(0x00) {
+        if (grid == address(this) || grid.code.length == 0) revert InvalidMember(bytes32(0), "grid");
+        IGridExchange child = IGridExchange(grid);
+        bytes32 id = child.gridId();
+        if (child.boundaryGroup() == bytes32(0)) revert InvalidMember(id, "grid without boundary");
+        _add(Member(id, grid));
+    }
+
+    /// @notice Sets the allowed losses in basis points (<= 10000). Admin only.
+    function setLossBps(uint16 bps) external onlyRole(0x00) {
+        if (bps > BPS) revert InvalidConfig("lossBps");
+        lossBps = bps;
+        emit LossBpsSet(bps);
+    }
+
+    /// @notice Rolls up a period once every member group's batch (and the boundary group's) is
+    /// final and every member grid has rolled it up. Settlement operators only; once per period.
+    function rollUp(uint64 period) external onlyRole(SETTLEMENT_OPERATOR) {
+        Rollup storage r = _rollups[period];
+        if (r.rolledUp) revert AlreadyRolledUp(period);
+        uint256 n = _members.length;
+        if (n == 0) revert NoMembers();
+        uint256[] memory injected = new uint256[](n);
+        uint256[] memory withdrawn = new uint256[](n);
+        uint256 totalIn;
+        uint256 totalOut;
+        for (uint256 i; i < n; ++i) {
+            (injected[i], withdrawn[i]) = _memberFlow(period, _members[i]);
+            totalIn += injected[i];
+            totalOut += withdrawn[i];
+            emit MemberFlowRecorded(period, _members[i].id, uint64(injected[i]), uint64(withdrawn[i]));
+        }
+        (uint256 fromUp, uint256 toUp) = boundaryGroup == bytes32(0) ? (0, 0) : _finalTotals(period, boundaryGroup);
+        if (totalIn > type(uint64).max || totalOut > type(uint64).max) revert SumOverflow();
+
+        (uint256 losses, int256 imbalance) = _balance(totalIn + fromUp, totalOut + toUp);
+        uint256 local = totalIn < totalOut ? totalIn : totalOut;
+        _allocate(period, local, injected, withdrawn);
+
+        _rollups[period] = Rollup(
+            uint64(totalIn),
+            uint64(totalOut),
+            uint64(fromUp),
+            uint64(toUp),
+            uint64(losses),
+            uint64(local),
+            int96(imbalance),
+            true
+        );
+        emit ImbalanceRecorded(period, responsibleGroup, int96(imbalance));
+        emit PeriodRolledUp(
+            period, uint64(totalIn), uint64(totalOut), uint64(fromUp), uint64(toUp), uint64(losses), int96(imbalance),
+            uint64(local)
+        );
+    }
+
+    /// @inheritdoc IGridExchange
+    function exchange(uint64 period) external view returns (bool rolledUp, uint64 toUpstream, uint64 fromUpstream) {
+        Rollup storage r = _rollups[period];
+        return (r.rolledUp, r.toUpstream, r.fromUpstream);
+    }
+
+    /// @notice The period's totals, losses, imbalance and locally allocated energy.
+    function getRollup(uint64 period) external view returns (Rollup memory) {
+        return _rollups[period];
+    }
+
+    /// @notice A member's injected, withdrawn, locally received and locally supplied energy.
+    function memberFlow(uint64 period, bytes32 memberId) external view returns (Flow memory) {
+        return _flows[period][memberId];
+    }
+
+    /// @notice How much of `consumer`'s withdrawal in `period` came from `producer`'s injection.
+    function origin(uint64 period, bytes32 consumer, bytes32 producer) external view returns (uint64) {
+        return _origin[period][consumer][producer];
+    }
+
+    /// @notice The members in the order they were added (the allocation's remainder order).
+    function members() external view returns (Member[] memory) {
+        return _members;
+    }
+
+    function _add(Member memory m) private {
+        if (isMember[m.id]) revert InvalidMember(m.id, "duplicate");
+        if (_members.length >= MAX_MEMBERS) revert TooManyMembers();
+        isMember[m.id] = true;
+        _members.push(m);
+        emit MemberAdded(m.id, m.grid);
+    }
+
+    /// @dev (injected, withdrawn) of a member: a group's final export/import totals, or a member
+    /// grid's export to / draw from its upstream (this grid).
+    function _memberFlow(uint64 period, Member memory m) private view returns (uint256, uint256) {
+        if (m.grid == address(0)) {
+            (uint256 imp, uint256 exp) = _finalTotals(period, m.id);
+            return (exp, imp);
+        }
+        (bool done, uint64 toUp, uint64 fromUp) = IGridExchange(m.grid).exchange(period);
+        if (!done) revert MemberNotFinal(period, m.id);
+        return (toUp, fromUp);
+    }
+
+    function _finalTotals(uint64 period, bytes32 groupId) private view returns (uint256 imp, uint256 exp) {
+        Batch memory b = ledger.getBatch(period, groupId);
+        if (b.status != STATUS_FINAL) revert MemberNotFinal(period, groupId);
+        return (b.totalImportMwh, b.totalExportMwh);
+    }
+
+    function _balance(uint256 entering, uint256 leaving) private view returns (uint256 losses, int256 imbalance) {
+        if (entering > leaving) {
+            uint256 allowed = entering * lossBps / BPS;
+            uint256 surplus = entering - leaving;
+            losses = surplus < allowed ? surplus : allowed;
+            imbalance = int256(surplus - losses);
+        } else {
+            imbalance = -int256(leaving - entering);
+        }
+    }
+
+    /// @dev Pro rata: local = min(injected, withdrawn) is split over consumers by withdrawal and
+    /// over producers by injection, then into an origin matrix with those exact totals.
+    function _allocate(uint64 period, uint256 local, uint256[] memory injected, uint256[] memory withdrawn)
+        private
+    {
+        uint256[] memory received = ProRata.split(local, withdrawn);
+        uint256[] memory supplied = ProRata.split(local, injected);
+        uint256[][] memory a = ProRata.matrix(local, received, supplied);
+        uint256 n = injected.length;
+        for (uint256 i; i < n; ++i) {
+            bytes32 consumer = _members[i].id;
+            _flows[period][consumer] =
+                Flow(uint64(injected[i]), uint64(withdrawn[i]), uint64(received[i]), uint64(supplied[i]));
+            for (uint256 j; j < n; ++j) {
+                if (a[i][j] == 0) continue;
+                bytes32 producer = _members[j].id;
+                _origin[period][consumer][producer] = uint64(a[i][j]);
+                emit Allocated(period, consumer, producer, uint64(a[i][j]));
+            }
+        }
+    }
+}

@@ -37,9 +37,15 @@ pub fn sign_digest(digest: &Hash, private_key: &[u8; 32]) -> Result<Signature, E
     let (recid, compact) = SECP256K1
         .sign_ecdsa_recoverable(Message::from_digest(*digest), &key)
         .serialize_compact();
+    let v = match recid {
+        RecoveryId::Zero => 27,
+        RecoveryId::One => 28,
+        // Only when r overflowed the order (probability ~2^-127); Ethereum cannot express it.
+        _ => return Err(Error::InvalidSignature("signature needs recovery id 2 or 3, not expressible as v".into())),
+    };
     let mut out = [0u8; 65];
     out[..64].copy_from_slice(&compact);
-    out[64] = 27 + i32::from(recid) as u8;
+    out[64] = v;
     Ok(out)
 }
 

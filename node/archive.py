@@ -1,6 +1,6 @@
 """The node's archive: every accepted reading (with its exact decimal registers and raw frame),
 the batches it built or adopted with their leaves, each meter's latest final register, and the
-chain cursor. One interface over SQLite (default, one file) and PostgreSQL (psycopg 3); the SQL
+fraud proofs it sent. One interface over SQLite (default, one file) and PostgreSQL (psycopg 3); the SQL
 is shared, only placeholders, blob types and connection handling differ.
 
 All methods are thread-safe (one connection behind a lock) and each is one transaction, so a
@@ -47,7 +47,6 @@ _SCHEMA = [
         period BIGINT NOT NULL, group_id {blob} NOT NULL, root {blob} NOT NULL,
         kind TEXT NOT NULL, tx_hash TEXT, at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (period, group_id, root))""",
-    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
 ]
 
 Leaf = tuple  # (meter_id, period, ts, import, export, prev_period, prev_import, prev_export, sig65)
@@ -289,7 +288,7 @@ class Archive:
                     [(bytes(m), period, i, e) for m, i, e in rows],
                 )
 
-    # -- fraud proofs and cursors ----------------------------------------------------------
+    # -- fraud proofs ----------------------------------------------------------
     def record_fraud_proof(self, period: int, group_id: bytes, root: bytes, kind: str, tx_hash: str | None) -> None:
         with self._tx() as tx:
             tx.execute(
@@ -303,15 +302,6 @@ class Archive:
                 "SELECT kind FROM fraud_proofs WHERE period = ? AND group_id = ? AND root = ?", (period, group_id, root)
             ).fetchone()
         return row[0] if row else None
-
-    def get_meta(self, key: str, default: str | None = None) -> str | None:
-        with self._tx() as tx:
-            row = tx.execute("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
-        return row[0] if row else default
-
-    def set_meta(self, key: str, value: str) -> None:
-        with self._tx() as tx:
-            tx.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", (key, value))
 
 
 def open_archive(url: str) -> Archive:

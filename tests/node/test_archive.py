@@ -1,0 +1,96 @@
+"""The archive interface, run against SQLite and PostgreSQL alike."""
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_SUPERSEDED, BatchRecord, open_archive
+from node.wire import SignedReading
+
+DSN_FILE = Path(__file__).resolve().parents[2] / "var" / "postgres.dsn"
+GROUP = b"\x07" * 32
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def archive_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'archive.db'}"
+        return
+    if not DSN_FILE.exists():
+        print(f"PostgreSQL archive tests skipped: {DSN_FILE} missing (run `make postgres`)")
+        pytest.skip(f"{DSN_FILE} missing: run `make postgres` (scripts/ensure_postgres.sh)")
+    import psycopg
+
+    dsn = DSN_FILE.read_text().strip()
+    name = "node_test_" + secrets.token_hex(4)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    yield dsn.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def sr(meter: int, ts: int, imp: int, exp: int = 0, sig: int = 1) -> SignedReading:
+    return SignedReading(bytes([meter]) * 32, ts // 10, ts, imp, exp, bytes([sig]) * 65, f"{imp / 1000}",
+                         f"{exp / 1000}", b"\x01\x02frame", "dsmr")
+
+
+def test_readings_duplicates_conflicts_and_regressions(archive_url):
+    a = open_archive(archive_url)
+    out = a.store_readings([(sr(1, 100, 5000), GROUP), (sr(2, 101, 7000), GROUP), (sr(1, 100, 5000), GROUP)])
+    assert out == [None, None, "duplicate"]
+    out = a.store_readings([
+        (sr(1, 100, 5001, sig=2), GROUP),   # another reading at the same meter and time
+        (sr(1, 105, 4999), GROUP),          # runs backwards from ts 100
+        (sr(1, 95, 5001), GROUP),           # lies above the later reading at ts 100
+        (sr(1, 105, 6000), GROUP),
+    ])
+    assert out[0].startswith("replay") and out[1].startswith("register regression: below")
+    assert out[2].startswith("register regression: above") and out[3] is None
+    assert a.has_reading(bytes([1]) * 32, 105, bytes([1]) * 65)
+    assert not a.has_reading(bytes([1]) * 32, 105, bytes([2]) * 65)
+    # the latest reading of each meter in period 10, ascending by meter id
+    assert [(r[0][0], r[2], r[3]) for r in a.latest_readings(10, GROUP)] == [(1, 105, 6000), (2, 101, 7000)]
+    assert a.open_periods(after_period=-1) == [(10, GROUP)]
+    a.close()
+
+
+def test_batches_final_moves_registers_forward_and_survives_reopen(archive_url):
+    a = open_archive(archive_url)
+    m1, m2 = bytes([1]) * 32, bytes([2]) * 32
+    leaves = [(m1, 10, 105, 6000, 0, 9, 1000, 0, b"\x05" * 65), (m2, 10, 101, 7000, 0, 9, 2000, 0, b"\x06" * 65)]
+    rec = BatchRecord(10, GROUP, b"\xaa" * 32, 10000, 0, 2, own=True, signature=b"\x01" * 65, status=BATCH_BUILT,
+                      tx_hash=None, gas_used=None)
+    other = BatchRecord(10, GROUP, b"\xbb" * 32, 9000, 0, 2, own=False, signature=None, status=BATCH_BUILT,
+                        tx_hash=None, gas_used=None)
+    a.save_batch(rec, leaves)
+    a.save_batch(rec, leaves)  # idempotent
+    a.save_batch(other, leaves)
+    assert a.own_batch(10, GROUP).root == b"\xaa" * 32
+    assert a.leaves(10, GROUP, b"\xaa" * 32) == leaves
+    assert a.meter_states([m1, m2]) == {}
+    a.set_batch_status(10, GROUP, b"\xbb" * 32, BATCH_FINAL, "0xabc", 123)
+    assert a.batch(10, GROUP, b"\xaa" * 32).status == BATCH_SUPERSEDED
+    assert a.final_batch(10, GROUP).tx_hash == "0xabc"
+    assert a.meter_states([m1, m2]) == {m1: (10, 6000, 0), m2: (10, 7000, 0)}
+    a.record_fraud_proof(11, GROUP, b"\xcc" * 32, "proveBadSignature", "0x1")
+    a.record_fraud_proof(11, GROUP, b"\xcc" * 32, "proveBadSignature", "0x2")
+    a.close()
+
+    b = open_archive(archive_url)
+    assert b.meter_states([m1]) == {m1: (10, 6000, 0)}
+    assert b.fraud_proof(11, GROUP, b"\xcc" * 32) == "proveBadSignature"
+    # an older final batch never moves a register back
+    old = BatchRecord(8, GROUP, b"\xdd" * 32, 1, 0, 1, own=False, signature=None, status=BATCH_BUILT,
+                      tx_hash=None, gas_used=None)
+    b.save_batch(old, [(m1, 8, 85, 1001, 0, 7, 1000, 0, b"\x07" * 65)])
+    b.set_batch_status(8, GROUP, b"\xdd" * 32, BATCH_FINAL)
+    assert b.meter_states([m1]) == {m1: (10, 6000, 0)}
+    b.close()
+
+
+def test_unknown_archive_url_is_refused():
+    with pytest.raises(ValueError, match="archive URL"):
+        open_archive("mysql://x")

@@ -136,6 +136,7 @@ class TelegramFramer:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._noise = bytearray()
 
     def feed(self, data: bytes) -> list[bytes | Dropped]:
         self._buf += data
@@ -145,8 +146,7 @@ class TelegramFramer:
             if start == -1:
                 self._drop_noise(len(self._buf), out)
                 break
-            if start:
-                self._drop_noise(start, out)
+            self._drop_noise(start, out)
             nxt = self._buf.find(b"/", 1)
             bang = self._buf.find(b"!", 1)
             if bang == -1 or (nxt != -1 and nxt < bang):
@@ -173,7 +173,10 @@ class TelegramFramer:
         return out
 
     def _drop_noise(self, n: int, out: list) -> None:
-        noise = bytes(self._buf[:n])
+        """Noise is reported once per stretch (when a telegram starts or the stretch grows large)."""
+        self._noise += self._buf[:n]
         del self._buf[:n]
-        if noise.strip(b"\r\n\x00 "):
-            out.append(Dropped(f"{len(noise)} bytes outside any telegram", noise))
+        if self._buf.startswith(b"/") or len(self._noise) > MAX_TELEGRAM:
+            if self._noise.strip(b"\r\n\x00 "):
+                out.append(Dropped(f"{len(self._noise)} bytes outside any telegram", bytes(self._noise)))
+            self._noise.clear()

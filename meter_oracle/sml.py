@@ -23,6 +23,7 @@ START = ESC + b"\x01\x01\x01\x01"
 UNIT_WH = 30
 UNIT_W = 27
 MAX_FRAME = 50 * 1024
+MAX_NOISE = 4096
 
 
 def check_transport(msg: bytes) -> bytes:
@@ -103,6 +104,7 @@ class SmlFramer:
 
     def __init__(self) -> None:
         self._buf = bytearray()
+        self._noise = bytearray()
 
     def feed(self, data: bytes) -> list[bytes | Dropped]:
         self._buf += data
@@ -114,8 +116,7 @@ class SmlFramer:
                 if len(self._buf) > keep:
                     self._drop(len(self._buf) - keep, "bytes outside any SML frame", out)
                 break
-            if start:
-                self._drop(start, "bytes outside any SML frame", out)
+            self._drop(start, "bytes outside any SML frame", out)
             end = self._scan()
             if end is None:
                 if len(self._buf) > MAX_FRAME:
@@ -124,9 +125,21 @@ class SmlFramer:
             if isinstance(end, Dropped):
                 out.append(end)
                 continue
+            end = self._cut_before_next_start(end)
             out.append(bytes(self._buf[:end]))
             del self._buf[:end]
         return out
+
+    def _cut_before_next_start(self, end: int) -> int:
+        """A frame cut short right after its end escape takes the next frame's first 1b bytes
+        as padding and CRC; when the CRC fails, leave those bytes to the next frame."""
+        msg = self._buf[:end]
+        if x25.get_crc(msg[:-2]) == (msg[-2] << 8 | msg[-1]):
+            return end
+        for p in range(end - 3, end):
+            if all(b == 0x1B for b in self._buf[p:end]):
+                return p
+        return end
 
     def _scan(self) -> int | Dropped | None:
         """End offset of the frame at the buffer start, a Dropped for a broken one, None if incomplete."""
@@ -141,10 +154,13 @@ class SmlFramer:
             if tag == ESC:
                 pos += 8  # escaped data
             elif tag[0] == 0x1A:
+                if restart is not None and restart < pos + 8:
+                    break  # the end sequence runs into the next frame's start: this one is cut short
                 return pos + 8
             elif tag != b"\x01\x01\x01\x01":
-                dropped = Dropped(f"InvalidEscape: escape sequence 1b1b1b1b {tag.hex()}", bytes(buf[: pos + 8]))
-                del buf[: pos + 8]
+                # cut before the bad escape: its 1b bytes may begin the next frame's start
+                dropped = Dropped(f"InvalidEscape: escape sequence 1b1b1b1b {tag.hex()}", bytes(buf[:pos]))
+                del buf[:pos]
                 return dropped
             else:
                 break
@@ -164,7 +180,10 @@ class SmlFramer:
         return None
 
     def _drop(self, n: int, reason: str, out: list) -> None:
-        noise = bytes(self._buf[:n])
+        """Noise is reported once per stretch (when a frame starts or the stretch grows large)."""
+        self._noise += self._buf[:n]
         del self._buf[:n]
-        if noise.strip(b"\x00"):
-            out.append(Dropped(f"{len(noise)} {reason}", noise))
+        if self._buf.startswith(START) or len(self._noise) > MAX_NOISE:
+            if self._noise.strip(b"\x00"):
+                out.append(Dropped(f"{len(self._noise)} {reason}", bytes(self._noise)))
+            self._noise.clear()

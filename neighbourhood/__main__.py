@@ -6,7 +6,7 @@ import json
 import time
 
 from .scenario import DEFAULT_START, DEFAULT_TARIFF, build_households
-from .simulation import Simulation
+from .simulation import Simulation, summarize
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,7 +23,6 @@ def main(argv: list[str] | None = None) -> None:
         price = "-" if r.clearing.price is None else f"{r.clearing.price / 10_000:.2f}"
         print(f"{time.strftime('%H:%M', time.gmtime(r.start))}  price {price:>6} ct/kWh  "
               f"local {r.clearing.traded_mwh / 1e6:7.2f} kWh  grid net {r.net_import_mwh / 1e6:+8.2f} kWh")
-    from .simulation import summarize
     s = summarize(simulation.history)
     print(json.dumps({
         "households": args.households, "periods": s.periods,

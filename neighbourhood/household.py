@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from .agents import Agent
+from .market import GridTariff, Order, Side
 
 
 def _non_negative_int(name: str, value: object) -> int:
@@ -81,3 +82,35 @@ class Household:
         names = [a.name for a in self.agents]
         if len(set(names)) != len(names):
             raise ValueError(f"household {self.name} has agents with the same name: {sorted(names)}")
+
+
+def self_supply(orders: list[Order], tariff: GridTariff) -> tuple[dict[str, tuple[int, int]], list[Order]]:
+    """Behind the meter first: one household's asks serve its own must-run bids (limit >= the
+    import price) before anything goes to the market, cheapest ask first, ties by agent name.
+
+    Without this a household could sell its solar to a neighbour at the clearing price and buy
+    its own load's remainder from the grid at the import price, paying more than its meter shows.
+    Returns per agent (bought, sold) served in the house, and the remaining orders in their order.
+    """
+    must = sorted((i for i, o in enumerate(orders) if o.side is Side.BUY and o.limit >= tariff.import_price),
+                  key=lambda i: (orders[i].agent, i))
+    asks = sorted((i for i, o in enumerate(orders) if o.side is Side.SELL),
+                  key=lambda i: (orders[i].effective_limit(tariff), orders[i].agent, i))
+    left = [o.quantity_mwh for o in orders]
+    for b in must:
+        for a in asks:
+            quantity = min(left[b], left[a])
+            left[b] -= quantity
+            left[a] -= quantity
+            if left[b] == 0:
+                break
+    served: dict[str, tuple[int, int]] = {}
+    remaining = []
+    for order, quantity in zip(orders, left):
+        if quantity:
+            remaining.append(replace(order, quantity_mwh=quantity))
+        used = order.quantity_mwh - quantity
+        if used:
+            bought, sold = served.get(order.agent, (0, 0))
+            served[order.agent] = (bought + used, sold) if order.side is Side.BUY else (bought, sold + used)
+    return served, remaining

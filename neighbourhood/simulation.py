@@ -1,4 +1,5 @@
-"""Runs the neighbourhood period by period: auction, dispatch of the devices, meter update.
+"""Runs the neighbourhood period by period: each household serves its own must-run needs
+(`household.self_supply`), the rest goes to the auction, the devices follow, the meters record.
 
 Forecasts are perfect: what an agent bids for a period is what its device then does (the solar
 panel sells exactly what it produces, a load buys exactly what it draws).
@@ -10,8 +11,8 @@ from decimal import Decimal
 from typing import Sequence
 
 from .agents import Flow
-from .household import Household
-from .market import Clearing, GridTariff, Side, clear, energy_cost_eur
+from .household import Household, self_supply
+from .market import Clearing, GridTariff, Order, Side, clear, energy_cost_eur
 
 # end-use consumption: what self-sufficiency is measured against (battery charging is storage)
 END_USE_KINDS = frozenset({"load", "ev", "heat_pump", "miner"})
@@ -26,6 +27,7 @@ class HouseholdPeriod:
     produced_mwh: int  # solar and battery discharge
     end_use_mwh: int
     solar_mwh: int
+    self_supplied_mwh: int  # its own production used in the house, outside the market
     import_mwh: int  # what its meter recorded
     export_mwh: int
     local_bought_mwh: int
@@ -42,6 +44,7 @@ class PeriodResult:
     clearing: Clearing
     households: tuple[HouseholdPeriod, ...]
     flows: dict[str, Flow]  # per agent name
+    self_supplied: dict[str, tuple[int, int]]  # per agent (bought, sold) within its own household
 
     @property
     def net_import_mwh(self) -> int:
@@ -98,9 +101,17 @@ class Simulation:
 
     def step(self) -> PeriodResult:
         t, tariff = self.now, self.tariff
-        orders = [o for h in self.households for a in h.agents for o in a.orders(t, tariff)]
+        orders: list[Order] = []
+        in_house: dict[str, tuple[int, int]] = {}
+        for h in self.households:
+            served, remaining = self_supply([o for a in h.agents for o in a.orders(t, tariff)], tariff)
+            in_house.update(served)
+            orders += remaining
         clearing = clear(orders, tariff)
         totals = clearing.agent_totals()
+        for name, (bought, sold) in in_house.items():
+            market_bought, market_sold = totals.get(name, (0, 0))
+            totals[name] = (market_bought + bought, market_sold + sold)
         local_grid = _household_trades(clearing, self.households)
         flows: dict[str, Flow] = {}
         rows = []
@@ -123,9 +134,10 @@ class Simulation:
             if clearing.price is not None:
                 cost += energy_cost_eur(local_bought - local_sold, clearing.price)
             flat = energy_cost_eur(imported, tariff.import_price) - energy_cost_eur(exported, tariff.feed_in)
-            rows.append(HouseholdPeriod(h.name, consumed, produced, end_use, solar, imported, exported,
+            own = sum(in_house.get(a.name, (0, 0))[0] for a in h.agents)
+            rows.append(HouseholdPeriod(h.name, consumed, produced, end_use, solar, own, imported, exported,
                                         local_bought, local_sold, grid_bought, grid_sold, cost, flat))
-        result = PeriodResult(t, clearing, tuple(rows), flows)
+        result = PeriodResult(t, clearing, tuple(rows), flows, in_house)
         self.history.append(result)
         self.now += self.period_seconds
         return result

@@ -67,7 +67,20 @@ def test_devices_follow_the_clearing(run):
     for r in run.results:
         totals = r.clearing.agent_totals()
         for name, flow in r.flows.items():
-            assert (flow.consumed_mwh, flow.produced_mwh) == totals.get(name, (0, 0))
+            market, in_house = totals.get(name, (0, 0)), r.self_supplied.get(name, (0, 0))
+            assert (flow.consumed_mwh, flow.produced_mwh) == (market[0] + in_house[0], market[1] + in_house[1])
+
+
+def test_households_serve_their_own_must_run_needs_before_trading(run):
+    served = 0
+    for r in run.results:
+        bought = sum(b for b, _ in r.self_supplied.values())
+        assert bought == sum(s for _, s in r.self_supplied.values())  # what a house sells to itself
+        assert bought == sum(h.self_supplied_mwh for h in r.households)
+        served += bought
+        for h in r.households:  # no house sells to the market while the grid serves its load
+            assert not (h.local_sold_mwh and h.grid_bought_mwh), (r.start, h.household)
+    assert served > 0
 
 
 def test_every_ev_is_charged_by_its_departure(run):
@@ -131,6 +144,11 @@ def test_summary_figures(run):
     # trading locally can only lower the neighbourhood's bill against the flat tariff
     assert s.market_cost_eur < s.flat_tariff_cost_eur
     assert s.savings_eur == s.flat_tariff_cost_eur - s.market_cost_eur
+    # in this scenario every household is better off over the day (not in every single period:
+    # see the README on the export side)
+    for h in run.households:
+        rows = [row for r in run.results for row in r.households if row.household == h.name]
+        assert sum(r.cost_eur for r in rows) < sum(r.flat_cost_eur for r in rows), h.name
 
 
 def test_the_same_seed_gives_the_same_day_and_another_seed_another():

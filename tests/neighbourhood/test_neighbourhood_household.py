@@ -2,7 +2,8 @@ from decimal import Decimal
 
 import pytest
 
-from neighbourhood.household import MeterRegister
+from neighbourhood.household import MeterRegister, self_supply
+from neighbourhood.market import GridTariff, Order, Side
 
 START = 1_773_964_800
 
@@ -63,3 +64,14 @@ def test_bad_meter_setup_is_refused():
         MeterRegister(START, 0)
     with pytest.raises(ValueError, match="import_mwh must be a non-negative integer"):
         MeterRegister(START, 900, import_mwh=-5)
+
+
+def test_a_household_serves_its_own_must_run_load_before_the_market():
+    tariff = GridTariff(import_price=300_000, feed_in=80_000)
+    orders = [Order("h/load", Side.BUY, 500, 300_000), Order("h/ev", Side.BUY, 400, 150_000),
+              Order("h/battery", Side.SELL, 300, 200_000), Order("h/solar", Side.SELL, 350, 80_000)]
+    served, remaining = self_supply(orders, tariff)
+    # the load takes the solar (cheapest ask) first, then 150 from the battery; the flexible EV waits for the market
+    assert served == {"h/load": (500, 0), "h/battery": (0, 150), "h/solar": (0, 350)}
+    assert remaining == [Order("h/ev", Side.BUY, 400, 150_000), Order("h/battery", Side.SELL, 150, 200_000)]
+    assert self_supply([], tariff) == ({}, [])

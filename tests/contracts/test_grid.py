@@ -1,0 +1,154 @@
+"""Grid: roll-up of final batches, conservation against the boundary, imbalance, pro-rata
+origin allocation, nesting, replay and roles."""
+import ape
+import pytest
+from settlement_builders import ref
+
+CONSUMERS = ref.group_id("grid-test:consumers")
+PRODUCERS = ref.group_id("grid-test:producers")
+MIXED = ref.group_id("grid-test:mixed")
+BOUNDARY = ref.group_id("grid-test:boundary")
+UPSTREAM_BOUNDARY = ref.group_id("grid-test:district-boundary")
+DISTRICT_HOMES = ref.group_id("grid-test:district-homes")
+STREET = ref.group_id("grid:street")
+DISTRICT = ref.group_id("grid:district")
+
+
+def settle_group(world, group, flows, period, prefix):
+    """Final batch for `group` whose meters have (import delta, export delta) = flows."""
+    meters = world.meters(len(flows), group, prefix=f"{prefix}-{group.hex()[:6]}-{period}")
+    leaves = [world.leaf(m, period, imp, exp) for m, (imp, exp) in zip(meters, flows)]
+    world.settle(leaves, period, group)
+
+
+@pytest.fixture
+def street(project, admin, registry, ledger):
+    g = admin.deploy(project.Grid, registry, ledger, STREET, BOUNDARY, BOUNDARY, 500)  # 5 % losses allowed
+    for group in (CONSUMERS, PRODUCERS, MIXED):
+        g.addGroup(group, sender=admin)
+    return g
+
+
+def settle_street(world, period, boundary_flows=((0, 0),)):
+    # consumers withdraw 3000 + 4000 + 3001; producers inject 5000 + 2000; mixed 1000 in, 500 out
+    settle_group(world, CONSUMERS, [(3000, 0), (4000, 0), (3001, 0)], period, "c")
+    settle_group(world, PRODUCERS, [(0, 5000), (0, 2000)], period, "p")
+    settle_group(world, MIXED, [(1000, 500)], period, "x")
+    settle_group(world, BOUNDARY, list(boundary_flows), period, "b")
+
+
+def test_rollup_conservation_and_origin(world, street, operators):
+    p = world.period
+    # injected 7500, withdrawn 11001: the boundary meter imports 3700 from upstream
+    settle_street(world, p, [(3700, 0)])
+    tx = street.rollUp(p, sender=operators[1])
+    r = street.getRollup(p)
+    assert (r.injected, r.withdrawn, r.fromUpstream, r.toUpstream) == (7500, 11001, 3700, 0)
+    # entering 11200, leaving 11001: surplus 199 <= 5 % of 11200, all losses, no imbalance
+    assert (r.losses, r.imbalance, r.localAllocated, r.rolledUp) == (199, 0, 7500, True)
+    assert r.injected + r.fromUpstream == r.withdrawn + r.toUpstream + r.losses + r.imbalance
+    names = {CONSUMERS: "c", PRODUCERS: "p", MIXED: "x"}
+    flows = {g: street.memberFlow(p, g) for g in names}
+    assert (flows[CONSUMERS].withdrawn, flows[PRODUCERS].injected, flows[MIXED].injected) == (10001, 7000, 500)
+    # every unit of local generation is allocated exactly once
+    matrix = {(c, q): street.origin(p, c, q) for c in names for q in names}
+    assert sum(matrix.values()) == r.localAllocated == 7500
+    for g, f in flows.items():
+        assert sum(matrix[(g, q)] for q in names) == f.localReceived <= f.withdrawn
+        assert sum(matrix[(c, g)] for c in names) == f.localSupplied <= f.injected
+    assert flows[PRODUCERS].localSupplied == 7000 and flows[MIXED].localSupplied == 500
+    # pro rata: consumers get 7500 * w / 11001 (floor, remainder in member order)
+    assert flows[CONSUMERS].localReceived == 7500 * 10001 // 11001 + 1
+    assert flows[MIXED].localReceived == 7500 * 1000 // 11001
+    events = {e.event_name for e in tx.events}
+    assert {"MemberFlowRecorded", "Allocated", "ImbalanceRecorded", "PeriodRolledUp"} <= events
+    allocated = [e for e in tx.events if e.event_name == "Allocated"]
+    assert sum(e.mwh for e in allocated) == 7500
+    assert street.exchange(p) == (True, 0, 3700)
+
+
+def test_imbalance_is_recorded_never_dropped(world, street, operators):
+    p = world.period
+    settle_street(world, p, [(5000, 0)])  # 1301 too much from upstream: 625 losses allowed
+    street.rollUp(p, sender=operators[0])
+    r = street.getRollup(p)
+    assert r.losses == 12500 * 500 // 10_000 == 625
+    assert r.imbalance == 12500 - 11001 - 625
+    settle_street(world, p + 1, [(100, 0)])  # a deficit: the members withdrew more than entered
+    tx = street.rollUp(p + 1, sender=operators[0])
+    r = street.getRollup(p + 1)
+    assert (r.losses, r.imbalance) == (0, 7600 - 11001)
+    ev = [e for e in tx.events if e.event_name == "ImbalanceRecorded"][0]
+    assert ev.responsibleGroup == BOUNDARY and ev.imbalance == 7600 - 11001
+
+
+def test_rollup_waits_for_final_batches_and_replay_reverts(world, street, operators):
+    p = world.period
+    settle_group(world, CONSUMERS, [(10, 0)], p, "c")
+    with ape.reverts(street.MemberNotFinal, period=p, memberId=PRODUCERS):
+        street.rollUp(p, sender=operators[0])
+    settle_group(world, PRODUCERS, [(0, 10)], p, "p")
+    settle_group(world, MIXED, [(0, 0)], p, "x")
+    with ape.reverts(street.MemberNotFinal, period=p, memberId=BOUNDARY):
+        street.rollUp(p, sender=operators[0])
+    settle_group(world, BOUNDARY, [(0, 0)], p, "b")
+    street.rollUp(p, sender=operators[0])
+    before = street.getRollup(p)
+    with ape.reverts(street.AlreadyRolledUp, period=p):
+        street.rollUp(p, sender=operators[0])
+    assert street.getRollup(p) == before
+
+
+def test_nested_grid_sees_only_the_aggregate(project, admin, registry, ledger, world, street, operators):
+    district = admin.deploy(project.Grid, registry, ledger, DISTRICT, UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
+    district.addGroup(DISTRICT_HOMES, sender=admin)
+    district.addGrid(street, sender=admin)
+    p = world.period
+    settle_street(world, p, [(3501, 0)])  # street draws 3501 from the district
+    settle_group(world, DISTRICT_HOMES, [(1000, 4501)], p, "h")  # homes export 4501, import 1000
+    settle_group(world, UPSTREAM_BOUNDARY, [(0, 0)], p, "u")
+    with ape.reverts(district.MemberNotFinal, period=p, memberId=STREET):
+        district.rollUp(p, sender=operators[0])
+    street.rollUp(p, sender=operators[0])
+    district.rollUp(p, sender=operators[0])
+    r = district.getRollup(p)
+    assert (r.injected, r.withdrawn, r.imbalance, r.localAllocated) == (4501, 4501, 0, 4501)
+    assert district.memberFlow(p, STREET).withdrawn == 3501 and district.memberFlow(p, STREET).injected == 0
+    # the street's own members are invisible to the district
+    assert district.memberFlow(p, CONSUMERS).withdrawn == 0
+    assert district.origin(p, STREET, DISTRICT_HOMES) == 3501
+    assert district.origin(p, DISTRICT_HOMES, DISTRICT_HOMES) == 1000
+
+
+def test_membership_rules(project, admin, registry, ledger, street):
+    with ape.reverts(street.InvalidMember, why="duplicate"):
+        street.addGroup(CONSUMERS, sender=admin)
+    with ape.reverts(street.InvalidMember, why="group"):
+        street.addGroup(BOUNDARY, sender=admin)
+    with ape.reverts(street.InvalidMember, why="grid"):
+        street.addGrid(street, sender=admin)
+    island = admin.deploy(project.Grid, registry, ledger, ref.group_id("grid:island"), b"\0" * 32, MIXED, 0)
+    with ape.reverts(street.InvalidMember, why="grid without boundary"):
+        street.addGrid(island, sender=admin)
+    with ape.reverts(island.NoMembers):
+        island.rollUp(1, sender=registry.operators()[0])
+    with ape.reverts(street.InvalidConfig, what="lossBps"):
+        street.setLossBps(10_001, sender=admin)
+    tx = street.setLossBps(100, sender=admin)
+    assert street.lossBps() == 100 and tx.events[0].lossBps == 100
+    for i in range(street.MAX_MEMBERS() - 3):
+        street.addGroup(ref.group_id(f"filler{i}"), sender=admin)
+    with ape.reverts(street.TooManyMembers):
+        street.addGroup(ref.group_id("one-too-many"), sender=admin)
+
+
+def test_unauthorized_callers(street, stranger, operators, registry, world):
+    admin_role = b"\0" * 32
+    op_role = registry.SETTLEMENT_OPERATOR_ROLE()
+    for fn, args in [(street.addGroup, (ref.group_id("g"),)), (street.addGrid, (street,)),
+                     (street.setLossBps, (1,))]:
+        for caller in (stranger, operators[0]):  # an operator is no admin
+            with ape.reverts(street.AccessControlUnauthorizedAccount, account=caller.address, neededRole=admin_role):
+                fn(*args, sender=caller)
+    with ape.reverts(street.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=op_role):
+        street.rollUp(world.period, sender=stranger)

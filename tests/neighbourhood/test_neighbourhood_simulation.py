@@ -21,16 +21,15 @@ class Run:
     socs: dict  # agent name -> state of charge after each period
 
 
-@pytest.fixture(scope="module")
-def run():
-    households = build_households(24, seed=1, start=DEFAULT_START, periods=PERIODS)
+def simulate(count, seed, start, periods):
+    households = build_households(count, seed=seed, start=start, periods=periods)
     baselines = {h.name: h.meter.totals_mwh for h in households}
-    simulation = Simulation(households, DEFAULT_TARIFF, DEFAULT_START)
+    simulation = Simulation(households, DEFAULT_TARIFF, start)
     agents = [a for h in households for a in h.agents]
     temperatures = {a.name: [] for a in agents if isinstance(a, ThermostatAgent)}
     socs = {a.name: [] for a in agents if isinstance(a, BatteryAgent)}
     results = []
-    for _ in range(PERIODS):
+    for _ in range(periods):
         results.append(simulation.step())
         for a in agents:
             if isinstance(a, ThermostatAgent):
@@ -38,6 +37,11 @@ def run():
             elif isinstance(a, BatteryAgent):
                 socs[a.name].append(a.battery.soc_mwh)
     return Run(households, baselines, results, temperatures, socs)
+
+
+@pytest.fixture(scope="module")
+def run():
+    return simulate(24, 1, DEFAULT_START, PERIODS)
 
 
 def agents_of(run, kind):
@@ -172,3 +176,23 @@ def test_bad_simulation_setups_are_refused():
         Simulation(households, DEFAULT_TARIFF, DEFAULT_START).run(-1)
     with pytest.raises(ValueError, match="count must be a non-negative integer"):
         build_households(-1)
+
+
+@pytest.mark.parametrize("start_hour, seed", [(7.75, 2), (17.5, 3), (23.0, 4)])
+def test_two_days_from_any_period_keep_every_device_in_its_limits(start_hour, seed):
+    start = DEFAULT_START + int(start_hour * 3600)
+    periods = 2 * PERIODS
+    run = simulate(12, seed, start, periods)
+    end = start + periods * 900
+    for h in run.households:
+        for a in h.agents:
+            if isinstance(a, ThermostatAgent):
+                assert all(a.low_c <= c <= a.high_c for c in run.temperatures[a.name]), a.name
+            elif isinstance(a, BatteryAgent):
+                assert all(a.battery.min_soc_mwh <= v <= a.battery.capacity_mwh for v in run.socs[a.name])
+            elif isinstance(a, EVAgent):
+                for session in a.charger.sessions:
+                    if session.departure <= end:
+                        assert a.charger.delivered[session] == session.energy_mwh, (a.name, session)
+    for r in run.results:
+        assert r.net_import_mwh == r.clearing.grid_import_mwh - r.clearing.grid_export_mwh

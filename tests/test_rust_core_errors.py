@@ -99,7 +99,7 @@ def test_verify_list_lengths_must_match() -> None:
         ((b"\x01" * 32, 2, 2**64, 4, 5), EncodingError, "reading 1 timestamp must fit in uint64"),
         ((b"\x01" * 32, 2, 3, 4.0, 5), TypeError, "reading 1 import_mwh must be an int"),
         ((b"\x01" * 32, 2, 3, 4), EncodingError, "reading 1 must have 5 fields"),
-        ([b"\x01" * 32, 2, 3, 4, 5], TypeError, "reading 1 must be a tuple"),
+        ({"meter_id": b"\x01" * 32}, TypeError, "reading 1 must be a tuple"),
         (("01" * 32, 2, 3, 4, 5), TypeError, "reading 1 meter_id must be bytes"),
     ],
 )

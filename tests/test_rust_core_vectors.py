@@ -111,3 +111,23 @@ def test_batch_sign_and_verify_agree_with_vectors() -> None:
     assert [i for i, _ in failures] == list(range(len(readings)))
     for (i, reason), expected in zip(failures, rotated):
         assert signers[i].hex() in reason and expected.hex() in reason
+
+
+def test_lists_are_accepted_as_tuples() -> None:
+    v = READINGS[0]
+    assert rust_core.reading_digest(SEP, list(reading_tuple(v))) == b(v["digest"])
+    assert rust_core.leaf_hash(list(leaf_tuple(v))) == b(v["leaf"]["hash"])
+
+
+def test_tree_in_given_order_for_fraud_proofs() -> None:
+    ordered = [leaf_tuple(READINGS[i]) for i in VECTORS["trees"][-1]["leaf_indices"]]
+    swapped = [ordered[1], ordered[0], *ordered[2:]]
+    with pytest.raises(rust_core.EncodingError, match="leaves out of order: leaf 1"):
+        rust_core.MerkleSumTree(swapped)
+    tree = rust_core.MerkleSumTree(swapped, check_order=False)
+    nodes = [rust_core.leaf_node(leaf) for leaf in swapped]
+    left, right = rust_core.parent_node(nodes[0], nodes[1]), rust_core.parent_node(nodes[2], nodes[3])
+    assert tree.root == rust_core.parent_node(left, right)
+    assert tree.root[1:] == node_of(VECTORS["trees"][-1]["root"])[1:]
+    for i in range(len(swapped)):
+        assert rust_core.verify_proof(tree.root, tree.leaf_node(i), i, tree.proof(i))

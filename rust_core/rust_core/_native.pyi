@@ -25,6 +25,7 @@ __all__ = [
     "verify_readings",
 ]
 
+# Tuples (lists of the same fields are accepted too).
 _Reading = tuple[bytes, int, int, int, int]
 """(meter_id: bytes32, period, timestamp, import_mwh, export_mwh)"""
 _Leaf = tuple[bytes, int, int, int, int, int, int, int, bytes]
@@ -90,7 +91,8 @@ def verify_proof(root: _Node, node: _Node, index: int, siblings: Sequence[_Node]
 class MerkleSumTree:
     """Merkle-sum tree over leaves in strictly ascending meter id order (built in parallel)."""
 
-    def __new__(cls, leaves: Sequence[_Leaf]) -> MerkleSumTree: ...
+    def __new__(cls, leaves: Sequence[_Leaf], *, check_order: bool = True) -> MerkleSumTree:
+        """check_order=False builds over leaves in the order given (to prove a peer's batch out of order)."""
     @property
     def root(self) -> _Node: ...
     @property

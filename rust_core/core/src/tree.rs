@@ -90,12 +90,6 @@ fn parents(level: &[Node], real: usize, pad: &Node) -> Result<Vec<Node>, Error> 
 impl MerkleSumTree {
     /// Builds the tree; leaves must be non-empty and in strictly ascending meter id order.
     pub fn build(leaves: &[Leaf]) -> Result<Self, Error> {
-        if leaves.is_empty() {
-            return Err(Error::Encoding("a batch holds at least one leaf".into()));
-        }
-        if leaves.len() > u32::MAX as usize {
-            return Err(Error::Encoding(format!("{} leaves do not fit a uint32 count", leaves.len())));
-        }
         if let Some(i) = leaves.windows(2).position(|w| w[0].reading.meter_id >= w[1].reading.meter_id) {
             return Err(Error::Encoding(format!(
                 "leaves out of order: leaf {} (meter 0x{}) does not sort strictly after leaf {} (meter 0x{})",
@@ -104,6 +98,18 @@ impl MerkleSumTree {
                 i,
                 hex(&leaves[i].reading.meter_id)
             )));
+        }
+        Self::build_any_order(leaves)
+    }
+
+    /// Builds the tree over leaves in the order given, without the order check: for rebuilding a
+    /// peer's batch whose leaves are out of order, to prove exactly that.
+    pub fn build_any_order(leaves: &[Leaf]) -> Result<Self, Error> {
+        if leaves.is_empty() {
+            return Err(Error::Encoding("a batch holds at least one leaf".into()));
+        }
+        if leaves.len() > u32::MAX as usize {
+            return Err(Error::Encoding(format!("{} leaves do not fit a uint32 count", leaves.len())));
         }
         let depth = depth_for(leaves.len());
         let mut level: Vec<Node> = leaves

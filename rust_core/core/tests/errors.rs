@@ -98,6 +98,9 @@ fn tree_refuses_order_regression_overflow_and_empty() {
     let msg = is(MerkleSumTree::build(&[leaf(2, 0, 0), leaf(1, 0, 0)]), |e| matches!(e, Error::Encoding(_)));
     assert!(msg.contains("out of order"), "{msg}");
     is(MerkleSumTree::build(&[leaf(1, 0, 0), leaf(1, 0, 0)]), |e| matches!(e, Error::Encoding(_)));
+    let any = MerkleSumTree::build_any_order(&[leaf(2, 1, 0), leaf(1, 2, 0)]).unwrap();
+    assert_eq!(any.root(), any.leaf_node(0).unwrap().parent(&any.leaf_node(1).unwrap()).unwrap());
+    is(MerkleSumTree::build_any_order(&[]), |e| matches!(e, Error::Encoding(_)));
     let msg = is(MerkleSumTree::build(&[leaf(1, 5, 0), leaf(2, 5, 6)]), |e| matches!(e, Error::RegisterRegression(_)));
     assert!(msg.starts_with("leaf 1,"), "{msg}");
     is(MerkleSumTree::build(&[leaf(1, u64::MAX, 0), leaf(2, 1, 0)]), |e| matches!(e, Error::SumOverflow(_)));

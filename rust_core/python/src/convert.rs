@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyTuple};
+use pyo3::types::{PyBytes, PyInt, PyList, PyTuple};
 use settlement_core::{BatchHeader, Leaf, Node, Reading};
 
 use crate::errors::{EncodingError, InvalidKey};
@@ -59,21 +59,20 @@ fn uint(obj: &Bound<'_, PyAny>, bits: u32, what: &dyn Fn() -> String) -> PyResul
     }
 }
 
-/// The fields of a tuple of exactly `len` items (borrowed in place, no per-field reference counting).
-fn tuple<'a, 'py>(
-    obj: &'a Bound<'py, PyAny>,
-    len: usize,
-    shape: &str,
-    what: &dyn Fn() -> String,
-) -> PyResult<&'a [Bound<'py, PyAny>]> {
-    let t = obj
-        .downcast::<PyTuple>()
-        .map_err(|_| PyTypeError::new_err(format!("{} must be a tuple {shape}, got {}", what(), type_name(obj))))?;
-    let fields = t.as_slice();
-    if fields.len() != len {
-        return Err(EncodingError::new_err(format!("{} must have {len} fields {shape}, got {}", what(), fields.len())));
+/// A tuple (or list, copied into a tuple) of exactly `len` items; callers read its fields in place
+/// with `as_slice()`, without per-field reference counting.
+fn tuple<'py>(obj: &Bound<'py, PyAny>, len: usize, shape: &str, what: &dyn Fn() -> String) -> PyResult<Bound<'py, PyTuple>> {
+    let t = if let Ok(t) = obj.downcast::<PyTuple>() {
+        t.clone()
+    } else if let Ok(list) = obj.downcast::<PyList>() {
+        list.to_tuple()
+    } else {
+        return Err(PyTypeError::new_err(format!("{} must be a tuple {shape}, got {}", what(), type_name(obj))));
+    };
+    if t.len() != len {
+        return Err(EncodingError::new_err(format!("{} must have {len} fields {shape}, got {}", what(), t.len())));
     }
-    Ok(fields)
+    Ok(t)
 }
 
 const READING_SHAPE: &str = "(meter_id, period, timestamp, import_mwh, export_mwh)";
@@ -94,11 +93,12 @@ fn reading_fields(t: &[Bound<'_, PyAny>], what: &dyn Fn() -> String) -> PyResult
 }
 
 pub(crate) fn reading(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Reading> {
-    reading_fields(tuple(obj, 5, READING_SHAPE, what)?, what)
+    reading_fields(tuple(obj, 5, READING_SHAPE, what)?.as_slice(), what)
 }
 
 pub(crate) fn leaf(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Leaf> {
     let t = tuple(obj, 9, LEAF_SHAPE, what)?;
+    let t = t.as_slice();
     let f = |name: &'static str| move || format!("{} {name}", what());
     Ok(Leaf {
         reading: reading_fields(t, what)?,
@@ -111,6 +111,7 @@ pub(crate) fn leaf(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResul
 
 pub(crate) fn node(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResult<Node> {
     let t = tuple(obj, 3, NODE_SHAPE, what)?;
+    let t = t.as_slice();
     let f = |name: &'static str| move || format!("{} {name}", what());
     Ok(Node {
         hash: bytes32(&t[0], &f("hash"))?,
@@ -122,6 +123,7 @@ pub(crate) fn node(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResul
 pub(crate) fn header(obj: &Bound<'_, PyAny>) -> PyResult<BatchHeader> {
     let what = || "header".to_string();
     let t = tuple(obj, 6, HEADER_SHAPE, &what)?;
+    let t = t.as_slice();
     Ok(BatchHeader {
         period: uint(&t[0], 64, &|| "header period".into())?,
         group_id: bytes32(&t[1], &|| "header group_id".into())?,

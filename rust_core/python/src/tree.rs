@@ -22,9 +22,11 @@ fn position(value: i64, what: &str) -> PyResult<usize> {
 #[pymethods]
 impl PyMerkleSumTree {
     #[new]
-    fn new(py: Python<'_>, leaves: &Bound<'_, PyAny>) -> PyResult<Self> {
+    #[pyo3(signature = (leaves, *, check_order = true))]
+    fn new(py: Python<'_>, leaves: &Bound<'_, PyAny>, check_order: bool) -> PyResult<Self> {
         let leaves = convert::each(leaves, "leaf", convert::leaf)?;
-        let inner = py.allow_threads(|| MerkleSumTree::build(&leaves)).map_err(to_py)?;
+        let build = if check_order { MerkleSumTree::build } else { MerkleSumTree::build_any_order };
+        let inner = py.allow_threads(|| build(&leaves)).map_err(to_py)?;
         Ok(Self { inner })
     }
 

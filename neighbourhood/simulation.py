@@ -128,7 +128,6 @@ class Simulation:
                     solar += flow.produced_mwh
             net = consumed - produced
             imported, exported = max(net, 0), max(-net, 0)
-            h.meter.record(imported, exported)
             local_bought, local_sold, grid_bought, grid_sold = local_grid[h.name]
             cost = (energy_cost_eur(grid_bought, tariff.import_price) - energy_cost_eur(grid_sold, tariff.feed_in))
             if clearing.price is not None:
@@ -137,6 +136,8 @@ class Simulation:
             own = sum(in_house.get(a.name, (0, 0))[0] for a in h.agents)
             rows.append(HouseholdPeriod(h.name, consumed, produced, end_use, solar, own, imported, exported,
                                         local_bought, local_sold, grid_bought, grid_sold, cost, flat))
+        for h, row in zip(self.households, rows):  # only once every device has settled
+            h.meter.record(row.import_mwh, row.export_mwh)
         result = PeriodResult(t, clearing, tuple(rows), flows, in_house)
         self.history.append(result)
         self.now += self.period_seconds

@@ -36,7 +36,18 @@ def check_transport(msg: bytes) -> bytes:
     padding = msg[-3]  # some meters pad a full 4 bytes; smllib accepts that, so do we
     if 16 + padding > len(msg):
         raise FrameRefused(f"InvalidPadding: {padding} padding bytes in a {len(msg)}-byte frame")
-    return msg[8 : len(msg) - 8 - padding].replace(ESC + ESC, ESC)
+    payload = unescape(msg[8 : len(msg) - 8])
+    return payload[: len(payload) - padding]
+
+
+def unescape(body: bytes) -> bytes:
+    """Escapes sit on 4-byte boundaries: an aligned 1b1b1b1b 1b1b1b1b is one 1b1b1b1b of data."""
+    out, pos = bytearray(), 0
+    while pos < len(body):
+        block = body[pos : pos + 4]
+        out += block
+        pos += 8 if block == ESC and body[pos + 4 : pos + 8] == ESC else 4
+    return bytes(out)
 
 
 def parse_frame(msg: bytes) -> MeterFrame:
@@ -131,11 +142,15 @@ class SmlFramer:
         return out
 
     def _cut_before_next_start(self, end: int) -> int:
-        """A frame cut short right after its end escape takes the next frame's first 1b bytes
-        as padding and CRC; when the CRC fails, leave those bytes to the next frame."""
+        """When the CRC fails, the frame may be a cut-short one that ran into the next frame:
+        its start sequence inside (read as escaped data), or its first 1b bytes taken as padding
+        and CRC. Cut there and leave the rest to the next frame."""
         msg = self._buf[:end]
         if x25.get_crc(msg[:-2]) == (msg[-2] << 8 | msg[-1]):
             return end
+        inner = self._buf.find(START, len(START), end)
+        if inner != -1:
+            return inner
         for p in range(end - 3, end):
             if all(b == 0x1B for b in self._buf[p:end]):
                 return p

@@ -77,7 +77,8 @@ def build_frame(server_id: bytes, import_wh: Decimal, export_wh: Decimal, *, pow
 
 
 def wrap_transport(payload: bytes) -> bytes:
-    escaped = payload.replace(ESC, ESC + ESC)
+    # escapes sit on 4-byte boundaries (the frame's alignment), as meters send them
+    escaped = b"".join(payload[i : i + 4] * (2 if payload[i : i + 4] == ESC else 1) for i in range(0, len(payload), 4))
     padding = -len(escaped) % 4
     body = ESC + b"\x01\x01\x01\x01" + escaped + b"\x00" * padding + ESC + bytes([0x1A, padding])
     crc = x25.get_crc(body)

@@ -1,0 +1,52 @@
+"""The meter-oracle command line: parse captures, read one reading from a live device."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+from conftest import REPO, TESTDATA, load_expected
+from meter_oracle.simulators.profiles import FixedRegisters
+from meter_oracle.simulators.stream_server import SmlMeter, TcpFrameServer
+
+
+def oracle(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "meter_oracle.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_parse_prints_one_json_object_per_frame():
+    for protocol, pattern in (("dsmr", "*.txt"), ("sml", "*.bin")):
+        expected = load_expected(protocol)
+        files = sorted((TESTDATA / protocol).glob(pattern))
+        run = oracle("parse", "--protocol", protocol, *map(str, files))
+        assert run.returncode == 1  # some captures are refused on purpose
+        lines = [json.loads(line) for line in run.stdout.splitlines()]
+        assert [line["file"] for line in lines] == list(map(str, files))
+        for line in lines:
+            exp = expected[line["file"].rsplit("/", 1)[1]]
+            assert line["valid"] == exp["valid"]
+            if exp["valid"]:
+                assert line["import_mwh"] == int(Decimal(exp["import_wh"]) * 1000)
+                assert line["export_mwh"] == int(Decimal(exp["export_wh"]) * 1000)
+                assert line["meter_id"].startswith("0x") and len(line["meter_id"]) == 66
+            else:
+                assert ("CRC" in line["error"]) if protocol == "dsmr" else line["error"].startswith(exp["error"])
+
+
+def test_parse_with_a_forced_version():
+    good = str(TESTDATA / "dsmr" / "v5_iskra.txt")
+    assert json.loads(oracle("parse", "--protocol", "dsmr", "--dsmr-version", "5", good).stdout)["valid"]
+    forced = json.loads(oracle("parse", "--protocol", "dsmr", "--dsmr-version", "belgium", good).stdout)
+    assert forced["detail"] == "DSMR belgium"
+
+
+def test_read_prints_one_reading_from_a_device():
+    meter = SmlMeter(bytes.fromhex("0a01434c490000000001"), FixedRegisters("4242.4", "1.5"))
+    with TcpFrameServer(meter, interval_s=0.2) as server:
+        run = oracle("read", server.url, "--protocol", "sml", "--timeout", "20")
+    assert run.returncode == 0, run.stderr
+    reading = json.loads(run.stdout.splitlines()[-1])
+    assert (reading["identity"], reading["import_wh"], reading["export_mwh"]) == ("0a01434c490000000001", "4242.4", 1500)

@@ -20,17 +20,25 @@ library MerkleSum {
 
     /// @notice Hash of an inner node over its two children (hashes and sums).
     function parentHash(SumNode memory left, SumNode memory right) internal pure returns (bytes32) {
-        return keccak256(
-            abi.encode(left.hash, left.importMwh, left.exportMwh, right.hash, right.importMwh, right.exportMwh)
-        );
+        return hashPair(left.hash, left.importMwh, left.exportMwh, right.hash, right.importMwh, right.exportMwh);
     }
 
-    /// @notice The parent node of two children, with checked uint64 sums.
-    function parent(SumNode memory left, SumNode memory right) internal pure returns (SumNode memory) {
-        uint256 imp = uint256(left.importMwh) + right.importMwh;
-        uint256 exp = uint256(left.exportMwh) + right.exportMwh;
-        if (imp > type(uint64).max || exp > type(uint64).max) revert SumOverflow();
-        return SumNode(parentHash(left, right), uint64(imp), uint64(exp));
+    /// @notice keccak256(abi.encode(lh, li, le, rh, ri, re)) hashed in scratch memory.
+    function hashPair(bytes32 lh, uint256 li, uint256 le, bytes32 rh, uint256 ri, uint256 re)
+        internal
+        pure
+        returns (bytes32 h)
+    {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, lh)
+            mstore(add(p, 0x20), li)
+            mstore(add(p, 0x40), le)
+            mstore(add(p, 0x60), rh)
+            mstore(add(p, 0x80), ri)
+            mstore(add(p, 0xa0), re)
+            h := keccak256(p, 0xc0)
+        }
     }
 
     /// @notice ceil(log2(count)); 0 for one leaf.
@@ -49,10 +57,17 @@ library MerkleSum {
         if (siblings.length != expectedLength || (index >> expectedLength) != 0) {
             revert BadProofShape(index, siblings.length, expectedLength);
         }
+        bytes32 h = node.hash;
+        uint256 imp = node.importMwh;
+        uint256 exp = node.exportMwh;
         for (uint256 k; k < siblings.length; ++k) {
-            SumNode memory sibling = siblings[k];
-            node = (index >> k) & 1 == 1 ? parent(sibling, node) : parent(node, sibling);
+            SumNode calldata sib = siblings[k];
+            (bytes32 sh, uint256 si, uint256 se) = (sib.hash, sib.importMwh, sib.exportMwh);
+            h = (index >> k) & 1 == 1 ? hashPair(sh, si, se, h, imp, exp) : hashPair(h, imp, exp, sh, si, se);
+            imp += si;
+            exp += se;
+            if (imp > type(uint64).max || exp > type(uint64).max) revert SumOverflow();
         }
-        return node;
+        return SumNode(h, uint64(imp), uint64(exp));
     }
 }

@@ -1,0 +1,193 @@
+"""Gas per settled reading: PeriodLedger (one co-signed batch header per period and group,
+3-of-5 quorum, submit + finalize) at 100, 1,000 and 10,000 readings per batch, beside the naive
+StromDAO-style NaiveLedger that writes every reading in its own transaction (measured in the
+same run), and the gas of each fraud proof against a 10,000-leaf batch.
+
+Run: .venv/bin/python bench/gas.py  (starts its own anvil with the pinned cancun hardfork).
+Prints a table, then one JSON object on its last line.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.chdir(ROOT)
+os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / "tools" / "solc"))
+os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
+sys.path.insert(0, str(ROOT / "tests" / "contracts"))  # the shared tree/leaf builders of the contract tests
+
+import ape  # noqa: E402
+from settlement_builders import (  # noqa: E402
+    PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, leaf_struct, make_leaf, node_struct, ref,
+)
+
+SIZES = (100, 1_000, 10_000)
+NAIVE_READINGS = 40
+WINDOW = 600
+
+
+def is_cancun(web3) -> bool:
+    """Cancun blocks carry blob gas fields; Prague (anvil's newer default) adds requestsHash."""
+    block = web3.eth.get_block("latest")
+    return "excessBlobGas" in block and "requestsHash" not in block
+
+
+def main() -> None:
+    with ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
+        chain, project = ape.chain, ape.project
+        accts = ape.accounts.test_accounts
+        admin, ops, meter_op, prover = accts[0], list(accts[1:6]), accts[6], accts[7]
+        registry = admin.deploy(project.MeterRegistry, admin)
+        registry.grantRole(registry.METER_OPERATOR_ROLE(), meter_op, sender=admin)
+        for op in ops:
+            registry.addOperator(op, sender=admin)
+        registry.setQuorum(3, sender=admin)
+        ledger = admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, WINDOW)
+        naive = admin.deploy(project.NaiveLedger, registry)
+        domain = ref.Domain(chain.chain_id, ledger.address)
+        op_keys = [bytes.fromhex(op.private_key[2:]) for op in ops[:3]]
+        period = chain.pending_timestamp // PERIOD_SECONDS - 20
+
+        def meters(n: int, prefix: str, group: bytes) -> list[MeterSpec]:
+            ms = [MeterSpec(f"{prefix}{i}", group, active_from=period - 5) for i in range(n)]
+            return sorted(ms, key=lambda m: m.meter_id)
+
+        def leaves_of(ms, p, dom=domain):
+            return [make_leaf(dom, m, p, 10_000 + 7 * i, 3 * i, m.active_from - 1, 0, 0) for i, m in enumerate(ms)]
+
+        def submit(tree: SumTree, p: int, group: bytes, count=None):
+            h = tree.header(p, group, count)
+            return ledger.submitBatch(header_struct(h), cosign(domain, h, op_keys), sender=ops[0])
+
+        results: dict = {"hardfork_cancun": is_cancun(provider.web3), "quorum": "3-of-5"}
+        trees = {}
+        for n in SIZES:
+            group = ref.group_id(f"bench:{n}")
+            ms = meters(n, f"b{n}-", group)
+            tree = SumTree.from_leaves(leaves_of(ms, period))
+            trees[n] = (tree, ms, group)
+            sub = submit(tree, period, group)
+            chain.pending_timestamp += WINDOW
+            fin = ledger.finalize(period, group, sender=ops[0])
+            total = sub.gas_used + fin.gas_used
+            results[f"gas_per_batch_{n}"] = total
+            results[f"gas_per_reading_{n}"] = round(total / n, 2)
+            print(f"batch {n:>6} readings: submit {sub.gas_used:>7} + finalize {fin.gas_used:>6} = {total:>7} gas,"
+                  f" {total / n:8.2f} gas/reading")
+
+        # naive baseline: every reading its own transaction, two rounds (first write, then steady state)
+        naive_domain = ref.Domain(chain.chain_id, naive.address)
+        nms = meters(NAIVE_READINGS, "naive-", ref.group_id("bench:naive"))
+        for m in nms:
+            registry.registerMeter(*m.register_args(), sender=meter_op)
+        rounds = []
+        for k, p in enumerate((period, period + 1)):
+            gas = 0
+            for i, m in enumerate(nms):
+                lf = make_leaf(naive_domain, m, p, 10_000 * (k + 1) + i, 0, 0, 0, 0)
+                r = lf.reading
+                tx = naive.submitReading(r.meter_id, r.period, r.timestamp, r.import_mwh, r.export_mwh,
+                                         lf.signature, sender=ops[0])
+                gas += tx.gas_used
+            rounds.append(gas / NAIVE_READINGS)
+        results["naive_gas_per_reading_first"] = round(rounds[0], 2)
+        results["naive_gas_per_reading"] = round(rounds[1], 2)
+        print(f"naive: first reading of a meter {rounds[0]:.0f} gas, later readings {rounds[1]:.0f} gas per reading")
+
+        results["fraud_proof_gas_by_kind"] = fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain,
+                                                       trees[10_000], period, submit, leaves_of)
+        for kind, gas in results["fraud_proof_gas_by_kind"].items():
+            print(f"fraud proof at 10,000 leaves, {kind:<16} {gas:>7} gas")
+        results["fraud_proof_gas"] = max(results["fraud_proof_gas_by_kind"].values())
+        results["ratio_naive_to_batched_10000"] = round(results["naive_gas_per_reading"]
+                                                        / results["gas_per_reading_10000"], 1)
+        print(json.dumps(results))
+
+
+def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, period, submit, leaves_of) -> dict:
+    """Each fraud proof against its own 10,000-leaf batch with one fault (copies of the final
+    honest tree, so that the previous-register proof has its final evidence batch)."""
+    tree, ms, group = honest  # final at `period`
+    p = period + 1
+    i = 4_321
+    target = ms[i]
+    registry.registerMeter(*target.register_args(), sender=meter_op)
+    out = {}
+
+    def variant(name: str, mutate):
+        t = copy.copy(tree)
+        t.levels = [list(level) for level in tree.levels]
+        t.leaves = list(tree.leaves)
+        mutate(t)
+        g = ref.group_id(f"bench:fraud:{name}")
+        submit(t, p, g, count=len(tree.leaves))
+        return t, g
+
+    def leaf_at(t, k):
+        return leaf_struct(t.leaves[k])
+
+    # bad signature: the registered meter's reading signed by another key
+    def bad_sig(t):
+        t.leaves[i] = make_leaf(domain, target, p, 50_000, 0, period, 10_000, 0, signer=b"\x55" * 32)
+        t.corrupt(0, i, ref.leaf_node(t.leaves[i]))
+    t, g = variant("signature", bad_sig)
+    out["bad_signature"] = ledger.proveBadSignature(p, g, leaf_at(t, i), i, t.proof(i), sender=prover).gas_used
+
+    # unknown meter: an unregistered meter (every one but the target)
+    t, g = variant("unknown", lambda t: None)
+    out["unknown_meter"] = ledger.proveUnknownMeter(p, g, leaf_at(t, i + 1), i + 1, t.proof(i + 1),
+                                                    sender=prover).gas_used
+
+    # previous register: counts from 9,000 although the final leaf of `period` says 10,000 + 7 i
+    def bad_prev(t):
+        t.leaves[i] = make_leaf(domain, target, p, 90_000, 0, period, 9_000, 0)
+        t.corrupt(0, i, ref.leaf_node(t.leaves[i]))
+    t, g = variant("previous", bad_prev)
+    # the evidence must be in the same group as the meter; use the final honest batch's group
+    # (the meter is registered to it) by submitting the faulty batch there too
+    h_group = group
+    submit(t, p, h_group, count=len(tree.leaves))
+    out["bad_previous"] = ledger.proveBadPrevious(p, h_group, leaf_at(t, i), i, t.proof(i), period, group,
+                                                  leaf_struct(tree.leaves[i]), i, tree.proof(i),
+                                                  sender=prover).gas_used
+
+    # out of order: two adjacent leaves swapped
+    def swap(t):
+        t.leaves[i], t.leaves[i + 1] = t.leaves[i + 1], t.leaves[i]
+        t.corrupt(0, i, ref.leaf_node(t.leaves[i]))
+        t.corrupt(0, i + 1, ref.leaf_node(t.leaves[i + 1]))
+    t, g = variant("order", swap)
+    out["out_of_order"] = ledger.proveOutOfOrder(p, g, leaf_at(t, i), i, t.proof(i), leaf_at(t, i + 1),
+                                                 t.proof(i + 1), sender=prover).gas_used
+
+    # an inner node whose sum is off by one
+    def bad_sum(t):
+        n = t.node(1, i // 2)
+        t.corrupt(1, i // 2, (n[0], n[1] + 1, n[2]))
+    t, g = variant("sum", bad_sum)
+    out["bad_sum"] = ledger.proveBadSum(p, g, 1, i // 2, node_struct(t.node(1, i // 2)),
+                                        node_struct(t.node(0, i & ~1)), node_struct(t.node(0, i | 1)),
+                                        t.proof(i // 2, 1), sender=prover).gas_used
+
+    # a leaf node whose delta is not its fields'
+    def bad_leaf(t):
+        n = t.node(0, i)
+        t.corrupt(0, i, (n[0], n[1] + 1, n[2]))
+    t, g = variant("leaf", bad_leaf)
+    out["bad_leaf_sum"] = ledger.proveBadLeafSum(p, g, leaf_at(t, i), i, node_struct(t.node(0, i)), t.proof(i),
+                                                 sender=prover).gas_used
+
+    # padding beyond count that is not empty
+    pad = len(tree.leaves)
+    t, g = variant("padding", lambda t: t.corrupt(0, pad, (b"\x01" * 32, 1, 0)))
+    out["bad_padding"] = ledger.proveBadPadding(p, g, pad, node_struct(t.node(0, pad)), t.proof(pad),
+                                                sender=prover).gas_used
+    return out
+
+
+if __name__ == "__main__":
+    main()

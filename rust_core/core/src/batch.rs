@@ -62,11 +62,9 @@ pub fn verify_readings<S: AsRef<[u8]> + Sync>(
         .filter_map(|(index, ((reading, signature), signer))| {
             let reason = match recover_signer(&reading_digest(domain, reading), signature.as_ref()) {
                 Ok(recovered) if &recovered == signer => return None,
-                Ok(recovered) => format!(
-                    "signed by 0x{}, not by the registered key 0x{}",
-                    hex(&recovered),
-                    hex(signer)
-                ),
+                Ok(recovered) => {
+                    format!("signed by 0x{}, not by the registered key 0x{}", hex(&recovered), hex(signer))
+                }
                 Err(e) => e.to_string(),
             };
             Some(Failure { index, reason })

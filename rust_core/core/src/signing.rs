@@ -9,8 +9,8 @@ use crate::{Address, Error, Hash, Signature};
 
 /// n / 2 of secp256k1, big-endian: the largest `s` a signature may carry.
 const HALF_ORDER: [u8; 32] = [
-    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0x5d, 0x57, 0x6e, 0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x5d, 0x57, 0x6e,
+    0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
 ];
 
 fn secret_key(private_key: &[u8; 32]) -> Result<SecretKey, Error> {
@@ -34,9 +34,7 @@ pub fn address_of(private_key: &[u8; 32]) -> Result<Address, Error> {
 /// Signs a digest: deterministic (RFC 6979), low `s`, `v ∈ {27, 28}`.
 pub fn sign_digest(digest: &Hash, private_key: &[u8; 32]) -> Result<Signature, Error> {
     let key = secret_key(private_key)?;
-    let (recid, compact) = SECP256K1
-        .sign_ecdsa_recoverable(Message::from_digest(*digest), &key)
-        .serialize_compact();
+    let (recid, compact) = SECP256K1.sign_ecdsa_recoverable(Message::from_digest(*digest), &key).serialize_compact();
     let v = match recid {
         RecoveryId::Zero => 27,
         RecoveryId::One => 28,
@@ -52,10 +50,7 @@ pub fn sign_digest(digest: &Hash, private_key: &[u8; 32]) -> Result<Signature, E
 /// The address whose key signed `digest`; refuses malformed, high-s and unrecoverable signatures.
 pub fn recover_signer(digest: &Hash, signature: &[u8]) -> Result<Address, Error> {
     if signature.len() != 65 {
-        return Err(Error::InvalidSignature(format!(
-            "signature must be 65 bytes, got {}",
-            signature.len()
-        )));
+        return Err(Error::InvalidSignature(format!("signature must be 65 bytes, got {}", signature.len())));
     }
     let v = signature[64];
     let recid = match v {

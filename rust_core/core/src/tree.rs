@@ -29,8 +29,7 @@ impl Node {
     /// The parent of `self` (left) and `right`; its sums must fit in `uint64`.
     pub fn parent(&self, right: &Node) -> Result<Node, Error> {
         let sum = |a: u64, b: u64, what: &str| {
-            a.checked_add(b)
-                .ok_or_else(|| Error::SumOverflow(format!("{what} sum {a} + {b} exceeds uint64")))
+            a.checked_add(b).ok_or_else(|| Error::SumOverflow(format!("{what} sum {a} + {b} exceeds uint64")))
         };
         let import_sum = sum(self.import_sum, right.import_sum, "import")?;
         let export_sum = sum(self.export_sum, right.export_sum, "export")?;
@@ -168,11 +167,15 @@ impl MerkleSumTree {
 
     /// Any node, padding included: `level` 0 is the leaves, `depth` the root.
     pub fn node(&self, level: usize, index: usize) -> Result<Node, Error> {
-        let nodes = self.levels.get(level).ok_or_else(|| {
-            Error::IndexOutOfRange(format!("level {level} out of range for depth {}", self.depth()))
-        })?;
+        let nodes = self
+            .levels
+            .get(level)
+            .ok_or_else(|| Error::IndexOutOfRange(format!("level {level} out of range for depth {}", self.depth())))?;
         nodes.get(index).copied().ok_or_else(|| {
-            Error::IndexOutOfRange(format!("node index {index} out of range for {} nodes at level {level}", nodes.len()))
+            Error::IndexOutOfRange(format!(
+                "node index {index} out of range for {} nodes at level {level}",
+                nodes.len()
+            ))
         })
     }
 

@@ -1,7 +1,8 @@
 //! Malformed input is refused with the named error, never a panic.
 
 use settlement_core::{
-    recover_signer, sign_digest, sign_readings, verify_proof, verify_readings, Error, Leaf, MerkleSumTree, Node, Reading,
+    recover_signer, sign_digest, sign_readings, verify_proof, verify_readings, Error, Leaf, MerkleSumTree, Node,
+    Reading,
 };
 
 const N: [u8; 32] = [

@@ -74,10 +74,16 @@ fn readings_digest_sign_recover_and_leaf() {
         assert_eq!(address_of(&key).unwrap(), bytes::<20>(&v["address"]));
         assert_eq!(recover_signer(&digest, &sig).unwrap(), bytes::<20>(&v["address"]));
         let lf = leaf(v);
-        assert_eq!(lf.encoded().to_vec(), hex::decode(v["leaf"]["encoded"].as_str().unwrap().trim_start_matches("0x")).unwrap());
+        assert_eq!(
+            lf.encoded().to_vec(),
+            hex::decode(v["leaf"]["encoded"].as_str().unwrap().trim_start_matches("0x")).unwrap()
+        );
         assert_eq!(leaf_hash(&lf), bytes::<32>(&v["leaf"]["hash"]));
         let n = leaf_node(&lf).unwrap();
-        assert_eq!((n.import_sum, n.export_sum), (uint(&v["leaf"]["delta_import_mwh"]), uint(&v["leaf"]["delta_export_mwh"])));
+        assert_eq!(
+            (n.import_sum, n.export_sum),
+            (uint(&v["leaf"]["delta_import_mwh"]), uint(&v["leaf"]["delta_export_mwh"]))
+        );
     }
 }
 
@@ -103,7 +109,8 @@ fn trees_roots_and_proofs() {
     let doc = vectors();
     let vs = doc["readings"].as_array().unwrap();
     for t in doc["trees"].as_array().unwrap() {
-        let leaves: Vec<Leaf> = t["leaf_indices"].as_array().unwrap().iter().map(|i| leaf(&vs[uint(i) as usize])).collect();
+        let leaves: Vec<Leaf> =
+            t["leaf_indices"].as_array().unwrap().iter().map(|i| leaf(&vs[uint(i) as usize])).collect();
         let tree = MerkleSumTree::build(&leaves).unwrap();
         let root = node(&t["root"]);
         assert_eq!(tree.root(), root);

@@ -61,7 +61,12 @@ fn uint(obj: &Bound<'_, PyAny>, bits: u32, what: &dyn Fn() -> String) -> PyResul
 
 /// A tuple (or list, copied into a tuple) of exactly `len` items; callers read its fields in place
 /// with `as_slice()`, without per-field reference counting.
-fn tuple<'py>(obj: &Bound<'py, PyAny>, len: usize, shape: &str, what: &dyn Fn() -> String) -> PyResult<Bound<'py, PyTuple>> {
+fn tuple<'py>(
+    obj: &Bound<'py, PyAny>,
+    len: usize,
+    shape: &str,
+    what: &dyn Fn() -> String,
+) -> PyResult<Bound<'py, PyTuple>> {
     let t = if let Ok(t) = obj.downcast::<PyTuple>() {
         t.clone()
     } else if let Ok(list) = obj.downcast::<PyList>() {

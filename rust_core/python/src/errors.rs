@@ -6,9 +6,19 @@ use pyo3::prelude::*;
 use settlement_core::Error;
 
 create_exception!(rust_core, CoreError, PyValueError, "Base of every rust_core error (a ValueError).");
-create_exception!(rust_core, InvalidKey, CoreError, "A private key that is not a valid secp256k1 scalar or not 32 bytes.");
+create_exception!(
+    rust_core,
+    InvalidKey,
+    CoreError,
+    "A private key that is not a valid secp256k1 scalar or not 32 bytes."
+);
 create_exception!(rust_core, InvalidSignature, CoreError, "A malformed or unrecoverable signature.");
-create_exception!(rust_core, EncodingError, CoreError, "Input that does not fit the shared encoding (lengths, ranges, leaf order).");
+create_exception!(
+    rust_core,
+    EncodingError,
+    CoreError,
+    "Input that does not fit the shared encoding (lengths, ranges, leaf order)."
+);
 create_exception!(rust_core, SumOverflow, CoreError, "A Merkle-sum that exceeds uint64.");
 create_exception!(rust_core, RegisterRegression, CoreError, "A leaf whose register ran backwards (negative delta).");
 

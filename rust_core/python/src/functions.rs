@@ -94,9 +94,7 @@ fn sign_readings<'py>(
     let domain = convert::bytes32(domain_sep, &|| "domain_sep".into())?;
     let readings = convert::each(readings, "reading", convert::reading)?;
     let keys = convert::each(keys, "key", convert::private_key)?;
-    let sigs = py
-        .allow_threads(|| core::sign_readings(&domain, &readings, &keys))
-        .map_err(to_py)?;
+    let sigs = py.allow_threads(|| core::sign_readings(&domain, &readings, &keys)).map_err(to_py)?;
     Ok(sigs.iter().map(|s| PyBytes::new(py, s)).collect())
 }
 
@@ -112,9 +110,8 @@ fn verify_readings<'py>(
     let readings = convert::each(readings, "reading", convert::reading)?;
     let signatures = convert::each(signatures, "signature", convert::raw_bytes)?;
     let signers = convert::each(signers, "signer", convert::address)?;
-    let failures = py
-        .allow_threads(|| core::verify_readings(&domain, &readings, &signatures, &signers))
-        .map_err(to_py)?;
+    let failures =
+        py.allow_threads(|| core::verify_readings(&domain, &readings, &signatures, &signers)).map_err(to_py)?;
     Ok(failures.into_iter().map(|f| (f.index, f.reason)).collect())
 }
 

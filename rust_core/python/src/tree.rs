@@ -56,10 +56,7 @@ impl PyMerkleSumTree {
     }
 
     fn node<'py>(&self, py: Python<'py>, level: i64, index: i64) -> PyResult<NodeTuple<'py>> {
-        let node = self
-            .inner
-            .node(position(level, "level")?, position(index, "node index")?)
-            .map_err(to_py)?;
+        let node = self.inner.node(position(level, "level")?, position(index, "node index")?).map_err(to_py)?;
         Ok(node_tuple(py, &node))
     }
 

@@ -1,4 +1,4 @@
-"""A SunSpec device on a real Modbus TCP server (pymodbus): 'SunS' at 40000, the common model
+"""A SunSpec device on a real Modbus server (pymodbus; Modbus TCP, or RTU framing over TCP): 'SunS' at 40000, the common model
 (manufacturer, model, serial), then a meter model 203 (import/export registers, for batteries,
 EV chargers, households) or an inverter model 103 (energy produced), then the end model.
 Energy registers are refreshed from the register source on every read."""
@@ -10,6 +10,7 @@ import threading
 import time
 from decimal import ROUND_FLOOR, Decimal
 
+from pymodbus.framer import FramerType
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
@@ -31,12 +32,16 @@ def _acc32(value: int) -> list[int]:
 
 class SunSpecServer:
     def __init__(self, source: RegisterSource, *, manufacturer: str, serial: str, model: int = 203,
-                 model_name: str = "SIM-1", wh_scale: int = 0, host: str = "127.0.0.1", port: int = 0) -> None:
+                 model_name: str = "SIM-1", wh_scale: int = 0, host: str = "127.0.0.1", port: int = 0,
+                 rtu: bool = False) -> None:
+        """rtu: speak Modbus RTU framing over the TCP port, as an RS-485 device behind a ser2net
+        gateway does (read it with the url socket://host:port)."""
         if model not in (203, 103):
             raise ValueError("the simulator offers meter model 203 or inverter model 103")
         self.source, self.model, self.wh_scale = source, model, wh_scale
         self.host = host
         self.port = port or _free_port(host)
+        self.rtu = rtu
         common = [m.COMMON, m.COMMON_LEN] + _string(manufacturer, 16) + _string(model_name, 16) + [0] * 8 \
             + _string("1.0", 8) + _string(serial, 16) + [1, 0x8000]
         length = m.METER_LEN if model == 203 else m.INVERTER_LEN
@@ -55,12 +60,13 @@ class SunSpecServer:
 
     @property
     def url(self) -> str:
-        return f"tcp://{self.host}:{self.port}"
+        return f"{'socket' if self.rtu else 'tcp'}://{self.host}:{self.port}"
 
     async def _serve(self) -> None:
         device = SimDevice(id=0, simdata=[SimData(BASE, values=self._registers, datatype=DataType.REGISTERS)],
                            action=self._refresh)
-        self._server = ModbusTcpServer(device, address=(self.host, self.port))  # needs the running loop
+        framer = FramerType.RTU if self.rtu else FramerType.SOCKET
+        self._server = ModbusTcpServer(device, address=(self.host, self.port), framer=framer)  # needs the running loop
         await self._server.serve_forever()
 
     async def _refresh(self, function_code, start_address, address, count, registers, set_values):

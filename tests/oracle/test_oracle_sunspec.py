@@ -42,6 +42,14 @@ def test_meter_model_203(driver_for, outbox):
         assert pipeline.accept(driver.read()).import_mwh == 123_460_000
 
 
+def test_modbus_rtu_behind_a_serial_gateway(driver_for):
+    """RTU framing (CRC16 per request) over a ser2net-style TCP port."""
+    with SunSpecServer(FixedRegisters("77.5", "0"), manufacturer="RtuCo", serial="R1", wh_scale=-1, rtu=True) as server:
+        assert server.url.startswith("socket://")
+        frame = driver_for(server).read()
+    assert (frame.identity, frame.import_wh) == ("RtuCo:R1", Decimal("77.5"))
+
+
 def test_inverter_model_103_counts_production_as_export(driver_for):
     with SunSpecServer(FixedRegisters(0, 98765), manufacturer="SolarSim", serial="INV-7", model=103) as server:
         frame = driver_for(server).read()

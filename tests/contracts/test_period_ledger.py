@@ -138,3 +138,10 @@ def test_views(ledger, registry, domain):
     assert ledger.domainSeparator() == domain.separator()
     assert ledger.periodSeconds() == 900 and ledger.challengeWindow() == CHALLENGE_WINDOW
     assert ledger.registry() == registry.address
+
+
+def test_chain_runs_cancun(chain):
+    """ape-config pins `foundry: evm_version: cancun` (passed to anvil as --hardfork): cancun
+    blocks carry blob gas fields and, unlike prague (anvil's newer default), no requestsHash."""
+    block = chain.provider.web3.eth.get_block("latest")
+    assert "excessBlobGas" in block and "requestsHash" not in block

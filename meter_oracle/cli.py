@@ -76,8 +76,7 @@ def cmd_run(args) -> int:
     except ConfigError as e:
         print(f"meter-oracle: {e}", file=sys.stderr)
         return 2
-    run(config)
-    return 0
+    return run(config)
 
 
 def main(argv: list[str] | None = None) -> int:

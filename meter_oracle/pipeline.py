@@ -35,14 +35,14 @@ class Pipeline:
 
     def accept(self, frame: MeterFrame, min_interval_s: float = 0) -> SignedReading | None:
         """Checks, signs and stores the frame's reading; None when the meter was read less than
-        min_interval_s ago (a P1 port sends every second; one reading a minute is plenty).
+        min_interval_s (at least one second) ago (a P1 port sends every second; one reading a minute is plenty).
         Raises a Refused subclass naming the failed check."""
         key = self.keyring.key_for(frame.meter_id, frame.meter_label)
         now = self.clock()
         timestamp = int(now)
         last = self.outbox.last_reading(frame.meter_id)
-        if last is not None and 0 <= timestamp - last.timestamp < min_interval_s:
-            return None
+        if last is not None and 0 <= timestamp - last.timestamp < max(min_interval_s, 1):
+            return None  # readings are per second: a second frame in the same second adds nothing
         check_clock(frame, now, self.max_skew_s)
         check_against_last(frame, timestamp, last, key.max_power_w)
         reading = (frame.meter_id, timestamp // self.period_seconds, timestamp, frame.import_mwh, frame.export_mwh)

@@ -54,7 +54,20 @@ def run_node(config: OracleConfig, name: str, url: str, stop: threading.Event) -
         outbox.close()
 
 
-def run(config: OracleConfig) -> None:
+def _guarded(target, stop: threading.Event, failures: list[str]):
+    """A worker that dies takes the oracle down (exit status 1) rather than silently stopping
+    one meter or one node; the supervisor restarts it and the outbox resumes where it was."""
+    def run(*args) -> None:
+        try:
+            target(*args)
+        except Exception:
+            log.exception("%s failed; stopping the oracle", threading.current_thread().name)
+            failures.append(threading.current_thread().name)
+            stop.set()
+    return run
+
+
+def run(config: OracleConfig) -> int:
     outbox = Outbox(config.outbox)
     outbox.set_nodes([n.name for n in config.nodes])
     outbox.close()
@@ -62,12 +75,15 @@ def run(config: OracleConfig) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    threads = [threading.Thread(target=run_device, args=(config, d, stop), name=f"device {d.name}") for d in config.devices]
-    threads += [threading.Thread(target=run_node, args=(config, n.name, n.url, stop), name=f"node {n.name}")
-                for n in config.nodes]
+    failures: list[str] = []
+    threads = [threading.Thread(target=_guarded(run_device, stop, failures), args=(config, d, stop),
+                                name=f"device {d.name}") for d in config.devices]
+    threads += [threading.Thread(target=_guarded(run_node, stop, failures), args=(config, n.name, n.url, stop),
+                                 name=f"node {n.name}") for n in config.nodes]
     for t in threads:
         t.start()
     log.info("oracle running: %d devices, %d nodes, outbox %s", len(config.devices), len(config.nodes), config.outbox)
     stop.wait()
     for t in threads:
         t.join()
+    return 1 if failures else 0

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from conftest import REPO, TESTDATA, load_expected
 from meter_oracle.simulators.profiles import FixedRegisters
-from meter_oracle.simulators.stream_server import SmlMeter, TcpFrameServer
+from meter_oracle.simulators.stream_server import SmlMeter, TcpFrameServer, replay
 
 
 def oracle(*args: str) -> subprocess.CompletedProcess:
@@ -50,3 +50,39 @@ def test_read_prints_one_reading_from_a_device():
     assert run.returncode == 0, run.stderr
     reading = json.loads(run.stdout.splitlines()[-1])
     assert (reading["identity"], reading["import_wh"], reading["export_mwh"]) == ("0a01434c490000000001", "4242.4", 1500)
+
+
+def test_run_refuses_a_bad_config_clearly(tmp_path):
+    config = tmp_path / "oracle.toml"
+    config.write_text('chain_id = 1\nverifying_contract = "0x12"\n')
+    run = oracle("run", "--config", str(config))
+    assert run.returncode == 2
+    assert "is not a 20-byte address" in run.stderr
+
+
+def test_run_logs_which_meter_which_frame_and_why(tmp_path):
+    """The running oracle logs each refusal with the device, the frame number, the meter and
+    the reason: here a meter without a key, then the corrupted capture."""
+    unknown = (TESTDATA / "dsmr" / "v5_iskra.txt").read_bytes()
+    corrupt = (TESTDATA / "dsmr" / "v5_iskra_corrupted_crc.txt").read_bytes()
+    log_path = tmp_path / "oracle.log"
+    # the empty first chunk gives the oracle time to connect: pyserial flushes what came before
+    with TcpFrameServer(replay([b"", unknown, corrupt]), interval_s=0.5) as server, open(log_path, "w") as log_file:
+        config = tmp_path / "oracle.toml"
+        config.write_text(
+            'chain_id = 31337\nverifying_contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\n'
+            f'[[devices]]\nname = "p1-hall"\nprotocol = "dsmr"\nurl = "{server.url}"\n'
+        )
+        proc = subprocess.Popen([sys.executable, "-m", "meter_oracle.cli", "run", "--config", str(config)],
+                                cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.time() + 30
+            while "frame 2 refused" not in log_path.read_text() and time.time() < deadline:
+                time.sleep(0.2)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    log = log_path.read_text()
+    assert "p1-hall frame 1 refused (meter dsmr:4B384547303034303436333935353037): unknown meter" in log
+    assert "p1-hall frame 2 refused (meter unknown): CRC mismatch (DSMR 5): telegram says 6EEE" in log
+    assert proc.returncode == 0

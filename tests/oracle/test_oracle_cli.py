@@ -7,7 +7,7 @@ import sys
 import time
 from decimal import Decimal
 
-from conftest import REPO, TESTDATA, load_expected
+from oracle_support import REPO, TESTDATA, load_expected
 from meter_oracle.simulators.profiles import FixedRegisters
 from meter_oracle.simulators.stream_server import SmlMeter, TcpFrameServer, replay
 

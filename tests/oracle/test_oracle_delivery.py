@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import make_pipeline
+from oracle_support import make_pipeline
 from meter_oracle.delivery import Backoff, DeliveryError, NodeDelivery
 from meter_oracle.drivers import FrameDecoder
 from meter_oracle.simulators.dsmr_telegram import build_telegram

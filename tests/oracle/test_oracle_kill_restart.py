@@ -10,7 +10,7 @@ import sys
 import time
 from decimal import Decimal
 
-from conftest import DOMAIN, REPO, key_for
+from oracle_support import DOMAIN, REPO, key_for
 from meter_oracle.keystore import write_keystore
 from meter_oracle.outbox import Outbox
 from meter_oracle.reading import meter_id

@@ -5,7 +5,7 @@ import json
 
 from hypothesis import given, settings, strategies as st
 
-from conftest import REPO, key_for
+from oracle_support import REPO, key_for
 from meter_oracle.reading import meter_id
 from meter_oracle.signing import Domain, EthAccountSigner, RustCoreSigner, address_of
 

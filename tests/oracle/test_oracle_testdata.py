@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import ISKRA, TESTDATA, load_expected, make_pipeline
+from oracle_support import ISKRA, TESTDATA, load_expected, make_pipeline
 from meter_oracle.drivers import StreamDriver
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame, meter_id

@@ -1,0 +1,50 @@
+"""Shared helpers of the oracle tests: testdata location, test keys, a settable clock."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from meter_oracle.keystore import Keyring, MeterKey
+from meter_oracle.outbox import Outbox
+from meter_oracle.pipeline import Pipeline
+from meter_oracle.signing import Domain, RustCoreSigner
+
+REPO = Path(__file__).resolve().parents[2]
+TESTDATA = REPO / ".." / "shared" / "testdata"
+DOMAIN = Domain.parse(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
+ISKRA = "4B384547303034303436333935353037"
+KAIFA = "3960221976967177082151037881335713"
+
+
+def key_for(label: str) -> bytes:
+    """A deterministic test key per meter label."""
+    from eth_utils import keccak
+
+    return keccak(text=f"test key {label}")
+
+
+def load_expected(protocol: str) -> dict:
+    return json.loads((TESTDATA / protocol / "expected.json").read_text())
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    box = Outbox(tmp_path / "outbox.sqlite")
+    yield box
+    box.close()
+
+
+def make_pipeline(outbox: Outbox, labels: list[str], now: float, max_power_w: int = 20_000) -> tuple[Pipeline, Clock]:
+    clock = Clock(now)
+    keys = Keyring([MeterKey(label, key_for(label), max_power_w) for label in labels])
+    return Pipeline(outbox, keys, RustCoreSigner(DOMAIN), clock=clock), clock

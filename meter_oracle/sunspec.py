@@ -43,22 +43,8 @@ class SunSpecDriver:
             self._layout = self._discover()
         common_at, model, model_at = self._layout
         common = self._regs(common_at, m.COMMON_LEN)
-        ident = f"{_string(common, *m.MN)}:{_string(common, *m.SN)}"
-        if ident.startswith(":") or ident.endswith(":"):
-            raise FrameRefused(f"SunSpec common model at {common_at} lacks manufacturer or serial: {ident!r}")
-        if model in m.METERS:
-            regs = self._regs(model_at, m.METER_LEN)
-            sf = _sf(regs[m.TOT_WH_SF], "TotWh_SF")
-            import_wh = _scaled(_acc32(regs, m.TOT_WH_IMP), sf)
-            export_wh = _scaled(_acc32(regs, m.TOT_WH_EXP), sf)
-            power = _scaled(_int16(regs[m.METER_W]), _sf(regs[m.METER_W_SF], "W_SF"))
-        else:
-            regs = self._regs(model_at, m.INVERTER_LEN)
-            import_wh = Decimal(0)  # an inverter only produces
-            export_wh = _scaled(_acc32(regs, m.INV_WH), _sf(regs[m.INV_WH_SF], "WH_SF"))
-            power = -_scaled(_int16(regs[m.INV_W]), _sf(regs[m.INV_W_SF], "W_SF"))
-        raw = b"".join(v.to_bytes(2, "big") for v in (*common, *regs))
-        return MeterFrame("sunspec", ident, import_wh, export_wh, raw, power_w=power, detail=f"SunSpec model {model}")
+        regs = self._regs(model_at, m.METER_LEN if model in m.METERS else m.INVERTER_LEN)
+        return decode(model, common, regs)
 
     def results(self, stop: threading.Event, interval_s: float) -> Iterator[MeterFrame | Dropped]:
         while not stop.is_set():
@@ -99,6 +85,36 @@ class SunSpecDriver:
                 return common_at, model, at + 2
             at += 2 + length
         raise FrameRefused("SunSpec device has no common model followed by a meter (201-204) or inverter (101-103) model")
+
+
+def decode(model: int, common: list[int], regs: list[int]) -> MeterFrame:
+    """A reading from the common model's registers and a meter (201-204) or inverter (101-103)
+    model's registers; FrameRefused when they do not make one."""
+    if len(common) < m.COMMON_LEN:
+        raise FrameRefused(f"SunSpec common model has {len(common)} registers, expected {m.COMMON_LEN}")
+    ident = f"{_string(common, *m.MN)}:{_string(common, *m.SN)}"
+    if ident.startswith(":") or ident.endswith(":"):
+        raise FrameRefused(f"SunSpec common model lacks manufacturer or serial: {ident!r}")
+    if model in m.METERS:
+        _need(regs, m.METER_LEN, model)
+        sf = _sf(regs[m.TOT_WH_SF], "TotWh_SF")
+        import_wh = _scaled(_acc32(regs, m.TOT_WH_IMP), sf)
+        export_wh = _scaled(_acc32(regs, m.TOT_WH_EXP), sf)
+        power = _scaled(_int16(regs[m.METER_W]), _sf(regs[m.METER_W_SF], "W_SF"))
+    elif model in m.INVERTERS:
+        _need(regs, m.INVERTER_LEN, model)
+        import_wh = Decimal(0)  # an inverter only produces
+        export_wh = _scaled(_acc32(regs, m.INV_WH), _sf(regs[m.INV_WH_SF], "WH_SF"))
+        power = -_scaled(_int16(regs[m.INV_W]), _sf(regs[m.INV_W_SF], "W_SF"))
+    else:
+        raise FrameRefused(f"SunSpec model {model} is neither a meter (201-204) nor an inverter (101-103)")
+    raw = b"".join(v.to_bytes(2, "big") for v in (*common, *regs))
+    return MeterFrame("sunspec", ident, import_wh, export_wh, raw, power_w=power, detail=f"SunSpec model {model}")
+
+
+def _need(regs: list[int], n: int, model: int) -> None:
+    if len(regs) < n:
+        raise FrameRefused(f"SunSpec model {model} has {len(regs)} registers, expected {n}")
 
 
 def _string(regs: list[int], offset: int, count: int) -> str:

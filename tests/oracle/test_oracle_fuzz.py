@@ -1,4 +1,4 @@
-"""Fuzzing each parser with truncated, bit-flipped and garbage streams: no crash, every refusal
+"""Fuzzing each parser (DSMR and SML streams, SunSpec registers) with truncated, bit-flipped and garbage streams: no crash, every refusal
 names its reason, no damaged value is ever accepted, and the stream resynchronises so that
 every undamaged frame after the damage is read."""
 from __future__ import annotations
@@ -8,10 +8,12 @@ from decimal import Decimal
 from hypothesis import given, settings, strategies as st
 
 from meter_oracle.drivers import FrameDecoder
+from meter_oracle.errors import FrameRefused
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame
 from meter_oracle.simulators.dsmr_telegram import build_telegram
 from meter_oracle.simulators.sml_frame import build_frame
+from meter_oracle.sunspec import decode
 
 T0 = 1_700_000_000.0
 
@@ -98,3 +100,18 @@ def test_sml_stream_fuzz(plan, chunk):
 def test_pure_garbage_never_crashes_nor_yields_a_reading(data, protocol):
     results = FrameDecoder(protocol).feed(data)
     assert all(isinstance(r, Dropped) and r.reason for r in results)
+
+
+registers = st.lists(st.integers(0, 0xFFFF), max_size=120)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.sampled_from([1, 101, 103, 201, 203, 204, 0xFFFF]), registers, registers)
+def test_sunspec_register_decoding_fuzz(model, common, regs):
+    """Arbitrary register contents: a reading with non-negative energy, or a clear refusal."""
+    try:
+        frame = decode(model, common, regs)
+    except FrameRefused as e:
+        assert e.reason
+    else:
+        assert frame.import_wh >= 0 and frame.export_wh >= 0 and ":" in frame.identity

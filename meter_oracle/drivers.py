@@ -23,6 +23,7 @@ class FrameDecoder:
     """Framer plus parser of one stream protocol: bytes in, results out, in stream order."""
 
     def __init__(self, protocol: str, dsmr_version: str | None = None) -> None:
+        self._framer: dsmr.TelegramFramer | sml.SmlFramer
         if protocol == "dsmr":
             self._framer = dsmr.TelegramFramer()
             self._parse = lambda raw: dsmr.parse_telegram(raw, dsmr_version)

@@ -14,8 +14,9 @@ from meter_oracle.reading import meter_id
 
 def write_keystore(path: Path, private_key: bytes, password: str, *, iterations: int | None = None) -> None:
     """Encrypts the key into a keystore file readable only by its owner."""
-    kwargs = {"kdf": "pbkdf2", "iterations": iterations} if iterations else {}
-    data = Account.encrypt(private_key, password, **kwargs)
+    # default: eth-account's scrypt; tests pass a small pbkdf2 iteration count for speed
+    data = Account.encrypt(private_key, password, kdf="pbkdf2", iterations=iterations) if iterations \
+        else Account.encrypt(private_key, password)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)

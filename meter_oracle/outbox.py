@@ -65,7 +65,7 @@ class Outbox:
                 (r.meter_id, r.period, r.timestamp, r.import_mwh, r.export_mwh, r.signature,
                  str(r.import_wh), str(r.export_wh), r.raw_frame, r.protocol),
             )
-            rid = cur.lastrowid
+            rid = int(cur.lastrowid or 0)
             self._db.execute(
                 "INSERT INTO deliveries (reading_id, node, state) SELECT ?, name, 'pending' FROM nodes", (rid,)
             )

@@ -74,10 +74,10 @@ def parse_frame(msg: bytes) -> MeterFrame:
         code = str(entry.obis)
         if len(code) != 12 or code[0:2] != "01":
             continue
-        c, d, e = int(code[4:6], 16), int(code[6:8], 16), int(code[8:10], 16)
+        c, d, tariff = int(code[4:6], 16), int(code[6:8], 16), int(code[8:10], 16)
         if c in (1, 2) and d == 8:
-            registers[(c, e)] = _value(entry, UNIT_WH, f"{c}.8.{e}", "Wh")
-        elif c == 16 and d == 7 and e == 0 and entry.unit == UNIT_W and isinstance(entry.value, int):
+            registers[(c, tariff)] = _value(entry, UNIT_WH, f"{c}.8.{tariff}", "Wh")
+        elif c == 16 and d == 7 and tariff == 0 and entry.unit == UNIT_W and isinstance(entry.value, int):
             power = _value(entry, UNIT_W, "16.7.0", "W")
     return MeterFrame(
         protocol="sml",
@@ -145,7 +145,7 @@ class SmlFramer:
         """When the CRC fails, the frame may be a cut-short one that ran into the next frame:
         its start sequence inside (read as escaped data), or its first 1b bytes taken as padding
         and CRC. Cut there and leave the rest to the next frame."""
-        msg = self._buf[:end]
+        msg = bytes(self._buf[:end])
         if x25.get_crc(msg[:-2]) == (msg[-2] << 8 | msg[-1]):
             return end
         inner = self._buf.find(START, len(START), end)

@@ -22,6 +22,7 @@ class SunSpecDriver:
     def __init__(self, url: str, *, unit: int = 1, timeout_s: float = 3.0, serial_options: dict | None = None) -> None:
         """url: tcp://host:port for Modbus TCP; otherwise Modbus RTU on a serial port, or behind a
         ser2net gateway as socket://host:port or rfc2217://host:port."""
+        self._client: ModbusTcpClient | ModbusSerialClient
         if url.startswith("tcp://"):
             host, _, port = url.removeprefix("tcp://").rpartition(":")
             self._client = ModbusTcpClient(host, port=int(port), timeout=timeout_s)

@@ -62,6 +62,12 @@ class _Server:
         t.start()
         self._threads.append(t)
 
+    def start(self):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
     def __enter__(self):
         return self.start()
 

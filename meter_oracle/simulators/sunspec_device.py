@@ -95,6 +95,7 @@ class SunSpecServer:
         raise RuntimeError(f"SunSpec simulator did not start listening on {self.url}")
 
     def stop(self) -> None:
+        assert self._server is not None, "stop() before start()"
         asyncio.run_coroutine_threadsafe(self._server.shutdown(), self._loop).result(timeout=10)
         self._thread.join(timeout=10)
         self._loop.close()

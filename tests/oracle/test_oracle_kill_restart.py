@@ -3,7 +3,6 @@ restarted: no reading is lost, and only the readings whose acknowledgement never
 sent again (the node answers them as duplicates)."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

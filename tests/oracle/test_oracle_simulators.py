@@ -2,7 +2,6 @@
 household register sources behave like meters: cumulative, never backwards."""
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import pytest

@@ -118,12 +118,13 @@ def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, pe
     registry.registerMeter(*target.register_args(), sender=meter_op)
     out = {}
 
-    def variant(name: str, mutate):
+    def variant(name: str, mutate, in_group: bytes | None = None):
+        """Submit a copy with one fault, in its own group unless the proof needs the meters' group."""
         t = copy.copy(tree)
         t.levels = [list(level) for level in tree.levels]
         t.leaves = list(tree.leaves)
         mutate(t)
-        g = ref.group_id(f"bench:fraud:{name}")
+        g = in_group or ref.group_id(f"bench:fraud:{name}")
         submit(t, p, g, count=len(tree.leaves))
         return t, g
 
@@ -146,12 +147,9 @@ def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, pe
     def bad_prev(t):
         t.leaves[i] = make_leaf(domain, target, p, 90_000, 0, period, 9_000, 0)
         t.corrupt(0, i, ref.leaf_node(t.leaves[i]))
-    t, g = variant("previous", bad_prev)
-    # the evidence must be in the same group as the meter; use the final honest batch's group
-    # (the meter is registered to it) by submitting the faulty batch there too
-    h_group = group
-    submit(t, p, h_group, count=len(tree.leaves))
-    out["bad_previous"] = ledger.proveBadPrevious(p, h_group, leaf_at(t, i), i, t.proof(i), period, group,
+    # (in the meters' own group: the evidence is that group's final batch of `period`)
+    t, g = variant("previous", bad_prev, in_group=group)
+    out["bad_previous"] = ledger.proveBadPrevious(p, g, leaf_at(t, i), i, t.proof(i), period, group,
                                                   leaf_struct(tree.leaves[i]), i, tree.proof(i),
                                                   sender=prover).gas_used
 
@@ -180,6 +178,21 @@ def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, pe
     t, g = variant("leaf", bad_leaf)
     out["bad_leaf_sum"] = ledger.proveBadLeafSum(p, g, leaf_at(t, i), i, node_struct(t.node(0, i)), t.proof(i),
                                                  sender=prover).gas_used
+
+    # counts from the final batch of `period`, which does not hold the meter: its two neighbours show it
+    ids = [lf.reading.meter_id for lf in tree.leaves]
+    late = next(m for m in (MeterSpec(f"late-{k}", group, active_from=period - 5) for k in range(1000))
+                if ids[0] < m.meter_id < ids[-1])
+    registry.registerMeter(*late.register_args(), sender=meter_op)
+    pos = sum(x < late.meter_id for x in ids)  # neighbours at pos - 1 and pos
+
+    def missing(t):
+        t.leaves[pos] = make_leaf(domain, late, p, 90_000, 0, period, 9_000, 0)
+        t.corrupt(0, pos, ref.leaf_node(t.leaves[pos]))
+    t, g = variant("missing", missing, in_group=group)  # replaces the rejected bad_previous batch
+    out["missing_previous"] = ledger.proveMissingPrevious(
+        p, g, leaf_at(t, pos), pos, t.proof(pos), pos - 1, [leaf_at(tree, pos - 1), leaf_at(tree, pos)],
+        tree.proof(pos - 1) + tree.proof(pos), sender=prover).gas_used
 
     # padding beyond count that is not empty
     pad = len(tree.leaves)

@@ -19,6 +19,7 @@ abstract contract FraudProofs is BatchBook {
     uint8 public constant REASON_BAD_SUM = 5;
     uint8 public constant REASON_BAD_LEAF_SUM = 6;
     uint8 public constant REASON_BAD_PADDING = 7;
+    uint8 public constant REASON_MISSING_PREVIOUS = 8;
 
     /// @notice The evidence is valid but shows no fraud.
     error NoFraud();
@@ -175,6 +176,49 @@ abstract contract FraudProofs is BatchBook {
             : node.hash == bytes32(0);
         if (!fraud) revert NoFraud();
         _reject(period, groupId, REASON_BAD_PADDING);
+    }
+
+    /// @notice Proves a leaf that counts from a final batch (leaf.prevPeriod, groupId) in which its
+    /// meter has no leaf, shown by that batch's leaves around where the meter id would be: two
+    /// adjacent ones (at neighbourIndex, neighbourIndex + 1) with ids below and above it, or one:
+    /// the first leaf (neighbourIndex 0) with a higher id, or the last with a lower id.
+    /// @param neighbourProofs the neighbours' proofs concatenated (each depth(count) long)
+    function proveMissingPrevious(
+        uint64 period,
+        bytes32 groupId,
+        Leaf calldata leaf,
+        uint256 index,
+        SumNode[] calldata proof,
+        uint256 neighbourIndex,
+        Leaf[] calldata neighbours,
+        SumNode[] calldata neighbourProofs
+    ) external {
+        _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
+        Batch memory pb = _batches[leaf.prevPeriod][groupId];
+        if (leaf.prevPeriod >= period || pb.status != STATUS_FINAL) {
+            revert BadEvidence("previous batch not final and earlier: use proveBadPrevious");
+        }
+        if (!_absent(pb, leaf.meterId, neighbourIndex, neighbours, neighbourProofs)) revert NoFraud();
+        _reject(period, groupId, REASON_MISSING_PREVIOUS);
+    }
+
+    /// @dev Whether verified neighbours in `pb` show that `id` is not in it.
+    function _absent(
+        Batch memory pb,
+        bytes32 id,
+        uint256 neighbourIndex,
+        Leaf[] calldata neighbours,
+        SumNode[] calldata neighbourProofs
+    ) private pure returns (bool) {
+        uint256 n = neighbours.length;
+        uint256 d = MerkleSum.depth(pb.count);
+        if (n == 0 || n > 2 || neighbourProofs.length != n * d) revert BadEvidence("one or two neighbours");
+        for (uint256 i; i < n; ++i) {
+            _verifyLeaf(pb, neighbours[i], neighbourIndex + i, neighbourProofs[i * d:(i + 1) * d]);
+        }
+        if (n == 2) return neighbours[0].meterId < id && id < neighbours[1].meterId;
+        if (neighbourIndex == 0 && id < neighbours[0].meterId) return true;
+        return neighbourIndex == pb.count - 1 && id > neighbours[0].meterId;
     }
 
     function _previousSelfEvidentlyWrong(uint64 period, bytes32 groupId, Leaf calldata leaf)

@@ -116,3 +116,56 @@ def test_unregistered_meter_is_for_prove_unknown_meter(world, ledger, history, s
     idx = [lf.reading.meter_id for lf in leaves].index(ghost.meter_id)
     with ape.reverts(ledger.BadEvidence):
         prove(world, tree, p + 1, idx, p, first_tree, 0, stranger)
+
+
+def late_meter(world, first, want):
+    """A meter (not in the final batch `first`) whose id sorts at position `want` among it."""
+    from settlement_builders import MeterSpec
+    ids = [lf.reading.meter_id for lf in first]
+    for i in range(10_000):
+        m = MeterSpec(f"late-{want}-{i}", GROUP_A, active_from=world.period - 10)
+        if sum(x < m.meter_id for x in ids) == want:
+            return world.register(m)
+    raise AssertionError("no id found")
+
+
+@pytest.mark.parametrize("position", ["first", "middle", "last"])
+def test_missing_previous(world, ledger, history, stranger, position):
+    meters, p, first, first_tree = history
+    want = {"first": 0, "middle": 2, "last": 3}[position]
+    late = late_meter(world, first, want)
+    # the late meter claims to count from period p, whose final batch does not hold it
+    bad = custom_leaf(world, late, p + 1, 9000, p, 8000)
+    honest = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    leaves = sorted(honest + [bad], key=lambda lf: lf.reading.meter_id)
+    tree = batch_with(world, p + 1, leaves)
+    k = leaves.index(bad)
+    near = {"first": [0], "middle": [1, 2], "last": [2]}[position]
+    args = (p + 1, GROUP_A, leaf_struct(bad), k, tree.proof(k), near[0],
+            [leaf_struct(first[j]) for j in near], [node for j in near for node in first_tree.proof(j)])
+    # an honest leaf's own previous leaf is no gap
+    h = leaves.index(honest[1])
+    with ape.reverts(ledger.NoFraud):
+        ledger.proveMissingPrevious(p + 1, GROUP_A, leaf_struct(honest[1]), h, tree.proof(h), 1,
+                                    [leaf_struct(first[1]), leaf_struct(first[2])],
+                                    first_tree.proof(1) + first_tree.proof(2), sender=stranger)
+    if position == "middle":  # neighbours that are not adjacent prove nothing
+        with ape.reverts(ledger.BadProof):
+            ledger.proveMissingPrevious(*args[:5], 0, args[6], args[7], sender=stranger)
+    tx = ledger.proveMissingPrevious(*args, sender=stranger)
+    assert tx.events[0].reason == 8 and world.batch(p + 1).status == REJECTED
+
+
+def test_missing_previous_needs_a_final_earlier_batch(world, ledger, history, stranger):
+    meters, p, first, first_tree = history
+    bad = custom_leaf(world, meters[0], p + 2, 9000, p + 1, 5000)  # p + 1 has no batch at all
+    leaves = sorted([bad] + [world.leaf(m, p + 2, 7000, 0, prev=first[i + 1]) for i, m in enumerate(meters[1:])],
+                    key=lambda lf: lf.reading.meter_id)
+    tree = batch_with(world, p + 2, leaves)
+    k = leaves.index(bad)
+    with ape.reverts(ledger.BadEvidence):
+        ledger.proveMissingPrevious(p + 2, GROUP_A, leaf_struct(bad), k, tree.proof(k), 0, [leaf_struct(first[0])],
+                                    first_tree.proof(0), sender=stranger)
+    # that case is self-evident for proveBadPrevious
+    tx = prove(world, tree, p + 2, k, p, first_tree, 0, stranger)
+    assert tx.events[0].reason == BAD_PREVIOUS

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from settlement_builders import (  # noqa: E402
-    PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, leaf_struct, make_leaf, ref,
+    PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, make_leaf, ref,
 )
 
 CHALLENGE_WINDOW = 3600
@@ -114,5 +114,3 @@ class World:
 def world(chain, registry, ledger, domain, operators, meter_operator):
     return World(chain, registry, ledger, domain, operators, meter_operator)
 
-
-__all__ = ["leaf_struct", "GROUP_A", "GROUP_B"]

@@ -77,7 +77,8 @@ def test_unauthorized_callers(registry, stranger, meter_operator, operators):
     with ape.reverts(registry.AccessControlUnauthorizedAccount, account=operators[0].address, neededRole=role):
         registry.registerMeter(*m.register_args(), sender=operators[0])
     for fn, args in [(registry.addOperator, (stranger,)), (registry.removeOperator, (operators[0],)),
-                     (registry.setQuorum, (1,)), (registry.grantRole, (role, stranger))]:
+                     (registry.setQuorum, (1,)), (registry.grantRole, (role, stranger)),
+                     (registry.revokeRole, (role, meter_operator))]:
         with ape.reverts(registry.AccessControlUnauthorizedAccount, account=meter_operator.address,
                          neededRole=admin_role):
             fn(*args, sender=meter_operator)

@@ -10,12 +10,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from settlement_builders import (  # noqa: E402
-    PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, make_leaf, ref,
+    CHALLENGE_WINDOW, GROUP_A, PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, make_leaf, ref,
 )
 
-CHALLENGE_WINDOW = 3600
-GROUP_A = ref.group_id("group:sonnenweg")
-GROUP_B = ref.group_id("group:mühlbach")
 
 
 @pytest.fixture(scope="session")

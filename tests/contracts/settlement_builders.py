@@ -22,6 +22,9 @@ except ImportError:  # rust_core's native module not built yet: load the pure-Py
     _spec.loader.exec_module(ref)
 
 PERIOD_SECONDS = 900
+CHALLENGE_WINDOW = 3600
+GROUP_A = ref.group_id("group:sonnenweg")
+GROUP_B = ref.group_id("group:mühlbach")
 EMPTY = ref.EMPTY_NODE
 
 

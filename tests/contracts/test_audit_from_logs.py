@@ -1,6 +1,5 @@
 """An auditor rebuilds the ledger's and a grid's state from their event logs alone."""
-from conftest import GROUP_A, GROUP_B
-from settlement_builders import SumTree, leaf_struct
+from settlement_builders import GROUP_A, GROUP_B, SumTree, leaf_struct
 from test_grid import CONSUMERS, PRODUCERS, settle_street, street  # noqa: F401 (fixture)
 
 

@@ -2,8 +2,7 @@
 bad proofs, closed windows and replays revert with the named error and change nothing."""
 import ape
 import pytest
-from conftest import GROUP_A, GROUP_B
-from settlement_builders import SumTree, leaf_struct, node_struct, ref
+from settlement_builders import GROUP_A, GROUP_B, SumTree, leaf_struct, node_struct, ref
 
 (BAD_SIGNATURE, UNKNOWN_METER, BAD_PREVIOUS, OUT_OF_ORDER, BAD_SUM, BAD_LEAF_SUM, BAD_PADDING) = range(1, 8)
 PENDING, FINAL, REJECTED = 1, 2, 3

@@ -3,10 +3,9 @@ batch is provable by the matching fraud proof."""
 import itertools
 
 import ape
-from conftest import GROUP_A
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from settlement_builders import MeterSpec, SumTree, leaf_struct, make_leaf, node_struct, ref
+from settlement_builders import GROUP_A, MeterSpec, SumTree, leaf_struct, make_leaf, node_struct, ref
 
 KINDS = ["none", "signature", "field", "leaf_sum", "inner_sum", "order", "padding", "previous"]
 _labels = itertools.count()

@@ -1,8 +1,7 @@
 """MeterRegistry: meter registration, roles, operator set and quorum."""
 import ape
 import pytest
-from conftest import GROUP_A
-from settlement_builders import MeterSpec
+from settlement_builders import GROUP_A, MeterSpec
 
 MAX = 2**64 - 1
 

@@ -1,7 +1,6 @@
 """PeriodLedger batches: k-of-n submission, challenge window, finalization, replacement, replay."""
 import ape
-from conftest import CHALLENGE_WINDOW, GROUP_A, GROUP_B
-from settlement_builders import SumTree, cosign, header_struct, ref
+from settlement_builders import CHALLENGE_WINDOW, GROUP_A, GROUP_B, SumTree, cosign, header_struct, ref
 
 STATUS_NONE, STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 0, 1, 2, 3
 

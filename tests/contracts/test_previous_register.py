@@ -2,8 +2,7 @@
 batch, or from the registry baseline (prevPeriod = activeFrom - 1) before any."""
 import ape
 import pytest
-from conftest import GROUP_A
-from settlement_builders import SumTree, leaf_struct, make_leaf
+from settlement_builders import GROUP_A, SumTree, leaf_struct, make_leaf
 
 BAD_PREVIOUS, PENDING, REJECTED = 3, 1, 3
 

@@ -1,0 +1,361 @@
+"""The independent audit: rebuilds every period from chain events alone plus an archive export,
+and recomputes every leaf, signature, previous register, Merkle-sum root, total, grid roll-up,
+conservation check and allocation. Nothing is taken from a node's own conclusions: the export is
+only the leaves (readings with their signatures), and everything else is recomputed here.
+
+A finding names the period, the group (or grid), the meter where there is one, and what differs.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import rust_core
+from web3 import Web3
+
+from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
+from node.chain import contract_type
+from scripts._deployment import Deployment
+
+ZERO_ADDRESS = "0x" + "00" * 20
+
+
+# -- archive export -----------------------------------------------------------------------
+def export_archive(archive_url: str, out: Path) -> int:
+    """Writes the leaves of every batch one node's archive holds as JSON lines; returns the count.
+    Which of them are final is for the audit to read from the chain, not from the node."""
+    archive = open_archive(archive_url)
+    n = 0
+    try:
+        records = [rec for status in (BATCH_BUILT, BATCH_FINAL, BATCH_SUPERSEDED, BATCH_REJECTED)
+                   for rec in archive.batches_with_status(status)]
+        with open(out, "w") as f:
+            for rec in records:
+                for index, leaf in enumerate(archive.leaves(rec.period, rec.group_id, rec.root)):
+                    f.write(json.dumps(leaf_to_json(rec.period, rec.group_id, rec.root, index, leaf)) + "\n")
+                    n += 1
+    finally:
+        archive.close()
+    return n
+
+
+def leaf_to_json(period: int, group_id: bytes, root: bytes, index: int, leaf: tuple) -> dict:
+    meter, _, ts, imp, exp, pp, pi, pe, sig = leaf
+    return {"period": period, "group_id": "0x" + group_id.hex(), "root": "0x" + root.hex(), "index": index,
+            "meter_id": "0x" + meter.hex(), "timestamp": ts, "import_mwh": imp, "export_mwh": exp,
+            "prev_period": pp, "prev_import_mwh": pi, "prev_export_mwh": pe, "signature": "0x" + sig.hex()}
+
+
+def read_export(path: Path) -> dict[tuple[int, bytes, bytes], list[tuple]]:
+    """(period, group_id, root) -> leaf tuples in index order."""
+    batches: dict[tuple[int, bytes, bytes], list[tuple[int, tuple]]] = defaultdict(list)
+    with open(path) as f:
+        for line_no, line in enumerate(f, start=1):
+            try:
+                d = json.loads(line)
+                key = (d["period"], bytes.fromhex(d["group_id"][2:]), bytes.fromhex(d["root"][2:]))
+                leaf = (bytes.fromhex(d["meter_id"][2:]), d["period"], d["timestamp"], d["import_mwh"], d["export_mwh"],
+                        d["prev_period"], d["prev_import_mwh"], d["prev_export_mwh"], bytes.fromhex(d["signature"][2:]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path}:{line_no}: not an archive export line ({e})") from None
+            batches[key].append((d["index"], leaf))
+    return {k: [leaf for _, leaf in sorted(v)] for k, v in batches.items()}
+
+
+# -- what the chain says ------------------------------------------------------------------
+@dataclass(frozen=True)
+class MeterPoint:
+    key: bytes
+    kind: int
+    group_id: bytes
+    active_from: int
+    active_until: int
+    baseline: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class FinalBatch:
+    period: int
+    group_id: bytes
+    root: bytes
+    total_import: int
+    total_export: int
+    count: int
+
+
+@dataclass
+class GridRecord:
+    name: str
+    address: str
+    boundary_group: bytes
+    loss_bps: int
+    members: list[tuple[bytes, str]]  # (member id, member grid address or zero)
+    flows: dict[int, dict[bytes, tuple[int, int]]] = field(default_factory=dict)  # period -> member -> (inj, wd)
+    rollups: dict[int, dict] = field(default_factory=dict)
+    allocations: dict[int, dict[tuple[bytes, bytes], int]] = field(default_factory=dict)
+
+
+@dataclass
+class ChainView:
+    meters: dict[bytes, MeterPoint]
+    finals: dict[tuple[int, bytes], FinalBatch]
+    grids: list[GridRecord]  # inner grids first
+    rejected: list[tuple[int, bytes, bytes, int]]  # (period, group, root, reason)
+    period_seconds: int
+    domain: bytes
+
+
+def _logs(contract, event: str, first_block: int) -> list:
+    return list(getattr(contract.events, event)().get_logs(from_block=first_block, to_block="latest"))
+
+
+def read_chain(w3: Web3, dep: Deployment) -> ChainView:
+    registry = w3.eth.contract(address=dep.registry, abi=contract_type("MeterRegistry")["abi"])
+    ledger = w3.eth.contract(address=dep.ledger, abi=contract_type("PeriodLedger")["abi"])
+    meters = {
+        bytes(e.args.meterId): MeterPoint(bytes.fromhex(e.args.key[2:]), e.args.kind, bytes(e.args.groupId),
+                                          e.args.activeFrom, e.args.activeUntil,
+                                          (e.args.baselineImportMwh, e.args.baselineExportMwh))
+        for e in _logs(registry, "MeterRegistered", dep.first_block)
+    }
+    submitted = {
+        (e.args.period, bytes(e.args.groupId), bytes(e.args.root)):
+            (e.args.totalImportMwh, e.args.totalExportMwh, e.args.count)
+        for e in _logs(ledger, "BatchSubmitted", dep.first_block)
+    }
+    finals = {}
+    for e in _logs(ledger, "BatchFinalized", dep.first_block):
+        key = (e.args.period, bytes(e.args.groupId), bytes(e.args.root))
+        finals[key[:2]] = FinalBatch(*key, *submitted[key])
+    rejected = [(e.args.period, bytes(e.args.groupId), bytes(e.args.root), e.args.reason)
+                for e in _logs(ledger, "BatchRejected", dep.first_block)]
+    grids = []
+    for name, address in dep.grids.items():
+        grid = w3.eth.contract(address=address, abi=contract_type("Grid")["abi"])
+        rec = GridRecord(name, address, bytes(grid.functions.boundaryGroup().call()),
+                         _loss_bps(grid, dep.first_block),
+                         [(bytes(e.args.memberId), e.args.grid) for e in _logs(grid, "MemberAdded", dep.first_block)])
+        for e in _logs(grid, "MemberFlowRecorded", dep.first_block):
+            rec.flows.setdefault(e.args.period, {})[bytes(e.args.memberId)] = (e.args.injected, e.args.withdrawn)
+        for e in _logs(grid, "PeriodRolledUp", dep.first_block):
+            rec.rollups[e.args.period] = dict(e.args)
+        for e in _logs(grid, "Allocated", dep.first_block):
+            rec.allocations.setdefault(e.args.period, {})[(bytes(e.args.consumer), bytes(e.args.producer))] = e.args.mwh
+        grids.append(rec)
+    domain = rust_core.domain_separator(w3.eth.chain_id, bytes.fromhex(dep.ledger[2:]))
+    return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain)
+
+
+def _loss_bps(grid, first_block: int) -> int:
+    # The loss allowance in force is the last LossBpsSet, or the constructor's value; the audit
+    # recomputes roll-ups with the current one and names a period where that would differ.
+    return grid.functions.lossBps().call()
+
+
+# -- recomputation ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Finding:
+    period: int
+    where: str  # group or grid name
+    meter: str | None
+    what: str
+
+    def __str__(self) -> str:
+        meter = f" meter {self.meter}" if self.meter else ""
+        return f"period {self.period} {self.where}{meter}: {self.what}"
+
+
+@dataclass
+class PeriodFigures:
+    """What the report shows for one period (all mWh)."""
+
+    groups: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (injected, withdrawn)
+    grids: dict[str, dict] = field(default_factory=dict)  # name -> roll-up figures
+    origin: dict[tuple[str, str], int] = field(default_factory=dict)  # (consumer, producer) -> mWh
+
+
+@dataclass
+class AuditResult:
+    findings: list[Finding]
+    periods: dict[int, PeriodFigures]
+    batches: int
+    leaves: int
+    rejected: list[tuple[int, bytes, bytes, int]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[tuple]],
+          names: dict[bytes, str] | None = None) -> AuditResult:
+    names = dict(names or {})
+    name = lambda gid: names.get(gid, "0x" + gid.hex()[:12])  # noqa: E731
+    meter_name = lambda mid: "0x" + mid.hex()  # noqa: E731
+    findings: list[Finding] = []
+    periods: dict[int, PeriodFigures] = defaultdict(PeriodFigures)
+    state: dict[bytes, tuple[int, int, int]] = {}  # meter -> (period, import, export) of its latest final leaf
+    n_leaves = 0
+    boundaries = {g.boundary_group for g in view.grids}
+
+    for (period, gid), fb in sorted(view.finals.items()):
+        where = f"group {name(gid)}"
+        leaves = export.get((period, gid, fb.root))
+        if leaves is None:
+            findings.append(Finding(period, where, None, f"the archive export has no leaves for final root 0x{fb.root.hex()}"))
+            continue
+        n_leaves += len(leaves)
+        findings += _check_leaves(view, period, gid, where, leaves, state, meter_name)
+        try:
+            tree = rust_core.MerkleSumTree(leaves, check_order=False)
+            root, imp, exp = tree.root
+        except rust_core.CoreError as e:
+            findings.append(Finding(period, where, None, f"the leaves do not build a tree: {e}"))
+            continue
+        for what, mine, chain in (("root", "0x" + root.hex(), "0x" + fb.root.hex()),
+                                  ("import total", imp, fb.total_import), ("export total", exp, fb.total_export),
+                                  ("leaf count", len(leaves), fb.count)):
+            if mine != chain:
+                findings.append(Finding(period, where, None, f"{what}: recomputed {mine}, chain says {chain}"))
+        if gid not in boundaries:  # boundary meters show as a grid's exchange, not as a member
+            periods[period].groups[name(gid)] = (fb.total_export, fb.total_import)
+        for leaf in leaves:
+            state[leaf[0]] = (period, leaf[3], leaf[4])
+
+    exchange: dict[tuple[str, int], tuple[int, int]] = {}  # (grid address, period) -> (toUp, fromUp)
+    for grid in view.grids:
+        for period, chain_rollup in sorted(grid.rollups.items()):
+            findings += _check_rollup(view, grid, period, chain_rollup, exchange, periods[period], name)
+    return AuditResult(findings, dict(periods), len(view.finals), n_leaves, view.rejected)
+
+
+def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: list[tuple],
+                  state: dict, meter_name) -> list[Finding]:
+    out = []
+    for a, b in zip(leaves, leaves[1:]):
+        if a[0] >= b[0]:
+            out.append(Finding(period, where, meter_name(b[0]), "leaves not in strictly ascending meter id order"))
+    signers = []
+    for leaf in leaves:
+        mid = leaf[0]
+        m = view.meters.get(mid)
+        if m is None:
+            out.append(Finding(period, where, meter_name(mid), "meter is not registered"))
+            signers.append(b"\x00" * 20)
+            continue
+        signers.append(m.key)
+        if m.group_id != gid:
+            out.append(Finding(period, where, meter_name(mid), "meter belongs to another group"))
+        if not m.active_from <= period <= m.active_until:
+            out.append(Finding(period, where, meter_name(mid), f"meter not active (active {m.active_from}..{m.active_until})"))
+        if leaf[1] != period or leaf[2] // view.period_seconds != period:
+            out.append(Finding(period, where, meter_name(mid), f"reading of period {leaf[1]} / time {leaf[2]} in this batch"))
+        expected = state.get(mid, (m.active_from - 1, *m.baseline))
+        if tuple(leaf[5:8]) != expected:
+            out.append(Finding(period, where, meter_name(mid),
+                               f"counts from {tuple(leaf[5:8])} (period, import, export), the previous final register is {expected}"))
+        if leaf[3] < leaf[6] or leaf[4] < leaf[7]:
+            out.append(Finding(period, where, meter_name(mid), "register ran backwards"))
+    readings = [leaf[:5] for leaf in leaves]
+    for index, reason in rust_core.verify_readings(view.domain, readings, [leaf[8] for leaf in leaves], signers):
+        out.append(Finding(period, where, meter_name(leaves[index][0]), f"signature: {reason}"))
+    return out
+
+
+def _split(amount: int, weights: list[int]) -> list[int]:
+    """ProRata.split: floor shares, then the remainder one unit each in member order."""
+    total = sum(weights)
+    if amount == 0 or total == 0:
+        return [0] * len(weights)
+    shares = [amount * w // total for w in weights]
+    given = sum(shares)
+    for i, w in enumerate(weights):
+        if given >= amount:
+            break
+        if shares[i] < w:
+            shares[i] += 1
+            given += 1
+    return shares
+
+
+def _matrix(amount: int, rows: list[int], cols: list[int]) -> list[list[int]]:
+    """ProRata.matrix: floor of rows x cols / amount, then the remainders north-west corner first."""
+    n, m = len(rows), len(cols)
+    a = [[0] * m for _ in range(n)]
+    row_left, col_left = list(rows), list(cols)
+    if amount:
+        for i in range(n):
+            for j in range(m):
+                a[i][j] = rows[i] * cols[j] // amount
+                row_left[i] -= a[i][j]
+                col_left[j] -= a[i][j]
+    r = c = 0
+    while r < n and c < m:
+        take = min(row_left[r], col_left[c])
+        a[r][c] += take
+        row_left[r] -= take
+        col_left[c] -= take
+        if row_left[r] == 0:
+            r += 1
+        else:
+            c += 1
+    return a
+
+
+def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: dict,
+                  exchange: dict, figures: PeriodFigures, name) -> list[Finding]:
+    where = f"grid {grid.name}"
+    out = []
+    injected, withdrawn = [], []
+    for member_id, member_grid in grid.members:
+        if member_grid == ZERO_ADDRESS:
+            fb = view.finals.get((period, member_id))
+            if fb is None:
+                return [Finding(period, where, None, f"rolled up without a final batch of member {name(member_id)}")]
+            inj, wd = fb.total_export, fb.total_import
+        else:
+            if (member_grid, period) not in exchange:
+                return [Finding(period, where, None, f"rolled up before member grid {member_grid}")]
+            inj, wd = exchange[(member_grid, period)]
+        injected.append(inj)
+        withdrawn.append(wd)
+        recorded = grid.flows.get(period, {}).get(member_id)
+        if recorded != (inj, wd):
+            out.append(Finding(period, where, None,
+                               f"member {name(member_id)} flow (injected, withdrawn): recomputed {(inj, wd)}, chain says {recorded}"))
+    from_up = to_up = 0
+    if grid.boundary_group != b"\x00" * 32:
+        fb = view.finals.get((period, grid.boundary_group))
+        if fb is None:
+            return out + [Finding(period, where, None, "rolled up without a final boundary batch")]
+        from_up, to_up = fb.total_import, fb.total_export
+    total_in, total_out = sum(injected), sum(withdrawn)
+    entering, leaving = total_in + from_up, total_out + to_up
+    if entering > leaving:
+        losses = min(entering - leaving, entering * grid.loss_bps // 10_000)
+        imbalance = entering - leaving - losses
+    else:
+        losses, imbalance = 0, entering - leaving
+    local = min(total_in, total_out)
+    mine = {"injected": total_in, "withdrawn": total_out, "fromUpstream": from_up, "toUpstream": to_up,
+            "losses": losses, "imbalance": imbalance, "localAllocated": local}
+    for key, value in mine.items():
+        if chain_rollup.get(key) != value:
+            out.append(Finding(period, where, None, f"{key}: recomputed {value}, chain says {chain_rollup.get(key)}"))
+    if entering != leaving + losses + imbalance:
+        out.append(Finding(period, where, None, "conservation does not hold"))
+    received, supplied = _split(local, withdrawn), _split(local, injected)
+    matrix = _matrix(local, received, supplied)
+    ids = [mid for mid, _ in grid.members]
+    allocation = {(ids[i], ids[j]): v for i, row in enumerate(matrix) for j, v in enumerate(row) if v}
+    if allocation != grid.allocations.get(period, {}):
+        out.append(Finding(period, where, None, "origin allocation differs from the pro-rata recomputation"))
+    if sum(allocation.values()) > local:
+        out.append(Finding(period, where, None, "more energy allocated than was generated locally"))
+    exchange[(grid.address, period)] = (to_up, from_up)
+    figures.grids[grid.name] = mine
+    for (c, p), v in allocation.items():
+        figures.origin[(name(c), name(p))] = v
+    return out

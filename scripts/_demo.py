@@ -1,0 +1,313 @@
+"""The neighbourhood demo: a microgrid of households settled end to end on a local chain.
+
+Households (neighbourhood/) trade in a double auction before each period and their devices
+follow; simulated meters serve the resulting registers over their real protocols (DSMR P1 over
+TCP, SML over TCP, SunSpec over Modbus TCP); two meter oracles read, check and sign them and
+deliver to three settlement nodes (quorum 2 of 3); the nodes commit one batch per period and
+balance group, wait out the challenge window and finalize; the grids roll up (the microgrid
+"sonnenweg" is one member of the grid "district"); at the end the audit recomputes everything
+from chain events and an archive export and writes the report.
+
+Time is accelerated: each 15-minute market period of the simulated day lasts `period_seconds`
+of wall time, which is also the ledger's period length, so every component runs on the real
+clock. The meters' plausibility limit is scaled by the same factor.
+"""
+from __future__ import annotations
+
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from eth_account import Account
+from tqdm import tqdm
+
+from meter_oracle.keystore import write_keystore
+from meter_oracle.simulators.stream_server import DsmrMeter, SmlMeter, TcpFrameServer
+from meter_oracle.simulators.sunspec_device import SunSpecServer
+from neighbourhood.household import MeterRegister
+from neighbourhood.scenario import DEFAULT_START, DEFAULT_TARIFF, build_households
+from neighbourhood.simulation import Simulation, summarize
+from scripts._audit import audit, export_archive, read_chain, read_export
+from scripts._deployment import (
+    Deployment, GridSpec, MeterRow, NetworkSpec, deploy, group_id, register, write_meter_csv,
+)
+from scripts._processes import ManagedProcess, free_port
+from scripts._report import write_report
+
+SIM_PERIOD_S = 900
+MICROGRID, DISTRICT = "sonnenweg", "district"
+BOUNDARY, SUBSTATION = "sonnenweg-boundary", "district-substation"
+LINE_LOSS = Decimal("0.01")  # of the energy drawn by the households, lost in the microgrid's lines
+PROTOCOLS = ("dsmr", "sml", "sunspec")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    households: int = 24
+    periods: int = 96
+    period_seconds: int = 3
+    challenge_window_seconds: int = 4
+    groups: int = 3
+    seed: int = 1
+    workdir: Path = Path("var/demo")
+
+
+class AcceleratedClock:
+    """Wall time -> simulated time: real period k of the ledger is simulated period k of the day."""
+
+    def __init__(self, real_start: float, sim_start: int, period_seconds: int) -> None:
+        self.real_start, self.sim_start, self.factor = real_start, sim_start, SIM_PERIOD_S / period_seconds
+
+    def sim(self, now: float) -> float:
+        return self.sim_start + max(0.0, now - self.real_start) * self.factor
+
+
+class SimulatedRegisters:
+    """A meter's register source for the protocol simulators, on the demo's accelerated clock."""
+
+    def __init__(self, meter: MeterRegister, clock: AcceleratedClock) -> None:
+        self.meter, self.clock = meter, clock
+
+    def registers(self, now: float) -> tuple[Decimal, Decimal]:
+        return self.meter.registers(self.clock.sim(now))
+
+
+@dataclass
+class SimMeter:
+    label: str  # scheme:identity
+    group: str
+    kind: str
+    register: MeterRegister
+    key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    server: object = None
+    device_url: str = ""
+
+
+def _meter_label(protocol: str, n: int) -> tuple[str, bytes | None]:
+    """(scheme:identity, SML server id) of the n-th simulated meter of a protocol."""
+    if protocol == "dsmr":  # the equipment id is sent hex-encoded ASCII, as Dutch meters do
+        return "dsmr:" + f"SIM{n:011d}".encode().hex().upper(), None
+    if protocol == "sml":
+        server_id = bytes.fromhex("0a01454d4800") + n.to_bytes(4, "big")
+        return "sml:" + server_id.hex(), server_id
+    return f"sunspec:SimInverters:SN{n:06d}", None
+
+
+class NeighbourhoodDemo:
+    def __init__(self, project, chain, accounts, options: DemoOptions, echo=print) -> None:
+        self.project, self.chain, self.accounts, self.o, self.echo = project, chain, accounts, options, echo
+        self.work = options.workdir.resolve()
+        self.processes: list[ManagedProcess] = []
+        self.meters: list[SimMeter] = []
+
+    # -- set-up -------------------------------------------------------------------------
+    def run(self) -> int:
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        try:
+            return self._run()
+        finally:
+            self._stop_all()
+
+    def _run(self) -> int:
+        o = self.o
+        admin = self.accounts.test_accounts[0]
+        operators = [self.accounts.test_accounts[i] for i in (1, 2, 3)]
+        group_names = [f"{MICROGRID}-{chr(ord('a') + i)}" for i in range(o.groups)]
+        spec = NetworkSpec(
+            o.period_seconds, o.challenge_window_seconds, 2, tuple(a.address for a in operators), (admin.address,),
+            (GridSpec(MICROGRID, tuple(group_names), (), BOUNDARY, group_names[0], 200),
+             GridSpec(DISTRICT, (), (MICROGRID,), SUBSTATION, SUBSTATION, 200)),
+        )
+        t0 = time.time()
+        dep = deploy(self.project, self.chain, admin, spec)
+        dep.save(self.work / "deployment.json")
+        self.echo(f"deployed on chain {dep.chain_id}: registry {dep.registry}, ledger {dep.ledger}, "
+                  f"grids {', '.join(f'{n} {a}' for n, a in dep.grids.items())}")
+
+        households = build_households(o.households, o.seed, DEFAULT_START, o.periods)
+        simulation = Simulation(households, DEFAULT_TARIFF, DEFAULT_START)
+        boundary = MeterRegister(DEFAULT_START, SIM_PERIOD_S, 5_000_000_000, 1_000_000_000)
+        substation = MeterRegister(DEFAULT_START, SIM_PERIOD_S, 90_000_000_000, 20_000_000_000)
+        # first settled period: far enough ahead for registration and start-up to finish
+        first_period = int(time.time() // o.period_seconds) + max(2, int(40 // o.period_seconds))
+        clock = AcceleratedClock(first_period * o.period_seconds, DEFAULT_START, o.period_seconds)
+        counters = {p: 0 for p in PROTOCOLS}
+        for i, h in enumerate(households):
+            protocol = "sunspec" if h.name == "miner" else PROTOCOLS[i % 2]  # households: DSMR and SML
+            counters[protocol] += 1
+            label, _ = _meter_label(protocol, counters[protocol])
+            kind = "consumption" if h.name == "miner" else "prosumer"
+            self.meters.append(SimMeter(label, group_names[i % o.groups], kind, h.meter))
+        for register_, group, n in ((boundary, BOUNDARY, 90), (substation, SUBSTATION, 91)):
+            self.meters.append(SimMeter(_meter_label("sml", n)[0], group, "boundary", register_))
+
+        rows = [MeterRow(m.label, Account.from_key(m.key).address, m.kind, m.group, first_period,
+                         *m.register.totals_mwh) for m in self.meters]
+        write_meter_csv(self.work / "meters.csv", rows)
+        register(self.project, admin, dep, rows)
+        self._start_simulators(clock)
+        nodes = self._start_nodes(dep, operators)
+        self._start_oracles(dep, nodes)
+        self.echo(f"{len(self.meters)} meters registered and served, 3 nodes and 2 oracles running "
+                  f"({time.time() - t0:.0f} s); the day starts at period {first_period}")
+
+        settle_from = self.chain.blocks.head.number + 1
+        settled = self._run_day(simulation, boundary, substation, first_period, dep, operators[0])
+        summary = summarize(simulation.history)
+        for p in self.processes:
+            p.stop()
+        verdict, report = self._audit(dep)
+        gas = self._gas_spent(settle_from)
+        self.echo("")
+        self.echo("== summary ==")
+        self.echo(f"periods settled        {settled} of {o.periods} (final and rolled up)")
+        self.echo(f"energy traded locally  {summary.traded_locally_mwh / 1e6:.1f} kWh")
+        self.echo(f"self-sufficiency       {summary.self_sufficiency:.1%}")
+        self.echo(f"cost with the market   EUR {summary.market_cost_eur:.2f} "
+                  f"(flat tariff EUR {summary.flat_tariff_cost_eur:.2f}, saved EUR {summary.savings_eur:.2f})")
+        self.echo(f"gas spent settling     {gas:,} ({gas / max(1, settled):,.0f} per period: "
+                  f"{len(dep.groups)} batches submitted and finalized, {len(dep.grids)} roll-ups)")
+        self.echo(f"audit                  {verdict}")
+        self.echo(f"report                 {report}")
+        return 0 if verdict == "PASS" and settled == o.periods else 1
+
+    def _start_simulators(self, clock: AcceleratedClock) -> None:
+        interval = max(0.25, self.o.period_seconds / 4)
+        for m in self.meters:
+            scheme, _, identity = m.label.partition(":")
+            source = SimulatedRegisters(m.register, clock)
+            if scheme == "dsmr":
+                m.server = TcpFrameServer(DsmrMeter(identity, source), interval_s=interval).start()
+                m.device_url = m.server.url
+            elif scheme == "sml":
+                m.server = TcpFrameServer(SmlMeter(bytes.fromhex(identity), source), interval_s=interval).start()
+                m.device_url = m.server.url
+            else:
+                manufacturer, _, serial = identity.partition(":")
+                m.server = SunSpecServer(source, manufacturer=manufacturer, serial=serial).start()
+                m.device_url = f"tcp://{m.server.host}:{m.server.port}"
+
+    def _start_nodes(self, dep: Deployment, operators) -> list[tuple[str, str]]:
+        ports = [free_port() for _ in operators]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        rpc = self.chain.provider.uri
+        grace = max(0.5, self.o.period_seconds / 3)
+        for i, (op, port) in enumerate(zip(operators, ports)):
+            name = f"node-{chr(ord('a') + i)}"
+            (self.work / f"{name}.key").write_text(op.private_key[2:])
+            peers = ", ".join(f'"{u}"' for j, u in enumerate(urls) if j != i)
+            config = self.work / f"{name}.toml"
+            config.write_text(
+                f'name = "{name}"\nrpc_url = "{rpc}"\nregistry = "{dep.registry}"\nledger = "{dep.ledger}"\n'
+                f'operator_key_file = "{name}.key"\narchive = "sqlite:///{name}.db"\nlisten = "127.0.0.1:{port}"\n'
+                f"peers = [{peers}]\ngrace_seconds = {grace}\ntakeover_seconds = {self.o.period_seconds}\n"
+                f"poll_seconds = 0.3\n")
+            self.processes.append(ManagedProcess(name, ["-m", "node.cli", "run", "--config", str(config)],
+                                                 self.work / f"{name}.log", f"{urls[i]}/healthz").start())
+        return [(f"node-{chr(ord('a') + i)}", u) for i, u in enumerate(urls)]
+
+    def _start_oracles(self, dep: Deployment, nodes: list[tuple[str, str]]) -> None:
+        # one oracle for the households' meters, one for the grid operator's boundary meters
+        factor = SIM_PERIOD_S / self.o.period_seconds
+        for name, meters in (("oracle-households", [m for m in self.meters if m.kind != "boundary"]),
+                             ("oracle-boundary", [m for m in self.meters if m.kind == "boundary"])):
+            keys = self.work / name
+            keys.mkdir()
+            lines = [f'outbox = "{name}.sqlite"', f"chain_id = {dep.chain_id}", f'verifying_contract = "{dep.ledger}"',
+                     f"period_seconds = {self.o.period_seconds}", "max_skew_s = 30", ""]
+            for node_name, url in nodes:
+                lines += ["[[nodes]]", f'name = "{node_name}"', f'url = "{url}"', ""]
+            for n, m in enumerate(meters):
+                # a demo-strength keystore (pbkdf2, few iterations) so that start-up stays quick
+                write_keystore(keys / f"m{n}.json", m.key, "demo", iterations=1000)
+                (keys / f"m{n}.pw").write_text("demo\n")
+                max_w = int((500_000 if m.kind == "boundary" else 60_000) * factor)  # scaled by the acceleration
+                lines += ["[[meters]]", f'meter = "{m.label}"', f'keystore = "{name}/m{n}.json"',
+                          f'password_file = "{name}/m{n}.pw"', f"max_power_w = {max_w}", ""]
+                lines += ["[[devices]]", f'name = "{m.label.split(":")[0]}-{n}"', f'protocol = "{m.label.split(":")[0]}"',
+                          f'url = "{m.device_url}"', f"interval_s = {max(0.25, self.o.period_seconds / 4)}", ""]
+            config = self.work / f"{name}.toml"
+            config.write_text("\n".join(lines))
+            self.processes.append(ManagedProcess(name, ["-m", "meter_oracle.cli", "run", "--config", str(config)],
+                                                 self.work / f"{name}.log").start())
+
+    # -- the day ------------------------------------------------------------------------
+    def _run_day(self, simulation: Simulation, boundary: MeterRegister, substation: MeterRegister,
+                 first_period: int, dep: Deployment, roller) -> int:
+        o = self.o
+        grids = {name: self.project.Grid.at(addr) for name, addr in dep.grids.items()}
+        ledger = self.project.PeriodLedger.at(dep.ledger)
+        groups = [group_id(g) for g in dep.groups]
+        rolled = 0
+        bar = tqdm(total=o.periods, unit="period", desc="day", dynamic_ncols=True)
+        for k in range(o.periods + 60):
+            if k < o.periods:
+                self._wait_until((first_period + k) * o.period_seconds - 0.3)
+                result = simulation.step()
+                self._record_boundary(result, boundary, substation)
+                price = "-" if result.clearing.price is None else f"{result.clearing.price / 10_000:.1f}ct"
+                bar.set_postfix_str(f"{time.strftime('%H:%M', time.gmtime(result.start))} price {price} "
+                                    f"local {result.clearing.traded_mwh / 1e6:.1f}kWh settled {rolled}")
+            else:
+                time.sleep(o.period_seconds)
+            for p in self.processes:
+                p.check()
+            while rolled < o.periods and self._ready(ledger, groups, first_period + rolled):
+                for name in (MICROGRID, DISTRICT):  # inner grid first: the district sees its exchange
+                    grids[name].rollUp(first_period + rolled, sender=roller)
+                rolled += 1
+                bar.update(1)
+            if rolled == o.periods:
+                break
+        bar.close()
+        return rolled
+
+    @staticmethod
+    def _ready(ledger, groups: list[bytes], period: int) -> bool:
+        return all(ledger.getBatch(period, g).status == 2 for g in groups)
+
+    @staticmethod
+    def _wait_until(t: float) -> None:
+        delay = t - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    @staticmethod
+    def _record_boundary(result, boundary: MeterRegister, substation: MeterRegister) -> None:
+        """The connection meters: what the microgrid draws from / feeds to the district, with line
+        losses inside the microgrid, and the substation seeing the same through its own losses."""
+        withdrawn = sum(h.import_mwh for h in result.households)
+        injected = sum(h.export_mwh for h in result.households)
+        losses = int(withdrawn * LINE_LOSS)
+        net = withdrawn + losses - injected  # > 0: drawn from upstream
+        boundary.record(max(net, 0), max(-net, 0))
+        sub_net = net + int(abs(net) * LINE_LOSS)
+        substation.record(max(sub_net, 0), max(-sub_net, 0))
+
+    # -- the end ------------------------------------------------------------------------
+    def _audit(self, dep: Deployment) -> tuple[str, Path]:
+        export = self.work / "archive-export.jsonl"
+        export_archive(f"sqlite:///{self.work / 'node-a.db'}", export)
+        names = {bytes.fromhex(gid[2:]): name for name, gid in dep.groups.items()}
+        result = audit(read_chain(self.chain.provider.web3, dep), read_export(export), names)
+        for f in result.findings:
+            self.echo(f"audit finding: {f}")
+        report = write_report(result, self.work / "report", "Neighbourhood demo: settlement audit")
+        return ("PASS" if result.ok else f"FAIL ({len(result.findings)} findings)"), report
+
+    def _gas_spent(self, from_block: int) -> int:
+        """Gas of every transaction since set-up: batches, finalizations, roll-ups, any fraud proof."""
+        w3 = self.chain.provider.web3
+        return sum(w3.eth.get_block(n)["gasUsed"] for n in range(from_block, w3.eth.block_number + 1))
+
+    def _stop_all(self) -> None:
+        for p in self.processes:
+            p.stop()
+        for m in self.meters:
+            if m.server is not None:
+                m.server.stop()

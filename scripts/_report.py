@@ -1,0 +1,140 @@
+"""The audit report a person would rather look at than read: PNG plots and one HTML page.
+
+Per period: energy injected and withdrawn per group, each grid's imbalance and losses, local
+self-sufficiency, and the origin of consumed local energy (which group's generation it was)."""
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from scripts._audit import AuditResult  # noqa: E402
+
+KWH = 1e6  # mWh per kWh
+
+
+def write_report(result: AuditResult, out_dir: Path, title: str = "Settlement audit") -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    periods = sorted(result.periods)
+    figures = [
+        ("energy.png", "Injected and withdrawn per group", _energy_plot),
+        ("balance.png", "Grid balance: imbalance and losses", _balance_plot),
+        ("self_sufficiency.png", "Local self-sufficiency", _self_sufficiency_plot),
+        ("origin.png", "Origin of locally consumed energy", _origin_plot),
+    ]
+    for filename, heading, plot in figures:
+        fig, ax = plt.subplots(figsize=(10, 4))
+        plot(ax, result, periods)
+        ax.set_title(heading)
+        fig.tight_layout()
+        fig.savefig(out_dir / filename, dpi=90)
+        plt.close(fig)
+    page = out_dir / "index.html"
+    page.write_text(_html(result, periods, title, figures))
+    return page
+
+
+def _period_axis(ax) -> None:
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")  # ledger period numbers, in full
+    ax.set_xlabel("period")
+
+
+def _energy_plot(ax, result: AuditResult, periods: list[int]) -> None:
+    _period_axis(ax)
+    groups = sorted({g for p in periods for g in result.periods[p].groups})
+    for g in groups:
+        inj = [result.periods[p].groups.get(g, (0, 0))[0] / KWH for p in periods]
+        wd = [-result.periods[p].groups.get(g, (0, 0))[1] / KWH for p in periods]
+        line = ax.plot(periods, inj, label=f"{g} injected")[0]
+        ax.plot(periods, wd, linestyle="--", color=line.get_color(), label=f"{g} withdrawn")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_ylabel("kWh (withdrawn negative)")
+    ax.legend(fontsize="x-small", ncol=2)
+
+
+def _balance_plot(ax, result: AuditResult, periods: list[int]) -> None:
+    _period_axis(ax)
+    grids = sorted({g for p in periods for g in result.periods[p].grids})
+    for g in grids:
+        ax.plot(periods, [result.periods[p].grids.get(g, {}).get("imbalance", 0) / KWH for p in periods],
+                label=f"{g} imbalance")
+        ax.plot(periods, [result.periods[p].grids.get(g, {}).get("losses", 0) / KWH for p in periods],
+                linestyle=":", label=f"{g} losses")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_ylabel("kWh")
+    ax.legend(fontsize="x-small")
+
+
+def _self_sufficiency(figures: dict) -> float:
+    withdrawn = figures.get("withdrawn", 0)
+    return figures.get("localAllocated", 0) / withdrawn if withdrawn else 0.0
+
+
+def _self_sufficiency_plot(ax, result: AuditResult, periods: list[int]) -> None:
+    _period_axis(ax)
+    grids = sorted({g for p in periods for g in result.periods[p].grids})
+    for g in grids:
+        ax.plot(periods, [100 * _self_sufficiency(result.periods[p].grids.get(g, {})) for p in periods], label=g)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("% of withdrawal covered locally")
+    ax.legend(fontsize="x-small")
+
+
+def _origin_totals(result: AuditResult, periods: list[int]) -> dict[tuple[str, str], int]:
+    totals: dict[tuple[str, str], int] = defaultdict(int)
+    for p in periods:
+        for pair, v in result.periods[p].origin.items():
+            totals[pair] += v
+    return totals
+
+
+def _origin_plot(ax, result: AuditResult, periods: list[int]) -> None:
+    totals = _origin_totals(result, periods)
+    consumers = sorted({c for c, _ in totals})
+    producers = sorted({p for _, p in totals})
+    bottom = [0.0] * len(consumers)
+    for prod in producers:
+        values = [totals.get((c, prod), 0) / KWH for c in consumers]
+        ax.bar(consumers, values, bottom=bottom, label=f"from {prod}")
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_ylabel("kWh over all periods")
+    ax.set_xlabel("consumer group")
+    ax.legend(fontsize="x-small")
+
+
+def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:
+    verdict = "PASS" if result.ok else f"FAIL ({len(result.findings)} findings)"
+    rows = []
+    for p in periods:
+        f = result.periods[p]
+        bad = [x for x in result.findings if x.period == p]
+        grid_cells = "".join(
+            f"<td>{g['injected'] / KWH:.2f} / {g['withdrawn'] / KWH:.2f}</td><td>{g['imbalance'] / KWH:+.3f}</td>"
+            f"<td>{100 * _self_sufficiency(g):.0f}%</td>"
+            for _, g in sorted(f.grids.items())
+        )
+        rows.append(f"<tr class={'bad' if bad else 'ok'}><td>{p}</td><td>{'FAIL' if bad else 'ok'}</td>{grid_cells}</tr>")
+    grid_names = sorted({g for p in periods for g in result.periods[p].grids})
+    head = "".join(f"<th>{html.escape(g)} in / out kWh</th><th>imbalance kWh</th><th>self-sufficiency</th>" for g in grid_names)
+    findings = "".join(f"<li>{html.escape(str(x))}</li>" for x in result.findings) or "<li>none</li>"
+    origin = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(p)}</td><td>{v / KWH:.3f}</td></tr>"
+                     for (c, p), v in sorted(_origin_totals(result, periods).items()))
+    images = "".join(f"<h2>{h}</h2><img src='{fn}' alt='{h}'>" for fn, h, _ in figures)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:right}}
+tr.bad{{background:#fdd}} .verdict{{font-size:1.4em;font-weight:bold}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="verdict">Verdict: {verdict}</p>
+<p>{result.batches} final batches, {result.leaves} settled readings, {len(result.rejected)} batches rejected by fraud proofs.</p>
+<h2>Findings</h2><ul>{findings}</ul>
+{images}
+<h2>Origin of locally consumed energy (all periods)</h2>
+<table><tr><th>consumer</th><th>producer</th><th>kWh</th></tr>{origin}</table>
+<h2>Per period</h2><table><tr><th>period</th><th>verdict</th>{head}</tr>{''.join(rows)}</table>
+</body></html>
+"""

@@ -1,0 +1,23 @@
+"""ape run register --deployment deployments/local.json --csv meters.csv [--account ALIAS]
+
+Registers the meter points of a meter point operator's CSV (columns in scripts/_deployment.py,
+read_meter_csv). Meters already registered are skipped, so the same CSV can be run again."""
+from pathlib import Path
+
+import click
+from ape import accounts, project
+from ape.cli import ConnectedProviderCommand
+
+from scripts._deployment import Deployment, read_meter_csv, register
+
+
+@click.command(cls=ConnectedProviderCommand)
+@click.option("--deployment", "dep_path", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--csv", "csv_path", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--account", "alias", default=None, help="ape account alias of the meter operator (default: test account 0)")
+def cli(dep_path: Path, csv_path: Path, alias: str | None):
+    operator = accounts.load(alias) if alias else accounts.test_accounts[0]
+    dep = Deployment.load(dep_path)
+    rows = read_meter_csv(csv_path, dep.period_seconds)
+    done = register(project, operator, dep, rows)
+    click.echo(f"registered {len(done)} of {len(rows)} meters ({len(rows) - len(done)} already registered)")

@@ -19,7 +19,9 @@ $(VENV)/.deps: requirements.lock
 	touch $@
 
 node_modules/.deps: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	# `npm install` honours package-lock.json; `npm ci` refuses this lock because npm 11 leaves
+	# anvil's other-platform optional packages out of it.
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Builds rust_core into the venv (editable: the repo root goes on sys.path, so node/ and
@@ -35,10 +37,12 @@ postgres:
 
 test: setup postgres
 	cd rust_core && cargo test --release --quiet
-	$(PY) -m pytest
+	$(PY) -m pytest --network ethereum:local:foundry
 
+# The neighbourhood demo: ape starts anvil (cancun), the demo deploys, runs a simulated day of
+# 96 periods through meters, oracles and three nodes, and audits it (scripts/_demo.py).
 demo: setup
-	$(PY) -m scripts.demo
+	$(VENV)/bin/ape run demo --network ethereum:local:foundry
 
 bench: setup
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

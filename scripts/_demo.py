@@ -42,6 +42,7 @@ MICROGRID, DISTRICT = "sonnenweg", "district"
 BOUNDARY, SUBSTATION = "sonnenweg-boundary", "district-substation"
 LINE_LOSS = Decimal("0.01")  # of the energy drawn by the households, lost in the microgrid's lines
 PROTOCOLS = ("dsmr", "sml", "sunspec")
+REGISTRATION_LEAD_S = 8.0  # registering the meters takes a few seconds of transactions
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,20 @@ class DemoOptions:
     challenge_window_seconds: int = 4
     groups: int = 3
     seed: int = 1
+    start_hour: int = 0  # of the simulated day (UTC)
     workdir: Path = Path("var/demo")
 
 
 class AcceleratedClock:
-    """Wall time -> simulated time: real period k of the ledger is simulated period k of the day."""
+    """Wall time -> simulated time: real period k of the ledger is simulated period k of the day.
+    Until the day is scheduled (`start_at`), the meters stand at the day's first instant."""
 
-    def __init__(self, real_start: float, sim_start: int, period_seconds: int) -> None:
-        self.real_start, self.sim_start, self.factor = real_start, sim_start, SIM_PERIOD_S / period_seconds
+    def __init__(self, sim_start: int, period_seconds: int) -> None:
+        self.sim_start, self.factor = sim_start, SIM_PERIOD_S / period_seconds
+        self.real_start = float("inf")
+
+    def start_at(self, real_start: float) -> None:
+        self.real_start = real_start
 
     def sim(self, now: float) -> float:
         return self.sim_start + max(0.0, now - self.real_start) * self.factor
@@ -97,8 +104,9 @@ def _meter_label(protocol: str, n: int) -> tuple[str, bytes | None]:
 
 
 class NeighbourhoodDemo:
-    def __init__(self, project, chain, accounts, options: DemoOptions, echo=print) -> None:
-        self.project, self.chain, self.accounts, self.o, self.echo = project, chain, accounts, options, echo
+    def __init__(self, project, chain, test_accounts, options: DemoOptions, echo=print) -> None:
+        """test_accounts: the local chain's funded accounts (admin, then three operators)."""
+        self.project, self.chain, self.accounts, self.o, self.echo = project, chain, test_accounts, options, echo
         self.work = options.workdir.resolve()
         self.processes: list[ManagedProcess] = []
         self.meters: list[SimMeter] = []
@@ -115,8 +123,8 @@ class NeighbourhoodDemo:
 
     def _run(self) -> int:
         o = self.o
-        admin = self.accounts.test_accounts[0]
-        operators = [self.accounts.test_accounts[i] for i in (1, 2, 3)]
+        admin = self.accounts[0]
+        operators = [self.accounts[i] for i in (1, 2, 3)]
         group_names = [f"{MICROGRID}-{chr(ord('a') + i)}" for i in range(o.groups)]
         spec = NetworkSpec(
             o.period_seconds, o.challenge_window_seconds, 2, tuple(a.address for a in operators), (admin.address,),
@@ -129,13 +137,12 @@ class NeighbourhoodDemo:
         self.echo(f"deployed on chain {dep.chain_id}: registry {dep.registry}, ledger {dep.ledger}, "
                   f"grids {', '.join(f'{n} {a}' for n, a in dep.grids.items())}")
 
-        households = build_households(o.households, o.seed, DEFAULT_START, o.periods)
-        simulation = Simulation(households, DEFAULT_TARIFF, DEFAULT_START)
-        boundary = MeterRegister(DEFAULT_START, SIM_PERIOD_S, 5_000_000_000, 1_000_000_000)
-        substation = MeterRegister(DEFAULT_START, SIM_PERIOD_S, 90_000_000_000, 20_000_000_000)
-        # first settled period: far enough ahead for registration and start-up to finish
-        first_period = int(time.time() // o.period_seconds) + max(2, int(40 // o.period_seconds))
-        clock = AcceleratedClock(first_period * o.period_seconds, DEFAULT_START, o.period_seconds)
+        sim_start = DEFAULT_START + o.start_hour * 3600
+        households = build_households(o.households, o.seed, sim_start, o.periods)
+        simulation = Simulation(households, DEFAULT_TARIFF, sim_start)
+        boundary = MeterRegister(sim_start, SIM_PERIOD_S, 5_000_000_000, 1_000_000_000)
+        substation = MeterRegister(sim_start, SIM_PERIOD_S, 90_000_000_000, 20_000_000_000)
+        clock = AcceleratedClock(sim_start, o.period_seconds)
         counters = {p: 0 for p in PROTOCOLS}
         for i, h in enumerate(households):
             protocol = "sunspec" if h.name == "miner" else PROTOCOLS[i % 2]  # households: DSMR and SML
@@ -146,14 +153,19 @@ class NeighbourhoodDemo:
         for register_, group, n in ((boundary, BOUNDARY, 90), (substation, SUBSTATION, 91)):
             self.meters.append(SimMeter(_meter_label("sml", n)[0], group, "boundary", register_))
 
+        self._start_simulators(clock)
+        nodes = self._start_nodes(dep, operators)
+        self._start_oracles(dep, nodes)
+        # The day starts a few seconds after the meters are registered; readings from before
+        # their first period are refused by the nodes, as they would be for any meter.
+        first_period = -(-(time.time() + REGISTRATION_LEAD_S) // o.period_seconds)
+        first_period = int(first_period)
         rows = [MeterRow(m.label, Account.from_key(m.key).address, m.kind, m.group, first_period,
                          *m.register.totals_mwh) for m in self.meters]
         write_meter_csv(self.work / "meters.csv", rows)
         register(self.project, admin, dep, rows)
-        self._start_simulators(clock)
-        nodes = self._start_nodes(dep, operators)
-        self._start_oracles(dep, nodes)
-        self.echo(f"{len(self.meters)} meters registered and served, 3 nodes and 2 oracles running "
+        clock.start_at(first_period * o.period_seconds)
+        self.echo(f"{len(self.meters)} meters served and registered, 3 nodes and 2 oracles running "
                   f"({time.time() - t0:.0f} s); the day starts at period {first_period}")
 
         settle_from = self.chain.blocks.head.number + 1

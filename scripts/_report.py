@@ -104,7 +104,10 @@ def _origin_plot(ax, result: AuditResult, periods: list[int]) -> None:
         bottom = [b + v for b, v in zip(bottom, values)]
     ax.set_ylabel("kWh over all periods")
     ax.set_xlabel("consumer group")
-    ax.legend(fontsize="x-small")
+    if producers:
+        ax.legend(fontsize="x-small")
+    else:
+        ax.text(0.5, 0.5, "no local generation was consumed locally", ha="center", transform=ax.transAxes)
 
 
 def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:

@@ -21,4 +21,4 @@ from scripts._demo import DemoOptions, NeighbourhoodDemo
 def cli(households: int, periods: int, period_seconds: int, seed: int, workdir: Path):
     options = DemoOptions(households=households, periods=periods, period_seconds=period_seconds,
                           challenge_window_seconds=max(2, period_seconds + 1), seed=seed, workdir=workdir)
-    sys.exit(NeighbourhoodDemo(project, chain, accounts, options, echo=click.echo).run())
+    sys.exit(NeighbourhoodDemo(project, chain, accounts.test_accounts, options, echo=click.echo).run())

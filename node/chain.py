@@ -165,7 +165,7 @@ class Chain:
         """Names a custom error by the ledger's / registry's ABI (e.g. PeriodNotClosed(5, 4500))."""
         data = e.data if isinstance(e.data, str) else ""
         if data.startswith("0x") and len(data) >= 10:
-            for abi in (*self.ledger.abi, *self.registry.abi):
+            for abi in (*self.ledger.abi, *self.registry.abi, *contract_type("Grid")["abi"]):
                 if abi.get("type") == "error":
                     types = [i["type"] for i in abi["inputs"]]
                     sig = f"{abi['name']}({','.join(types)})"
@@ -182,6 +182,15 @@ class Chain:
 
     def finalize(self, period: int, group_id: bytes) -> TxResult:
         return self._send(self.ledger.functions.finalize(period, group_id))
+
+    def grid(self, address: str):
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=contract_type("Grid")["abi"])
+
+    def grid_rolled_up(self, grid: str, period: int) -> bool:
+        return bool(self.grid(grid).functions.exchange(period).call()[0])
+
+    def roll_up(self, grid: str, period: int) -> TxResult:
+        return self._send(self.grid(grid).functions.rollUp(period))
 
     def prove(self, function: str, *args) -> TxResult:
         """Sends one of the ledger's prove* fraud proofs."""

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     chain = Chain(cfg.rpc_url, cfg.registry, cfg.ledger, cfg.operator_key)
     node = SettlementNode(chain, archive, Peers(cfg.peers), grace_seconds=cfg.grace_seconds,
                           takeover_seconds=cfg.takeover_seconds, clock_skew_seconds=cfg.clock_skew_seconds,
-                          poll_seconds=cfg.poll_seconds, name=cfg.name)
+                          poll_seconds=cfg.poll_seconds, name=cfg.name, grids=cfg.grids)
     node.start()
     try:
         uvicorn.run(create_app(node), host=cfg.listen_host, port=cfg.listen_port, log_level="warning")

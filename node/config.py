@@ -12,6 +12,7 @@ grace_seconds = 2.0           # wait after the period boundary before closing it
 takeover_seconds = 3.0        # each further rank in the submitter rotation waits this longer
 clock_skew_seconds = 30       # how far in the future a reading's timestamp may lie
 poll_seconds = 0.5
+grids = ["0x..."]             # Grid contracts to roll up once periods are final, innermost first
 ```
 """
 from __future__ import annotations
@@ -40,6 +41,7 @@ class NodeConfig:
     clock_skew_seconds: float = 30.0
     poll_seconds: float = 0.5
     name: str = "node"
+    grids: tuple[str, ...] = field(default_factory=tuple)
 
 
 def load_config(path: str | Path) -> NodeConfig:
@@ -81,4 +83,5 @@ def load_config(path: str | Path) -> NodeConfig:
         clock_skew_seconds=float(raw.get("clock_skew_seconds", 30.0)),
         poll_seconds=float(raw.get("poll_seconds", 0.5)),
         name=str(raw.get("name", path.stem)),
+        grids=tuple(str(g) for g in raw.get("grids", [])),
     )

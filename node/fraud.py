@@ -3,11 +3,12 @@ leaves out of order, a meter unknown / inactive / of another group / of another 
 meter signature, or a previous register that is not the meter's latest final one."""
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import rust_core
 
-from node.archive import BATCH_FINAL, Archive
+from node.archive import Archive
 from node.chain import ChainBatch
 from node.registry import RegistryView
 
@@ -93,16 +94,44 @@ def find_fraud(leaves: list[tuple], committed: ChainBatch, period: int, group_id
         if tuple(leaf[5:8]) == expected:
             continue
         claimed = leaf[5]
-        self_evident = (claimed >= period or claimed < baseline[0] or tuple(leaf[5:8]) != expected and claimed == baseline[0]
-                        or archive.final_batch(claimed, group_id) is None)
+        # What the ledger sees without evidence (FraudProofs._previousSelfEvidentlyWrong).
+        if claimed == baseline[0]:
+            self_evident = tuple(leaf[5:8]) != baseline
+        else:
+            self_evident = (claimed >= period or claimed < baseline[0]
+                            or archive.final_batch(claimed, group_id) is None)
         if self_evident:
             evidence = (0, b"\x00" * 32, EMPTY_LEAF, 0, [])
+        elif expected[0] < claimed:
+            # The claimed final batch is later than the meter's latest final leaf we know, so it
+            # does not hold the meter: show its neighbours there.
+            return _missing_previous(archive, period, group_id, leaf, at(i), claimed)
         else:
             prev = archive.final_batch(expected[0], group_id)
-            if prev is None or expected[0] < claimed:
-                continue
             prev_leaves = archive.leaves(prev.period, group_id, prev.root)
             j = next(k for k, pl in enumerate(prev_leaves) if pl[0] == leaf[0])
             evidence = (prev.period, group_id, leaf_struct(prev_leaves[j]), j, SumTree(prev_leaves).proof(j))
         return FraudProof("proveBadPrevious", (period, group_id, *at(i), *evidence), f"leaf {i}: previous register")
     return "no provable fraud in the leaves"
+
+
+def _missing_previous(archive: Archive, period: int, group_id: bytes, leaf: tuple, located: tuple,
+                      claimed: int) -> FraudProof | str:
+    prev = archive.final_batch(claimed, group_id)
+    prev_leaves = archive.leaves(prev.period, group_id, prev.root)
+    ids = [pl[0] for pl in prev_leaves]
+    if leaf[0] in ids:
+        return "our registers lag a final batch that holds the meter"
+    pos = bisect.bisect_left(ids, leaf[0])
+    if pos == 0:
+        picked = [0]                       # every id there is above the meter's
+    elif pos == len(ids):
+        picked = [len(ids) - 1]            # every id there is below it
+    else:
+        picked = [pos - 1, pos]            # the meter would sit between these two
+    first = picked[0]
+    tree = SumTree(prev_leaves)
+    neighbours = [leaf_struct(prev_leaves[k]) for k in picked]
+    proofs = [node for k in picked for node in tree.proof(k)]
+    return FraudProof("proveMissingPrevious", (period, group_id, *located, first, neighbours, proofs),
+                      f"meter missing from final period {claimed}")

@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 class SettlementNode:
     def __init__(self, chain: Chain, archive: Archive, peers: Peers, *, grace_seconds: float = 2.0,
                  takeover_seconds: float = 3.0, clock_skew_seconds: float = 30.0, poll_seconds: float = 0.5,
-                 name: str = "node", clock: Callable[[], float] = time.time) -> None:
+                 name: str = "node", grids: tuple[str, ...] = (),
+                 clock: Callable[[], float] = time.time) -> None:
         self.chain = chain
         self.archive = archive
         self.peers = peers
@@ -48,6 +49,8 @@ class SettlementNode:
         self._to_check: dict[tuple[int, bytes], bytes] = {}          # peer batches to check for fraud
         self._to_adopt: dict[tuple[int, bytes], bytes] = {}          # final batches to fetch
         self._next_block = 0
+        self.grids = grids                                            # cascade, innermost first
+        self._to_roll: dict[int, float] = {}                         # period -> when it became final
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         for rec in archive.batches_with_status(BATCH_BUILT) + archive.batches_with_status(BATCH_FINAL):
@@ -80,6 +83,7 @@ class SettlementNode:
         for rec in self.archive.batches_with_status(BATCH_BUILT):
             if rec.own:
                 self.drive(rec)
+        self.roll_up_grids()
 
     # -- closing a period ------------------------------------------------------------------
     def close_due_periods(self) -> None:
@@ -197,7 +201,36 @@ class SettlementNode:
         if rec.own:
             self.metrics.batches_finalized.inc()
         self.metrics.last_final_period.set(period)
+        if self.grids:
+            self._to_roll.setdefault(period, self.clock())
         log.info("%s: period %d group %s final: root 0x%s", self.name, period, group.hex()[:8], root.hex())
+
+    # -- the grid cascade -------------------------------------------------------------------
+    def roll_up_grids(self) -> None:
+        """Rolls each final period up the configured grids, innermost first, in the submitter
+        rotation. A grid whose other members are not final yet is retried for a few periods."""
+        if not self._to_roll:
+            return
+        operators = self.chain.operators()
+        now = self.clock()
+        for period, final_at in sorted(self._to_roll.items()):
+            if now < final_at + self._rank(period, operators) * self.takeover:
+                continue
+            done = True
+            for grid in self.grids:
+                if self.chain.grid_rolled_up(grid, period):
+                    continue
+                try:
+                    res = self.chain.roll_up(grid, period)
+                except ChainError as e:
+                    log.info("%s: rollUp of period %d on grid %s: %s", self.name, period, grid, e)
+                    done = False
+                    break
+                self.metrics.gas_used.labels(tx="rollUp").inc(res.gas_used)
+                log.info("%s: period %d rolled up on grid %s: tx %s gas %d", self.name, period, grid,
+                         res.tx_hash, res.gas_used)
+            if done or now > final_at + 10 * self.chain.period_seconds:
+                del self._to_roll[period]
 
     # -- watching the chain ----------------------------------------------------------------
     def watch(self) -> None:

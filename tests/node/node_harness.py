@@ -144,6 +144,17 @@ def deploy_settlement(anvil: Anvil, *, period_seconds: int, window: int, n_opera
     return dep
 
 
+def deploy_grid(dep: Deployment, name: str = "street-1") -> str:
+    """A Grid over the deployment's one group, without upstream; the group carries the imbalance."""
+    admin = dev_key(0)
+    group = dep.meters[0].group_id
+    grid = deploy(dep.w3, admin, "Grid", dep.registry, dep.ledger, rust_core.keccak256(name.encode()), b"\x00" * 32,
+                  group, 0)
+    c = dep.w3.eth.contract(address=grid, abi=contract_type("Grid")["abi"])
+    send(dep.w3, admin, c.functions.addGroup(group))
+    return grid
+
+
 def wire(dep: Deployment, readings: list[tuple], keys: list[bytes]) -> list[dict]:
     """Readings (meter_id, period, ts, import, export) signed by the meters' keys, as the oracle sends them."""
     sigs = rust_core.sign_readings(dep.domain, readings, keys)
@@ -160,7 +171,7 @@ class NodeProcess:
     """`python -m node.cli run --config ...` as a child process with its own archive file."""
 
     def __init__(self, workdir: Path, name: str, dep: Deployment, key: bytes, port: int, peers: list[str], *,
-                 grace: float, takeover: float) -> None:
+                 grace: float, takeover: float, grids: tuple[str, ...] = ()) -> None:
         self.name, self.port, self.key = name, port, key
         self.url = f"http://127.0.0.1:{port}"
         self.address = rust_core.address_of(key)
@@ -172,7 +183,8 @@ class NodeProcess:
             f'name = "{name}"', f'rpc_url = "{dep.rpc_url}"', f'registry = "{dep.registry}"',
             f'ledger = "{dep.ledger}"', f'operator_key_file = "{name}.key"', f'archive = "sqlite:///{name}.db"',
             f'listen = "127.0.0.1:{port}"', "peers = [" + ", ".join(f'"{p}"' for p in peers) + "]",
-            f"grace_seconds = {grace}", f"takeover_seconds = {takeover}", "poll_seconds = 0.3", "",
+            f"grace_seconds = {grace}", f"takeover_seconds = {takeover}", "poll_seconds = 0.3",
+            "grids = [" + ", ".join(f'"{g}"' for g in grids) + "]", "",
         ]))
         self.proc: subprocess.Popen | None = None
 

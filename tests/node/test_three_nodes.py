@@ -11,7 +11,9 @@ import pytest
 import rust_core
 
 from node.archive import open_archive
-from node_harness import Deployment, NodeProcess, deploy_settlement, expected_root, free_port, wire
+from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, free_port, wire
+
+from node.chain import contract_type
 
 pytestmark = pytest.mark.chain
 
@@ -22,12 +24,12 @@ TAKEOVER = 1.5
 STATUS_FINAL, STATUS_REJECTED = 2, 3
 
 
-def start_nodes(tmp_path, dep: Deployment) -> list[NodeProcess]:
+def start_nodes(tmp_path, dep: Deployment, grids: tuple[str, ...] = ()) -> list[NodeProcess]:
     ports = [free_port() for _ in dep.operator_keys]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     nodes = [
         NodeProcess(tmp_path, f"node{i}", dep, key, ports[i], [u for j, u in enumerate(urls) if j != i],
-                    grace=GRACE, takeover=TAKEOVER)
+                    grace=GRACE, takeover=TAKEOVER, grids=grids)
         for i, key in enumerate(dep.operator_keys)
     ]
     for n in nodes:
@@ -85,7 +87,9 @@ def wait_status(dep: Deployment, period: int, status: int, timeout: float = 40.0
 
 def test_three_nodes_finalize_survive_a_crash_and_resume(anvil, tmp_path):
     dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=4)
-    nodes = start_nodes(tmp_path, dep)
+    grid_address = deploy_grid(dep)
+    grid = dep.w3.eth.contract(address=grid_address, abi=contract_type("Grid")["abi"])
+    nodes = start_nodes(tmp_path, dep, grids=(grid_address,))
     feeder = Feeder(dep)
     try:
         p1 = feeder.deliver(nodes)
@@ -93,6 +97,13 @@ def test_three_nodes_finalize_survive_a_crash_and_resume(anvil, tmp_path):
         for p in (p1, p2):
             b = wait_status(dep, p, STATUS_FINAL)
             assert (b[0], b[1], b[2], b[3]) == (*expected_root(feeder.by_period, dep, p, feeder.sigs), 4)
+        # the cascade: the final periods are rolled up on the grid (withdrawn = the group's import)
+        for p in (p1, p2):
+            deadline = time.time() + 15
+            while not grid.functions.exchange(p).call()[0] and time.time() < deadline:
+                time.sleep(0.3)
+            rollup = grid.functions.getRollup(p).call()
+            assert rollup[-1] is True and rollup[1] == dep.batch(p, dep.meters[0].group_id)[1]
 
         # A crashed node: the other two still hold the quorum of 2.
         down = nodes[(p2 + 1) % 3]  # whichever; rotation and take-over must cover it

@@ -24,7 +24,6 @@ from pathlib import Path
 from eth_account import Account
 from tqdm import tqdm
 
-from meter_oracle.keystore import write_keystore
 from meter_oracle.simulators.stream_server import DsmrMeter, SmlMeter, TcpFrameServer
 from meter_oracle.simulators.sunspec_device import SunSpecServer
 from neighbourhood.household import MeterRegister
@@ -34,7 +33,7 @@ from scripts._audit import audit, export_archive, read_chain, read_export
 from scripts._deployment import (
     Deployment, GridSpec, MeterRow, NetworkSpec, deploy, group_id, register, write_meter_csv,
 )
-from scripts._processes import ManagedProcess, free_port
+from scripts._processes import ManagedProcess, start_nodes, start_oracle
 from scripts._report import write_report
 
 SIM_PERIOD_S = 900
@@ -204,49 +203,25 @@ class NeighbourhoodDemo:
                 m.server = SunSpecServer(source, manufacturer=manufacturer, serial=serial).start()
                 m.device_url = f"tcp://{m.server.host}:{m.server.port}"
 
-    def _start_nodes(self, dep: Deployment, operators) -> list[tuple[str, str]]:
-        ports = [free_port() for _ in operators]
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        rpc = self.chain.provider.uri
-        grace = max(0.5, self.o.period_seconds / 3)
-        for i, (op, port) in enumerate(zip(operators, ports)):
-            name = f"node-{chr(ord('a') + i)}"
-            (self.work / f"{name}.key").write_text(op.private_key[2:])
-            peers = ", ".join(f'"{u}"' for j, u in enumerate(urls) if j != i)
-            config = self.work / f"{name}.toml"
-            config.write_text(
-                f'name = "{name}"\nrpc_url = "{rpc}"\nregistry = "{dep.registry}"\nledger = "{dep.ledger}"\n'
-                f'operator_key_file = "{name}.key"\narchive = "sqlite:///{name}.db"\nlisten = "127.0.0.1:{port}"\n'
-                f"peers = [{peers}]\ngrace_seconds = {grace}\ntakeover_seconds = {self.o.period_seconds}\n"
-                f"poll_seconds = 0.3\n")
-            self.processes.append(ManagedProcess(name, ["-m", "node.cli", "run", "--config", str(config)],
-                                                 self.work / f"{name}.log", f"{urls[i]}/healthz").start())
-        return [(f"node-{chr(ord('a') + i)}", u) for i, u in enumerate(urls)]
+    def _start_nodes(self, dep: Deployment, operators) -> list[str]:
+        started = start_nodes(self.work, self.chain.provider.uri, dep.registry, dep.ledger,
+                              [op.private_key for op in operators],
+                              grace_seconds=max(0.5, self.o.period_seconds / 3), takeover_seconds=self.o.period_seconds)
+        self.processes += [proc for proc, _ in started]
+        return [url for _, url in started]
 
-    def _start_oracles(self, dep: Deployment, nodes: list[tuple[str, str]]) -> None:
+    def _start_oracles(self, dep: Deployment, nodes: list[str]) -> None:
         # one oracle for the households' meters, one for the grid operator's boundary meters
         factor = SIM_PERIOD_S / self.o.period_seconds
-        for name, meters in (("oracle-households", [m for m in self.meters if m.kind != "boundary"]),
-                             ("oracle-boundary", [m for m in self.meters if m.kind == "boundary"])):
-            keys = self.work / name
-            keys.mkdir()
-            lines = [f'outbox = "{name}.sqlite"', f"chain_id = {dep.chain_id}", f'verifying_contract = "{dep.ledger}"',
-                     f"period_seconds = {self.o.period_seconds}", "max_skew_s = 30", ""]
-            for node_name, url in nodes:
-                lines += ["[[nodes]]", f'name = "{node_name}"', f'url = "{url}"', ""]
-            for n, m in enumerate(meters):
-                # a demo-strength keystore (pbkdf2, few iterations) so that start-up stays quick
-                write_keystore(keys / f"m{n}.json", m.key, "demo", iterations=1000)
-                (keys / f"m{n}.pw").write_text("demo\n")
-                max_w = int((500_000 if m.kind == "boundary" else 60_000) * factor)  # scaled by the acceleration
-                lines += ["[[meters]]", f'meter = "{m.label}"', f'keystore = "{name}/m{n}.json"',
-                          f'password_file = "{name}/m{n}.pw"', f"max_power_w = {max_w}", ""]
-                lines += ["[[devices]]", f'name = "{m.label.split(":")[0]}-{n}"', f'protocol = "{m.label.split(":")[0]}"',
-                          f'url = "{m.device_url}"', f"interval_s = {max(0.25, self.o.period_seconds / 4)}", ""]
-            config = self.work / f"{name}.toml"
-            config.write_text("\n".join(lines))
-            self.processes.append(ManagedProcess(name, ["-m", "meter_oracle.cli", "run", "--config", str(config)],
-                                                 self.work / f"{name}.log").start())
+        interval = max(0.25, self.o.period_seconds / 4)
+        for name, boundary in (("oracle-households", False), ("oracle-boundary", True)):
+            meters = [{"label": m.label, "key": m.key, "url": m.device_url, "interval_s": interval,
+                       # the plausibility limit is scaled by the time acceleration
+                       "max_power_w": int((500_000 if boundary else 60_000) * factor)}
+                      for m in self.meters if (m.kind == "boundary") == boundary]
+            self.processes.append(start_oracle(self.work, name, chain_id=dep.chain_id, ledger=dep.ledger,
+                                               period_seconds=self.o.period_seconds, max_skew_s=30, nodes=nodes,
+                                               meters=meters))
 
     # -- the day ------------------------------------------------------------------------
     def _run_day(self, simulation: Simulation, boundary: MeterRegister, substation: MeterRegister,

@@ -108,12 +108,14 @@ def deploy(project, chain, admin, spec: NetworkSpec) -> Deployment:
     dep = Deployment(chain.chain_id, registry.address, ledger.address, spec.period_seconds,
                      spec.challenge_window_seconds, first_block)
     for g in spec.grids:
+        if not g.responsible_group:
+            raise SpecError(f"grid {g.name!r}: responsible_group (who carries the imbalance) is required")
         for name in (*g.groups, *filter(None, (g.boundary_group, g.responsible_group))):
             dep.groups[name] = "0x" + group_id(name).hex()
         grid = admin.deploy(
             project.Grid, registry, ledger, group_id(g.name),
             group_id(g.boundary_group) if g.boundary_group else ZERO_GROUP,
-            group_id(g.responsible_group) if g.responsible_group else ZERO_GROUP, g.loss_bps,
+            group_id(g.responsible_group), g.loss_bps,
         )
         for name in g.groups:
             grid.addGroup(group_id(name), sender=admin)
@@ -170,7 +172,10 @@ def read_meter_csv(path: Path, period_seconds: int, now: float | None = None) ->
         seen: set[str] = set()
         for line, r in enumerate(reader, start=2):
             where = f"{path}:{line}"
-            meter_id(r["meter"])  # validates the id's form
+            try:
+                meter_id(r["meter"])  # validates the id's form
+            except SpecError as e:
+                raise SpecError(f"{where}: {e}") from None
             if r["meter"] in seen:
                 raise SpecError(f"{where}: meter {r['meter']} listed twice")
             seen.add(r["meter"])

@@ -56,3 +56,51 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(5)
+
+
+def start_nodes(work: Path, rpc_url: str, registry: str, ledger: str, operator_keys: list[str], *,
+                grace_seconds: float, takeover_seconds: float) -> list[tuple[ManagedProcess, str]]:
+    """One settlement node per operator key (hex), each peered with the others: (process, url)."""
+    ports = [free_port() for _ in operator_keys]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    started = []
+    for i, (key, port) in enumerate(zip(operator_keys, ports)):
+        name = f"node-{chr(ord('a') + i)}"
+        (work / f"{name}.key").write_text(key.removeprefix("0x"))
+        peers = ", ".join(f'"{u}"' for j, u in enumerate(urls) if j != i)
+        config = work / f"{name}.toml"
+        config.write_text(
+            f'name = "{name}"\nrpc_url = "{rpc_url}"\nregistry = "{registry}"\nledger = "{ledger}"\n'
+            f'operator_key_file = "{name}.key"\narchive = "sqlite:///{name}.db"\nlisten = "127.0.0.1:{port}"\n'
+            f"peers = [{peers}]\ngrace_seconds = {grace_seconds}\ntakeover_seconds = {takeover_seconds}\n"
+            "poll_seconds = 0.3\n")
+        proc = ManagedProcess(name, ["-m", "node.cli", "run", "--config", str(config)], work / f"{name}.log",
+                              f"{urls[i]}/healthz")
+        started.append((proc.start(), urls[i]))
+    return started
+
+
+def start_oracle(work: Path, name: str, *, chain_id: int, ledger: str, period_seconds: int, max_skew_s: float,
+                 nodes: list[str], meters: list[dict]) -> ManagedProcess:
+    """A `meter-oracle run` process delivering to `nodes`; each meter is a dict with label
+    (scheme:identity), key (32 bytes), url (device), max_power_w and interval_s."""
+    from meter_oracle.keystore import write_keystore
+
+    keys = work / name
+    keys.mkdir()
+    lines = [f'outbox = "{name}.sqlite"', f"chain_id = {chain_id}", f'verifying_contract = "{ledger}"',
+             f"period_seconds = {period_seconds}", f"max_skew_s = {max_skew_s}", ""]
+    for i, url in enumerate(nodes):
+        lines += ["[[nodes]]", f'name = "node-{chr(ord("a") + i)}"', f'url = "{url}"', ""]
+    for n, m in enumerate(meters):
+        # a light keystore (pbkdf2, few iterations) so that start-up stays quick; operators use the default scrypt
+        write_keystore(keys / f"m{n}.json", m["key"], "local", iterations=1000)
+        (keys / f"m{n}.pw").write_text("local\n")
+        protocol = m["label"].partition(":")[0]
+        lines += ["[[meters]]", f'meter = "{m["label"]}"', f'keystore = "{name}/m{n}.json"',
+                  f'password_file = "{name}/m{n}.pw"', f'max_power_w = {m["max_power_w"]}', ""]
+        lines += ["[[devices]]", f'name = "{protocol}-{n}"', f'protocol = "{protocol}"', f'url = "{m["url"]}"',
+                  f'interval_s = {m["interval_s"]}', ""]
+    config = work / f"{name}.toml"
+    config.write_text("\n".join(lines))
+    return ManagedProcess(name, ["-m", "meter_oracle.cli", "run", "--config", str(config)], work / f"{name}.log").start()

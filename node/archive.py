@@ -187,11 +187,6 @@ class Archive:
             ).fetchall()
         return [(p, bytes(g)) for p, g in rows]
 
-    def alter_reading_for_test(self, meter_id: bytes, ts: int, import_mwh: int) -> None:
-        """Overwrites a stored register. Exists only so the integration test can make a node lie."""
-        with self._tx() as tx:
-            tx.execute("UPDATE readings SET import_mwh = ? WHERE meter_id = ? AND ts = ?", (import_mwh, meter_id, ts))
-
     # -- meter registers -------------------------------------------------------------------
     def meter_states(self, meter_ids: list[bytes]) -> dict[bytes, tuple[int, int, int]]:
         """{meter_id: (period, import, export)} of each meter's leaf in the latest final batch."""

@@ -17,7 +17,7 @@ from node.archive import (
     BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord,
 )
 from node.batching import build_batch
-from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
+from node.chain import STATUS_FINAL, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
 from node.fraud import FraudProof, find_fraud
 from node.ingest import Ingestor, PeriodGate
 from node.metrics import NodeMetrics
@@ -25,6 +25,10 @@ from node.peers import Peers
 from node.registry import RegistryView
 
 log = logging.getLogger(__name__)
+
+# How far back the node looks for periods with readings still to close (a day of 15-minute
+# periods); older ones have long been settled by the peers and are adopted from the chain.
+LOOKBACK_PERIODS = 96
 
 
 class SettlementNode:
@@ -49,6 +53,7 @@ class SettlementNode:
         self._to_check: dict[tuple[int, bytes], bytes] = {}          # peer batches to check for fraud
         self._to_adopt: dict[tuple[int, bytes], bytes] = {}          # final batches to fetch
         self._next_block = 0
+        self._not_built: set[tuple[int, bytes]] = set()             # closed without an own batch
         self.grids = grids                                            # cascade, innermost first
         self._to_roll: dict[int, float] = {}                         # period -> when it became final
         self._stop = threading.Event()
@@ -88,14 +93,16 @@ class SettlementNode:
     # -- closing a period ------------------------------------------------------------------
     def close_due_periods(self) -> None:
         now = self.clock()
-        for period, group in self.archive.open_periods(after_period=-1):
-            if now < self.gate.closes_at(period) or self.archive.own_batch(period, group):
+        oldest = int(now // self.gate.period_seconds) - LOOKBACK_PERIODS
+        for period, group in self.archive.open_periods(after_period=oldest):
+            if now < self.gate.closes_at(period) or (period, group) in self._not_built:
                 continue
-            if self._blocked(period, group):
+            if self.archive.own_batch(period, group) or self._blocked(period, group):
                 continue
             with self.gate.lock:
                 self.gate.close(period, group)
-            self.close_period(period, group)
+            if self.close_period(period, group) is None:
+                self._not_built.add((period, group))
 
     def _blocked(self, period: int, group: bytes) -> bool:
         """An earlier batch of the group is unresolved (pending on chain, our own not final yet,

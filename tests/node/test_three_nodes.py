@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import time
 
+import sqlite3
+
 import httpx
 import pytest
-import rust_core
 
-from node.archive import open_archive
 from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, free_port, wire
 
 from node.chain import contract_type
@@ -154,9 +154,11 @@ def test_lying_node_is_caught_by_a_fraud_proof(anvil, tmp_path):
         p = feeder.deliver(nodes)
         assert (ops.index(liar.address) - p) % 3 == 0
         victim = feeder.by_period[p][1]
-        archive = open_archive(f"sqlite:///{liar.db}")
-        archive.alter_reading_for_test(victim[0], victim[2], victim[3] + 5_000_000)
-        archive.close()
+        db = sqlite3.connect(liar.db)  # the liar's archive now holds an altered register
+        with db:
+            db.execute("UPDATE readings SET import_mwh = ? WHERE meter_id = ? AND ts = ?",
+                       (victim[3] + 5_000_000, victim[0], victim[2]))
+        db.close()
 
         b = wait_status(dep, p, STATUS_FINAL, timeout=60)
         assert b[0] == expected_root(feeder.by_period, dep, p, feeder.sigs)[0]

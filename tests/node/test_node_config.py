@@ -29,7 +29,7 @@ def test_full_config(tmp_path):
     (BASE, "ab" * 31, "is 31 bytes, expected 32"),
     (BASE, "zz", "operator key file"),
     ("rpc_url = ", "ab" * 32, "cannot read config"),
-])
+], ids=["missing-key", "short-operator-key", "operator-key-not-hex", "not-toml"])
 def test_bad_config_is_named(tmp_path, text, key, match):
     (tmp_path / "op.key").write_text(key)
     (tmp_path / "node.toml").write_text(text)

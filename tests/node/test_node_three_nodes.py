@@ -17,7 +17,7 @@ from node.chain import contract_type
 
 pytestmark = pytest.mark.chain
 
-PERIOD = 6
+PERIOD = 8
 WINDOW = 3
 GRACE = 1.0
 TAKEOVER = 1.5
@@ -47,11 +47,11 @@ class Feeder:
         self.registers = {m.meter_id: list(m.baseline) for m in dep.meters}
 
     def next_period(self) -> int:
-        """Waits until at least 2 s remain in the current period and returns it."""
+        """Waits until at least 3 s remain in the current period and returns it."""
         while True:
             now = time.time()
             p = int(now) // PERIOD
-            if (p + 1) * PERIOD - now >= 2.0 and p not in self.by_period and p >= self.dep.meters[0].active_from:
+            if (p + 1) * PERIOD - now >= 3.0 and p not in self.by_period and p >= self.dep.meters[0].active_from:
                 return p
             time.sleep(0.2)
 

@@ -31,7 +31,7 @@ from neighbourhood.scenario import DEFAULT_START, DEFAULT_TARIFF, build_househol
 from neighbourhood.simulation import Simulation, summarize
 from scripts._audit import audit, export_archive, read_chain, read_export
 from scripts._deployment import (
-    Deployment, GridSpec, MeterRow, NetworkSpec, deploy, group_id, register, write_meter_csv,
+    Deployment, GridSpec, MeterRow, NetworkSpec, deploy, register, write_meter_csv,
 )
 from scripts._processes import ManagedProcess, start_nodes, start_oracle
 from scripts._report import write_report
@@ -168,7 +168,7 @@ class NeighbourhoodDemo:
                   f"({time.time() - t0:.0f} s); the day starts at period {first_period}")
 
         settle_from = self.chain.blocks.head.number + 1
-        settled = self._run_day(simulation, boundary, substation, first_period, dep, operators[0])
+        settled = self._run_day(simulation, boundary, substation, first_period, dep)
         summary = summarize(simulation.history)
         for p in self.processes:
             p.stop()
@@ -206,7 +206,8 @@ class NeighbourhoodDemo:
     def _start_nodes(self, dep: Deployment, operators) -> list[str]:
         started = start_nodes(self.work, self.chain.provider.uri, dep.registry, dep.ledger,
                               [op.private_key for op in operators],
-                              grace_seconds=max(0.5, self.o.period_seconds / 3), takeover_seconds=self.o.period_seconds)
+                              grace_seconds=max(0.5, self.o.period_seconds / 3), takeover_seconds=self.o.period_seconds,
+                              grids=list(dep.grids.values()))
         self.processes += [proc for proc, _ in started]
         return [url for _, url in started]
 
@@ -225,12 +226,12 @@ class NeighbourhoodDemo:
 
     # -- the day ------------------------------------------------------------------------
     def _run_day(self, simulation: Simulation, boundary: MeterRegister, substation: MeterRegister,
-                 first_period: int, dep: Deployment, roller) -> int:
+                 first_period: int, dep: Deployment) -> int:
+        """Steps the market just before each period starts; counts a period settled once the
+        nodes have finalized every group's batch and rolled it up both grids."""
         o = self.o
-        grids = {name: self.project.Grid.at(addr) for name, addr in dep.grids.items()}
-        ledger = self.project.PeriodLedger.at(dep.ledger)
-        groups = [group_id(g) for g in dep.groups]
-        rolled = 0
+        outer = self.project.Grid.at(dep.grids[DISTRICT])  # rolled up after the microgrid it contains
+        settled = 0
         bar = tqdm(total=o.periods, unit="period", desc="day", dynamic_ncols=True)
         for k in range(o.periods + 60):
             if k < o.periods:
@@ -239,24 +240,18 @@ class NeighbourhoodDemo:
                 self._record_boundary(result, boundary, substation)
                 price = "-" if result.clearing.price is None else f"{result.clearing.price / 10_000:.1f}ct"
                 bar.set_postfix_str(f"{time.strftime('%H:%M', time.gmtime(result.start))} price {price} "
-                                    f"local {result.clearing.traded_mwh / 1e6:.1f}kWh settled {rolled}")
+                                    f"local {result.clearing.traded_mwh / 1e6:.1f}kWh")
             else:
                 time.sleep(o.period_seconds)
             for p in self.processes:
                 p.check()
-            while rolled < o.periods and self._ready(ledger, groups, first_period + rolled):
-                for name in (MICROGRID, DISTRICT):  # inner grid first: the district sees its exchange
-                    grids[name].rollUp(first_period + rolled, sender=roller)
-                rolled += 1
+            while settled < o.periods and outer.exchange(first_period + settled).rolledUp:
+                settled += 1
                 bar.update(1)
-            if rolled == o.periods:
+            if settled == o.periods:
                 break
         bar.close()
-        return rolled
-
-    @staticmethod
-    def _ready(ledger, groups: list[bytes], period: int) -> bool:
-        return all(ledger.getBatch(period, g).status == 2 for g in groups)
+        return settled
 
     @staticmethod
     def _wait_until(t: float) -> None:

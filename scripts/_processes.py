@@ -59,8 +59,9 @@ class ManagedProcess:
 
 
 def start_nodes(work: Path, rpc_url: str, registry: str, ledger: str, operator_keys: list[str], *,
-                grace_seconds: float, takeover_seconds: float) -> list[tuple[ManagedProcess, str]]:
-    """One settlement node per operator key (hex), each peered with the others: (process, url)."""
+                grace_seconds: float, takeover_seconds: float, grids: list[str] = ()) -> list[tuple[ManagedProcess, str]]:
+    """One settlement node per operator key (hex), each peered with the others: (process, url).
+    `grids`: the Grid contracts the nodes roll up once periods are final, innermost first."""
     ports = [free_port() for _ in operator_keys]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     started = []
@@ -68,12 +69,13 @@ def start_nodes(work: Path, rpc_url: str, registry: str, ledger: str, operator_k
         name = f"node-{chr(ord('a') + i)}"
         (work / f"{name}.key").write_text(key.removeprefix("0x"))
         peers = ", ".join(f'"{u}"' for j, u in enumerate(urls) if j != i)
+        grid_list = ", ".join(f'"{g}"' for g in grids)
         config = work / f"{name}.toml"
         config.write_text(
             f'name = "{name}"\nrpc_url = "{rpc_url}"\nregistry = "{registry}"\nledger = "{ledger}"\n'
             f'operator_key_file = "{name}.key"\narchive = "sqlite:///{name}.db"\nlisten = "127.0.0.1:{port}"\n'
             f"peers = [{peers}]\ngrace_seconds = {grace_seconds}\ntakeover_seconds = {takeover_seconds}\n"
-            "poll_seconds = 0.3\n")
+            f"poll_seconds = 0.3\ngrids = [{grid_list}]\n")
         proc = ManagedProcess(name, ["-m", "node.cli", "run", "--config", str(config)], work / f"{name}.log",
                               f"{urls[i]}/healthz")
         started.append((proc.start(), urls[i]))

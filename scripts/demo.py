@@ -16,9 +16,13 @@ from scripts._demo import DemoOptions, NeighbourhoodDemo
 @click.option("--households", default=24, show_default=True)
 @click.option("--periods", default=96, show_default=True, help="15-minute periods of the simulated day")
 @click.option("--period-seconds", default=3, show_default=True, help="wall-clock seconds per period")
+@click.option("--challenge-window", default=None, type=int, help="seconds (default: a third of a period, at least 1)")
 @click.option("--seed", default=1, show_default=True)
 @click.option("--workdir", default="var/demo", show_default=True, type=click.Path(path_type=Path))
-def cli(households: int, periods: int, period_seconds: int, seed: int, workdir: Path):
+def cli(households: int, periods: int, period_seconds: int, challenge_window: int | None, seed: int, workdir: Path):
+    # A group's next period is settled once the previous one is final (its leaves are the next
+    # one's starting registers), so submission plus window must fit in a period.
+    window = challenge_window if challenge_window is not None else max(1, period_seconds // 3)
     options = DemoOptions(households=households, periods=periods, period_seconds=period_seconds,
-                          challenge_window_seconds=max(2, period_seconds + 1), seed=seed, workdir=workdir)
+                          challenge_window_seconds=window, seed=seed, workdir=workdir)
     sys.exit(NeighbourhoodDemo(project, chain, accounts.test_accounts, options, echo=click.echo).run())

@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PORT=${SETTLEMENT_PG_PORT:-54329}
 DATA=$ROOT/var/pgdata
+PORT_FILE=$ROOT/var/postgres.port
 DSN_FILE=$ROOT/var/postgres.dsn
 PW_FILE=$ROOT/var/postgres.password
 
@@ -33,6 +33,15 @@ else
 fi
 
 mkdir -p "$ROOT/var"
+# A free loopback port, chosen once per cluster: another clone's cluster may hold any fixed one.
+if [ -n "${SETTLEMENT_PG_PORT:-}" ]; then
+    PORT=$SETTLEMENT_PG_PORT
+elif [ -s "$PORT_FILE" ] && [ -s "$DATA/PG_VERSION" ]; then
+    PORT=$(cat "$PORT_FILE")
+else
+    PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+fi
+echo "$PORT" > "$PORT_FILE"
 if [ ! -s "$DATA/PG_VERSION" ]; then
     mkdir -p "$DATA"
     [ "$(id -u)" = 0 ] && chown postgres: "$DATA"
@@ -47,7 +56,10 @@ if [ ! -s "$DATA/PG_VERSION" ]; then
     rm -f "$PWTMP"
 fi
 
-if ! as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+if as_pg "$BIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+    PORT=$(sed -n 4p "$DATA/postmaster.pid")  # already running: on the port it was started with
+    echo "$PORT" > "$PORT_FILE"
+else
     as_pg "$BIN/pg_ctl" -D "$DATA" -l "$DATA/server.log" -w \
         -o "-c listen_addresses=127.0.0.1 -c port=$PORT -c unix_socket_directories=$DATA" start >/dev/null
 fi

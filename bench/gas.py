@@ -192,7 +192,7 @@ def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, pe
     t, g = variant("missing", missing, in_group=group)  # replaces the rejected bad_previous batch
     out["missing_previous"] = ledger.proveMissingPrevious(
         p, g, leaf_at(t, pos), pos, t.proof(pos), pos - 1, [leaf_at(tree, pos - 1), leaf_at(tree, pos)],
-        tree.proof(pos - 1) + tree.proof(pos), sender=prover).gas_used
+        tree.pair_proof(pos - 1), sender=prover).gas_used
 
     # padding beyond count that is not empty
     pad = len(tree.leaves)

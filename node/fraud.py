@@ -49,6 +49,15 @@ class SumTree:
             index //= 2
         return out
 
+    def pair_proof(self, index: int) -> list[tuple]:
+        """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them:
+        below the level m where they meet, the first's then the second's; then the shared ones."""
+        m = 1
+        while (index >> (m - 1)) & 1:
+            m += 1
+        a, b = self.proof(index), self.proof(index + 1)
+        return a[:m - 1] + b[:m - 1] + a[m:]
+
 
 def leaf_struct(leaf: tuple) -> tuple:
     """A leaf tuple as the contracts' Leaf struct (the signature split into r, s, v)."""
@@ -132,6 +141,6 @@ def _missing_previous(archive: Archive, period: int, group_id: bytes, leaf: tupl
     first = picked[0]
     tree = SumTree(prev_leaves)
     neighbours = [leaf_struct(prev_leaves[k]) for k in picked]
-    proofs = [node for k in picked for node in tree.proof(k)]
+    proofs = tree.proof(first) if len(picked) == 1 else tree.pair_proof(first)  # shared upper siblings once
     return FraudProof("proveMissingPrevious", (period, group_id, *located, first, neighbours, proofs),
                       f"meter missing from final period {claimed}")

@@ -182,7 +182,10 @@ abstract contract FraudProofs is BatchBook {
     /// meter has no leaf, shown by that batch's leaves around where the meter id would be: two
     /// adjacent ones (at neighbourIndex, neighbourIndex + 1) with ids below and above it, or one:
     /// the first leaf (neighbourIndex 0) with a higher id, or the last with a lower id.
-    /// @param neighbourProofs the neighbours' proofs concatenated (each depth(count) long)
+    /// @param neighbourProofs the neighbours' sibling nodes: for one neighbour its proof (depth(count)
+    /// long); for two, which first meet at level m (m - 1 = the trailing one bits of neighbourIndex),
+    /// the first's siblings below level m - 1, then the second's, then their shared siblings from
+    /// level m up (depth(count) + m - 2 in all): each is the other's sibling at level m - 1
     function proveMissingPrevious(
         uint64 period,
         bytes32 groupId,
@@ -212,13 +215,103 @@ abstract contract FraudProofs is BatchBook {
     ) private pure returns (bool) {
         uint256 n = neighbours.length;
         uint256 d = MerkleSum.depth(pb.count);
-        if (n == 0 || n > 2 || neighbourProofs.length != n * d) revert BadEvidence("one or two neighbours");
-        for (uint256 i; i < n; ++i) {
-            _verifyLeaf(pb, neighbours[i], neighbourIndex + i, neighbourProofs[i * d:(i + 1) * d]);
+        if (n == 1) {
+            if (neighbourProofs.length != d) revert BadEvidence("one or two neighbours");
+            _verifyLeaf(pb, neighbours[0], neighbourIndex, neighbourProofs);
+            if (neighbourIndex == 0 && id < neighbours[0].meterId) return true;
+            return neighbourIndex == pb.count - 1 && id > neighbours[0].meterId;
         }
-        if (n == 2) return neighbours[0].meterId < id && id < neighbours[1].meterId;
-        if (neighbourIndex == 0 && id < neighbours[0].meterId) return true;
-        return neighbourIndex == pb.count - 1 && id > neighbours[0].meterId;
+        if (n != 2) revert BadEvidence("one or two neighbours");
+        if (neighbourIndex + 1 >= pb.count) revert IndexOutOfRange(neighbourIndex + 1, pb.count);
+        // neighbourIndex + 1 < count <= 2^d: the pair meets at a level m <= d
+        uint256 m = 1;
+        while ((neighbourIndex >> (m - 1)) & 1 == 1) ++m;
+        if (neighbourProofs.length != d + m - 2) revert BadEvidence("one or two neighbours");
+        (bytes32 h, uint256 imp, uint256 exp) = _pairUp(neighbourIndex, m, neighbours, neighbourProofs);
+        if (h != pb.root || imp != pb.totalImportMwh || exp != pb.totalExportMwh) revert BadProof();
+        return neighbours[0].meterId < id && id < neighbours[1].meterId;
+    }
+
+    /// @dev The root node from the leaves at i and i + 1, which meet at level m: each walks its own
+    /// m - 1 siblings up, then their parent walks the shared siblings.
+    function _pairUp(uint256 i, uint256 m, Leaf[] calldata pair, SumNode[] calldata siblings)
+        private
+        pure
+        returns (bytes32 h, uint256 imp, uint256 exp)
+    {
+        uint256 low = m - 1;
+        (h, imp, exp) = _leafUp(pair[0], i, siblings[:low]);
+        (h, imp, exp) = _joinRight(h, imp, exp, pair[1], i + 1, siblings[low:2 * low]);
+        return _walk(h, imp, exp, i >> m, siblings[2 * low:]);
+    }
+
+    /// @dev The parent of the left node (h, imp, exp) and of the right leaf walked up its siblings.
+    function _joinRight(
+        bytes32 h,
+        uint256 imp,
+        uint256 exp,
+        Leaf calldata right,
+        uint256 index,
+        SumNode[] calldata siblings
+    ) private pure returns (bytes32, uint256, uint256) {
+        (bytes32 rh, uint256 ri, uint256 re) = _leafUp(right, index, siblings);
+        h = MerkleSum.hashPair(h, imp, exp, rh, ri, re);
+        imp += ri;
+        exp += re;
+        if (imp > type(uint64).max || exp > type(uint64).max) revert MerkleSum.SumOverflow();
+        return (h, imp, exp);
+    }
+
+    /// @dev A leaf's node (its deltas as sums) walked up `siblings` from position `index`.
+    function _leafUp(Leaf calldata leaf, uint256 index, SumNode[] calldata siblings)
+        private
+        pure
+        returns (bytes32, uint256, uint256)
+    {
+        if (leaf.importMwh < leaf.prevImportMwh || leaf.exportMwh < leaf.prevExportMwh) {
+            revert RegisterRegression(leaf.meterId);
+        }
+        return _walk(
+            MerkleSum.leafHash(leaf), leaf.importMwh - leaf.prevImportMwh, leaf.exportMwh - leaf.prevExportMwh, index,
+            siblings
+        );
+    }
+
+    /// @dev MerkleSum.computeRoot on the stack: the node (h, imp, ex) at `index` walked up
+    /// `siblings` (bit k of index set: sibling k on the left), hashed in scratch memory.
+    function _walk(bytes32 h, uint256 imp, uint256 ex, uint256 index, SumNode[] calldata siblings)
+        private
+        pure
+        returns (bytes32, uint256, uint256)
+    {
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            for {
+                let q := siblings.offset
+                let end := add(q, mul(siblings.length, 0x60))
+            } lt(q, end) { q := add(q, 0x60) } {
+                let si := calldataload(add(q, 0x20))
+                let se := calldataload(add(q, 0x40))
+                if or(shr(64, si), shr(64, se)) { revert(0, 0) } // not uint64, as the ABI decoder would
+                let s := mul(iszero(and(index, 1)), 0x60) // the sibling's offset: 0 if on the left
+                mstore(add(p, s), calldataload(q))
+                mstore(add(p, add(s, 0x20)), si)
+                mstore(add(p, add(s, 0x40)), se)
+                s := sub(0x60, s) // the node's offset
+                mstore(add(p, s), h)
+                mstore(add(p, add(s, 0x20)), imp)
+                mstore(add(p, add(s, 0x40)), ex)
+                h := keccak256(p, 0xc0)
+                imp := add(imp, si)
+                ex := add(ex, se)
+                if or(shr(64, imp), shr(64, ex)) {
+                    mstore(0, shl(224, 0x2aac5269)) // MerkleSum.SumOverflow()
+                    revert(0, 4)
+                }
+                index := shr(1, index)
+            }
+        }
+        return (h, imp, ex);
     }
 
     function _previousSelfEvidentlyWrong(uint64 period, bytes32 groupId, Leaf calldata leaf)

@@ -125,6 +125,15 @@ class SumTree:
             index >>= 1
         return out
 
+    def pair_proof(self, index: int) -> list[tuple]:
+        """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them:
+        below the level m where they meet, the first's then the second's; then the shared ones."""
+        m = 1
+        while (index >> (m - 1)) & 1:
+            m += 1
+        a, b = self.proof(index), self.proof(index + 1)
+        return a[:m - 1] + b[:m - 1] + a[m:]
+
     def corrupt(self, level: int, index: int, node) -> None:
         """Replace one node as committed and rehash every ancestor from the committed children."""
         self.levels[level][index] = node

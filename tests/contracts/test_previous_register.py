@@ -128,10 +128,10 @@ def late_meter(world, first, want):
     raise AssertionError("no id found")
 
 
-@pytest.mark.parametrize("position", ["first", "middle", "last"])
+@pytest.mark.parametrize("position", ["first", "second", "middle", "last"])
 def test_missing_previous(world, ledger, history, stranger, position):
     meters, p, first, first_tree = history
-    want = {"first": 0, "middle": 2, "last": 3}[position]
+    want = {"first": 0, "second": 1, "middle": 2, "last": 3}[position]
     late = late_meter(world, first, want)
     # the late meter claims to count from period p, whose final batch does not hold it
     bad = custom_leaf(world, late, p + 1, 9000, p, 8000)
@@ -139,18 +139,21 @@ def test_missing_previous(world, ledger, history, stranger, position):
     leaves = sorted(honest + [bad], key=lambda lf: lf.reading.meter_id)
     tree = batch_with(world, p + 1, leaves)
     k = leaves.index(bad)
-    near = {"first": [0], "middle": [1, 2], "last": [2]}[position]
+    near = {"first": [0], "second": [0, 1], "middle": [1, 2], "last": [2]}[position]
     args = (p + 1, GROUP_A, leaf_struct(bad), k, tree.proof(k), near[0],
-            [leaf_struct(first[j]) for j in near], [node for j in near for node in first_tree.proof(j)])
+            [leaf_struct(first[j]) for j in near],
+            first_tree.proof(near[0]) if len(near) == 1 else first_tree.pair_proof(near[0]))
     # an honest leaf's own previous leaf is no gap
     h = leaves.index(honest[1])
     with ape.reverts(ledger.NoFraud):
         ledger.proveMissingPrevious(p + 1, GROUP_A, leaf_struct(honest[1]), h, tree.proof(h), 1,
                                     [leaf_struct(first[1]), leaf_struct(first[2])],
-                                    first_tree.proof(1) + first_tree.proof(2), sender=stranger)
+                                    first_tree.pair_proof(1), sender=stranger)
     if position == "middle":  # neighbours that are not adjacent prove nothing
         with ape.reverts(ledger.BadProof):
-            ledger.proveMissingPrevious(*args[:5], 0, args[6], args[7], sender=stranger)
+            ledger.proveMissingPrevious(*args[:5], 0, args[6], first_tree.pair_proof(0), sender=stranger)
+        with ape.reverts(ledger.BadEvidence):  # the two whole proofs, not the shared path once
+            ledger.proveMissingPrevious(*args[:7], first_tree.proof(1) + first_tree.proof(2), sender=stranger)
     tx = ledger.proveMissingPrevious(*args, sender=stranger)
     assert tx.events[0].reason == 8 and world.batch(p + 1).status == REJECTED
 

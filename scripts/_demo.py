@@ -159,8 +159,9 @@ class NeighbourhoodDemo:
         # their first period are refused by the nodes, as they would be for any meter.
         first_period = -(-(time.time() + REGISTRATION_LEAD_S) // o.period_seconds)
         first_period = int(first_period)
+        # the baseline is the register as the meter shows it (whole Wh: DSMR and SunSpec resolve no finer)
         rows = [MeterRow(m.label, Account.from_key(m.key).address, m.kind, m.group, first_period,
-                         *m.register.totals_mwh) for m in self.meters]
+                         *(v // 1000 * 1000 for v in m.register.totals_mwh)) for m in self.meters]
         write_meter_csv(self.work / "meters.csv", rows)
         register(self.project, admin, dep, rows)
         clock.start_at(first_period * o.period_seconds)

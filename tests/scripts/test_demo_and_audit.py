@@ -17,7 +17,7 @@ PERIODS = 3
 
 
 @pytest.fixture(scope="module")
-def demo(project, chain, accounts, tmp_path_factory):
+def demo(wall_clock, project, chain, accounts, tmp_path_factory):
     work = tmp_path_factory.mktemp("demo")
     lines: list[str] = []
     options = DemoOptions(households=6, periods=PERIODS, period_seconds=3, challenge_window_seconds=4,

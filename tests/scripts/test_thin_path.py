@@ -21,7 +21,7 @@ ISKRA = "dsmr:4B384547303034303436333935353037"
 PERIOD_S = 3
 
 
-def test_a_captured_telegram_is_settled_on_chain_and_audited(project, chain, accounts, tmp_path):
+def test_a_captured_telegram_is_settled_on_chain_and_audited(wall_clock, project, chain, accounts, tmp_path):
     good = (TESTDATA / "v5_iskra.txt").read_bytes()
     corrupt = (TESTDATA / "v5_iskra_corrupted_crc.txt").read_bytes()
     admin, operator = accounts[0], accounts[4]

@@ -29,8 +29,9 @@ node_modules/.deps: package.json package-lock.json
 rust: $(VENV)/.deps
 	$(VENV)/bin/maturin develop --release --quiet
 
+# --force: ape recompiles only the files that changed, not the contracts that inherit from them.
 contracts: $(VENV)/.deps node_modules/.deps
-	$(VENV)/bin/ape compile
+	$(VENV)/bin/ape compile --force
 
 postgres:
 	scripts/ensure_postgres.sh

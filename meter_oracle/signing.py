@@ -12,18 +12,9 @@ from dataclasses import dataclass
 from eth_account import Account
 from eth_utils import to_checksum_address
 
+from rust_core import reference
+
 Reading = tuple[bytes, int, int, int, int]  # (meter_id, period, timestamp, import_mwh, export_mwh)
-
-_READING_TYPES = {
-    "Reading": [
-        {"name": "meterId", "type": "bytes32"},
-        {"name": "period", "type": "uint64"},
-        {"name": "timestamp", "type": "uint64"},
-        {"name": "importMwh", "type": "uint64"},
-        {"name": "exportMwh", "type": "uint64"},
-    ]
-}
-
 
 @dataclass(frozen=True)
 class Domain:
@@ -58,33 +49,22 @@ class RustCoreSigner:
 
 
 class EthAccountSigner:
+    """rust_core.reference: the same typed data through eth-account, one reading at a time."""
+
     name = "eth-account"
 
     def __init__(self, domain: Domain) -> None:
-        self._domain = {
-            "name": "EnergySettlement",
-            "version": "1",
-            "chainId": domain.chain_id,
-            "verifyingContract": to_checksum_address(domain.verifying_contract),
-        }
+        self._domain = reference.Domain(domain.chain_id, to_checksum_address(domain.verifying_contract))
 
     def sign(self, reading: Reading, key: bytes) -> bytes:
-        signed = Account.sign_typed_data(key, self._domain, _READING_TYPES, _message(reading))
-        return bytes(signed.signature)
+        return reference.sign_reading(self._domain, reference.Reading(*reading), key)
 
     def sign_many(self, readings: list[Reading], keys: list[bytes]) -> list[bytes]:
         return [self.sign(r, k) for r, k in zip(readings, keys, strict=True)]
 
     def recover(self, reading: Reading, signature: bytes) -> bytes:
-        from eth_account.messages import encode_typed_data
-
-        signable = encode_typed_data(self._domain, _READING_TYPES, _message(reading))
-        return bytes.fromhex(Account.recover_message(signable, signature=signature)[2:])
-
-
-def _message(reading: Reading) -> dict:
-    meter, period, timestamp, imp, exp = reading
-    return {"meterId": meter, "period": period, "timestamp": timestamp, "importMwh": imp, "exportMwh": exp}
+        signer = reference.recover_reading_signer(self._domain, reference.Reading(*reading), signature)
+        return bytes.fromhex(signer[2:])
 
 
 def address_of(key: bytes) -> bytes:

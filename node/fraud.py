@@ -12,7 +12,6 @@ from node.archive import Archive
 from node.chain import ChainBatch
 from node.registry import RegistryView
 
-EMPTY = (b"\x00" * 32, 0, 0)
 EMPTY_LEAF = (b"\x00" * 32, 0, 0, 0, 0, 0, 0, 0, b"\x00" * 32, b"\x00" * 32, 0)
 
 
@@ -23,40 +22,20 @@ class FraudProof:
     what: str       # for the log
 
 
-class SumTree:
-    """Levels of a Merkle-sum tree built without the order check, so that a peer's
+def sum_tree(leaves: list[tuple]) -> rust_core.MerkleSumTree:
+    """The tree of a batch as committed: built without the order check, so that a peer's
     out-of-order batch can still be rebuilt and proven."""
+    return rust_core.MerkleSumTree(leaves, check_order=False)
 
-    def __init__(self, leaves: list[tuple]) -> None:
-        level = [rust_core.leaf_node(leaf) for leaf in leaves]
-        width = 1
-        while width < len(level):
-            width *= 2
-        level += [EMPTY] * (width - len(level))
-        self.levels = [level]
-        while len(level) > 1:
-            level = [rust_core.parent_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
-            self.levels.append(level)
 
-    @property
-    def root(self) -> tuple:
-        return self.levels[-1][0]
-
-    def proof(self, index: int) -> list[tuple]:
-        out = []
-        for level in self.levels[:-1]:
-            out.append(level[index ^ 1])
-            index //= 2
-        return out
-
-    def pair_proof(self, index: int) -> list[tuple]:
-        """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them:
-        below the level m where they meet, the first's then the second's; then the shared ones."""
-        m = 1
-        while (index >> (m - 1)) & 1:
-            m += 1
-        a, b = self.proof(index), self.proof(index + 1)
-        return a[:m - 1] + b[:m - 1] + a[m:]
+def pair_proof(tree, index: int) -> list[tuple]:
+    """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them:
+    below the level m where they meet, the first's then the second's; then the shared ones."""
+    m = 1
+    while (index >> (m - 1)) & 1:
+        m += 1
+    a, b = tree.proof(index), tree.proof(index + 1)
+    return a[:m - 1] + b[:m - 1] + a[m:]
 
 
 def leaf_struct(leaf: tuple) -> tuple:
@@ -69,7 +48,7 @@ def find_fraud(leaves: list[tuple], committed: ChainBatch, period: int, group_id
                archive: Archive, domain: bytes, period_seconds: int) -> FraudProof | str:
     """The first provable fraud in the batch, or a string saying why none was found."""
     try:
-        tree = SumTree(leaves)
+        tree = sum_tree(leaves)
     except rust_core.CoreError as e:
         return f"leaves cannot be rebuilt: {e}"
     if len(leaves) != committed.count or tree.root != (committed.root, committed.total_import, committed.total_export):
@@ -119,7 +98,7 @@ def find_fraud(leaves: list[tuple], committed: ChainBatch, period: int, group_id
             prev = archive.final_batch(expected[0], group_id)
             prev_leaves = archive.leaves(prev.period, group_id, prev.root)
             j = next(k for k, pl in enumerate(prev_leaves) if pl[0] == leaf[0])
-            evidence = (prev.period, group_id, leaf_struct(prev_leaves[j]), j, SumTree(prev_leaves).proof(j))
+            evidence = (prev.period, group_id, leaf_struct(prev_leaves[j]), j, sum_tree(prev_leaves).proof(j))
         return FraudProof("proveBadPrevious", (period, group_id, *at(i), *evidence), f"leaf {i}: previous register")
     return "no provable fraud in the leaves"
 
@@ -139,8 +118,8 @@ def _missing_previous(archive: Archive, period: int, group_id: bytes, leaf: tupl
     else:
         picked = [pos - 1, pos]            # the meter would sit between these two
     first = picked[0]
-    tree = SumTree(prev_leaves)
+    tree = sum_tree(prev_leaves)
     neighbours = [leaf_struct(prev_leaves[k]) for k in picked]
-    proofs = tree.proof(first) if len(picked) == 1 else tree.pair_proof(first)  # shared upper siblings once
+    proofs = tree.proof(first) if len(picked) == 1 else pair_proof(tree, first)  # shared upper siblings once
     return FraudProof("proveMissingPrevious", (period, group_id, *located, first, neighbours, proofs),
                       f"meter missing from final period {claimed}")

@@ -135,7 +135,9 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
     for name, address in dep.grids.items():
         grid = w3.eth.contract(address=address, abi=contract_type("Grid")["abi"])
         rec = GridRecord(name, address, bytes(grid.functions.boundaryGroup().call()),
-                         _loss_bps(grid, dep.first_block),
+                         # the allowance in force now; a grid whose setLossBps changed it after
+                         # earlier roll-ups would show those periods as findings
+                         grid.functions.lossBps().call(),
                          [(bytes(e.args.memberId), e.args.grid) for e in _logs(grid, "MemberAdded", dep.first_block)])
         for e in _logs(grid, "MemberFlowRecorded", dep.first_block):
             rec.flows.setdefault(e.args.period, {})[bytes(e.args.memberId)] = (e.args.injected, e.args.withdrawn)
@@ -146,12 +148,6 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
         grids.append(rec)
     domain = rust_core.domain_separator(w3.eth.chain_id, bytes.fromhex(dep.ledger[2:]))
     return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain)
-
-
-def _loss_bps(grid, first_block: int) -> int:
-    # The loss allowance in force is the last LossBpsSet, or the constructor's value; the audit
-    # recomputes roll-ups with the current one and names a period where that would differ.
-    return grid.functions.lossBps().call()
 
 
 # -- recomputation ----------------------------------------------------------------------

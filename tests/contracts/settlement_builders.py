@@ -3,23 +3,14 @@ deliberately corrupted), co-signed batch headers, all on the shared encoding of
 rust_core.reference (ARCHITECTURE.md, "One encoding")."""
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-try:
-    from rust_core import reference as ref
-except ImportError:  # rust_core's native module not built yet: load the pure-Python reference alone
-    _path = Path(__file__).resolve().parents[2] / "rust_core" / "rust_core" / "reference.py"
-    _spec = importlib.util.spec_from_file_location("rust_core_reference", _path)
-    ref = importlib.util.module_from_spec(_spec)
-    sys.modules[_spec.name] = ref
-    _spec.loader.exec_module(ref)
+from node.fraud import pair_proof
+from rust_core import reference as ref
 
 PERIOD_SECONDS = 900
 CHALLENGE_WINDOW = 3600
@@ -126,13 +117,8 @@ class SumTree:
         return out
 
     def pair_proof(self, index: int) -> list[tuple]:
-        """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them:
-        below the level m where they meet, the first's then the second's; then the shared ones."""
-        m = 1
-        while (index >> (m - 1)) & 1:
-            m += 1
-        a, b = self.proof(index), self.proof(index + 1)
-        return a[:m - 1] + b[:m - 1] + a[m:]
+        """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them."""
+        return pair_proof(self, index)
 
     def corrupt(self, level: int, index: int, node) -> None:
         """Replace one node as committed and rehash every ancestor from the committed children."""

@@ -11,7 +11,7 @@ from node_harness import deploy_settlement
 
 from node.archive import BATCH_BUILT, BATCH_FINAL, BatchRecord, open_archive
 from node.chain import STATUS_REJECTED, Chain
-from node.fraud import FraudProof, SumTree, find_fraud
+from node.fraud import FraudProof, find_fraud, sum_tree
 from node.registry import RegistryView
 
 pytestmark = pytest.mark.chain
@@ -41,7 +41,7 @@ def leaf(dep, i: int, period: int, imp: int, prev: tuple, key: bytes | None = No
 
 
 def commit(chain: Chain, period: int, group: bytes, leaves: list[tuple]) -> tuple:
-    root = SumTree(leaves).root
+    root = sum_tree(leaves).root
     header = (period, group, root[0], root[1], root[2], len(leaves))
     sig = rust_core.sign_digest(rust_core.batch_digest(chain.domain_separator, header), chain.account.key)
     chain.submit_batch(header, [sig])

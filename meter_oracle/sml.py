@@ -54,9 +54,9 @@ def parse_frame(msg: bytes) -> MeterFrame:
     """Decode one SML transport frame into the meter's server id and energy registers."""
     payload = check_transport(msg)
     try:
-        # get_obis is smllib's documented value reader; it also decides which captures smllib
-        # refuses (testdata sml/frame5: InvalidBufferPos), so the oracle agrees with smllib.
-        entries = SmlFrame(payload, msg_ctx=msg).get_obis()
+        # The full parse, not smllib's get_obis() shortcut: get_obis() scans the raw bytes for
+        # 77 07 01 and can land inside another value (testdata sml/frame5: InvalidBufferPos on a
+        # valid frame); smllib documents falling back to parse_frame() for such frames.
         messages = SmlFrame(payload, msg_ctx=msg).parse_frame()
     except SmlLibException as e:
         raise FrameRefused(f"{type(e).__name__}: {e}") from None
@@ -66,6 +66,7 @@ def parse_frame(msg: bytes) -> MeterFrame:
     if not lists:
         raise FrameRefused("SML frame has no GetListResponse (no register values)")
     body = lists[0]
+    entries = body.val_list or []
     if not body.server_id or not isinstance(body.server_id, str):
         raise FrameRefused("SML GetListResponse has no server id")
     registers: dict[tuple[int, int], Decimal] = {}  # (C, E) of A-0:C.8.E, C 1 import / 2 export

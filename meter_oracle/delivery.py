@@ -1,8 +1,9 @@
 """Delivery of the outbox to one settlement node (POST /v1/readings), with retry and back-off.
 
 A reading is marked delivered to the node only on its acknowledgement (accepted or duplicate),
-refused (kept, with the node's reason, never retried) when the node rejects it, and stays
-pending on 5xx, on connection errors and on any answer that is not the protocol's body.
+refused (kept, with the node's code and message, never retried) when the node rejects it with a
+final code, and stays pending on a retryable code (a timestamp ahead of the node's clock), on
+5xx, on connection errors and on any answer that is not the protocol's body (DeliveryAnswer).
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import logging
 import threading
 
 import httpx
+import pydantic
+from rust_core.wire import Delivery, DeliveryAnswer, Refusal
 
 from meter_oracle.outbox import Outbox
 
@@ -53,18 +56,23 @@ class NodeDelivery:
         if not batch:
             return 0
         ids = [rid for rid, _ in batch]
+        body = Delivery(readings=[r for _, r in batch]).model_dump(mode="json")
         try:
-            resp = self._client.post(self.endpoint, json={"readings": [r.to_wire() for _, r in batch]})
+            resp = self._client.post(self.endpoint, json=body)
         except httpx.HTTPError as e:
             self.outbox.mark(self.name, [], {}, ids)
             raise DeliveryError(f"node {self.name} unreachable: {type(e).__name__}: {e}") from None
         if resp.status_code not in (200, 422):
             self.outbox.mark(self.name, [], {}, ids)
             raise DeliveryError(f"node {self.name} answered {resp.status_code}: {resp.text[:200]}")
-        delivered, refused = _outcome(resp, len(ids), self.name)
-        self.outbox.mark(self.name, [ids[i] for i in delivered], {ids[i]: why for i, why in refused.items()}, ids)
-        for i, why in refused.items():
-            log.warning("node %s refused reading %d: %s", self.name, ids[i], why)
+        delivered, rejected = _outcome(resp, len(ids), self.name)
+        final = {i: f"{x.code.value}: {x.message}" for i, x in rejected.items() if not x.code.retryable}
+        self.outbox.mark(self.name, [ids[i] for i in delivered], {ids[i]: why for i, why in final.items()}, ids)
+        for i, x in rejected.items():
+            log.warning("node %s %s reading %d: %s: %s", self.name,
+                        "deferred" if x.code.retryable else "refused", ids[i], x.code.value, x.message)
+        if not delivered and not final:
+            raise DeliveryError(f"node {self.name} deferred all {len(ids)} readings (retryable refusals)")
         return len(ids)
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
@@ -82,17 +90,18 @@ class NodeDelivery:
                 stop.wait(idle_s)
 
 
-def _outcome(resp: httpx.Response, n: int, node: str) -> tuple[list[int], dict[int, str]]:
-    """(acknowledged indices, {rejected index: reason}) from a 200/422 body; DeliveryError if the
+def _outcome(resp: httpx.Response, n: int, node: str) -> tuple[list[int], dict[int, Refusal]]:
+    """(acknowledged indices, {rejected index: refusal}) from a 200/422 body; DeliveryError if the
     body does not account for the batch as the protocol says."""
     try:
-        body = resp.json()
-        acked = [int(i) for i in body.get("accepted", [])] + [int(i) for i in body.get("duplicates", [])]
-        refused = {int(r["index"]): str(r.get("reason", "no reason given")) for r in body.get("rejected", [])}
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise DeliveryError(f"node {node} answered {resp.status_code} with an unreadable body: {e}") from None
-    if any(not 0 <= i < n for i in [*acked, *refused]):
+        answer = DeliveryAnswer.model_validate_json(resp.content)
+    except pydantic.ValidationError as e:
+        raise DeliveryError(f"node {node} answered {resp.status_code} with an unreadable body: "
+                            f"{e.error_count()} problem(s), first: {e.errors(include_url=False)[0]['msg']}") from None
+    acked = [*answer.accepted, *answer.duplicates]
+    rejected = {x.index: x for x in answer.rejected}
+    if any(not 0 <= i < n for i in [*acked, *rejected]):
         raise DeliveryError(f"node {node} answered with indices outside the batch of {n}")
-    if resp.status_code == 422 and not refused:
+    if resp.status_code == 422 and not rejected:
         raise DeliveryError(f"node {node} answered 422 without naming a rejected reading")
-    return acked, refused
+    return acked, rejected

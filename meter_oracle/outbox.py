@@ -94,8 +94,9 @@ class Outbox:
             (node, limit),
         ).fetchall()
         return [
-            (row[0], SignedReading(row[1], row[2], row[3], row[4], row[5], row[6],
-                                   Decimal(row[7]), Decimal(row[8]), row[9], row[10]))
+            (row[0], SignedReading(meter_id=row[1], period=row[2], timestamp=row[3], import_mwh=row[4],
+                                   export_mwh=row[5], signature=row[6], import_wh=Decimal(row[7]),
+                                   export_wh=Decimal(row[8]), raw_frame=row[9], protocol=row[10]))
             for row in rows
         ]
 

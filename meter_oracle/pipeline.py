@@ -5,6 +5,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from rust_core.wire import Reading
+
 from meter_oracle.checks import check_against_last, check_clock
 from meter_oracle.errors import Refused
 from meter_oracle.framing import Dropped
@@ -45,9 +47,10 @@ class Pipeline:
             return None  # readings are per second: a second frame in the same second adds nothing
         check_clock(frame, now, self.max_skew_s)
         check_against_last(frame, timestamp, last, key.max_power_w)
-        reading = (frame.meter_id, timestamp // self.period_seconds, timestamp, frame.import_mwh, frame.export_mwh)
+        reading = Reading(frame.meter_id, timestamp // self.period_seconds, timestamp, frame.import_mwh,
+                          frame.export_mwh)
         signed = SignedReading(
-            *reading,
+            **reading._asdict(),
             signature=self.signer.sign(reading, key.private_key),
             import_wh=frame.import_wh,
             export_wh=frame.export_wh,

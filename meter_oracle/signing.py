@@ -7,26 +7,12 @@ produce identical bytes).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from eth_account import Account
-from eth_utils import to_checksum_address
 
 from rust_core import reference
+from rust_core.wire import Domain, Reading
 
-Reading = tuple[bytes, int, int, int, int]  # (meter_id, period, timestamp, import_mwh, export_mwh)
-
-@dataclass(frozen=True)
-class Domain:
-    chain_id: int
-    verifying_contract: bytes  # 20 bytes: the PeriodLedger
-
-    @classmethod
-    def parse(cls, chain_id: int, verifying_contract: str) -> Domain:
-        raw = bytes.fromhex(verifying_contract.removeprefix("0x"))
-        if len(raw) != 20:
-            raise ValueError(f"verifying_contract {verifying_contract!r} is not a 20-byte address")
-        return cls(chain_id, raw)
+__all__ = ["Domain", "EthAccountSigner", "Reading", "RustCoreSigner", "address_of"]
 
 
 class RustCoreSigner:
@@ -54,7 +40,7 @@ class EthAccountSigner:
     name = "eth-account"
 
     def __init__(self, domain: Domain) -> None:
-        self._domain = reference.Domain(domain.chain_id, to_checksum_address(domain.verifying_contract))
+        self._domain = domain
 
     def sign(self, reading: Reading, key: bytes) -> bytes:
         return reference.sign_reading(self._domain, reference.Reading(*reading), key)

@@ -13,12 +13,13 @@ import time
 from dataclasses import dataclass
 from typing import Iterable
 
-from node.wire import SignedReading
+from rust_core.wire import BatchHeader, Leaf, Reading, RefusalCode, Register, SignedReading
 
 BATCH_BUILT = "built"          # built and signed by this node, not yet on chain as final
 BATCH_FINAL = "final"          # final on chain; its leaves are the registers the next period counts from
 BATCH_REJECTED = "rejected"    # rejected on chain by a fraud proof
 BATCH_SUPERSEDED = "superseded"  # another root became final for its period and group
+ARCHIVE_MAX = 2**63 - 1        # integers are kept in signed 64-bit columns (SQLite INTEGER, BIGINT)
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS readings (
@@ -49,9 +50,6 @@ _SCHEMA = [
         PRIMARY KEY (period, group_id, root))""",
 ]
 
-Leaf = tuple  # (meter_id, period, ts, import, export, prev_period, prev_import, prev_export, sig65)
-
-
 @dataclass(frozen=True)
 class BatchRecord:
     period: int
@@ -67,8 +65,8 @@ class BatchRecord:
     gas_used: int | None
 
     @property
-    def header(self) -> tuple[int, bytes, bytes, int, int, int]:
-        return (self.period, self.group_id, self.root, self.total_import, self.total_export, self.count)
+    def header(self) -> BatchHeader:
+        return BatchHeader(self.period, self.group_id, self.root, self.total_import, self.total_export, self.count)
 
 
 class Archive:
@@ -121,12 +119,12 @@ class Archive:
             self._conn.close()
 
     # -- readings --------------------------------------------------------------------------
-    def store_readings(self, items: list[tuple[SignedReading, bytes]]) -> list[str | None]:
+    def store_readings(self, items: list[tuple[SignedReading, bytes]]) -> list[str | tuple[RefusalCode, str] | None]:
         """Stores (reading, group id) pairs in one transaction. Per item: None if stored,
         "duplicate" if the same reading (meter, timestamp, signature) is already archived, else
-        the reason it was refused: another reading at the same meter and time, or registers
-        that would run backwards against the meter's archived readings before or after it."""
-        out: list[str | None] = []
+        (code, message) of why it was refused: another reading at the same meter and time, or
+        registers that would run backwards against the meter's archived readings before or after it."""
+        out: list[str | tuple[RefusalCode, str] | None] = []
         now = time.time()
         with self._tx() as tx:
             for r, group in items:
@@ -135,7 +133,8 @@ class Archive:
                 ).fetchone()
                 if same is not None:
                     out.append("duplicate" if bytes(same[0]) == r.signature else
-                               f"replay: meter already has a different reading at timestamp {r.timestamp}")
+                               (RefusalCode.CONFLICTING_READING,
+                                f"replay: meter already has a different reading at timestamp {r.timestamp}"))
                     continue
                 before = tx.execute(
                     "SELECT ts, import_mwh, export_mwh FROM readings WHERE meter_id = ? AND ts < ? "
@@ -146,15 +145,15 @@ class Archive:
                     "ORDER BY ts LIMIT 1", (r.meter_id, r.timestamp),
                 ).fetchone()
                 if before and (before[1] > r.import_mwh or before[2] > r.export_mwh):
-                    out.append(f"register regression: below the reading at timestamp {before[0]}")
+                    out.append((RefusalCode.REGISTER_REGRESSION, f"below the reading at timestamp {before[0]}"))
                     continue
                 if after and (after[1] < r.import_mwh or after[2] < r.export_mwh):
-                    out.append(f"register regression: above the reading at timestamp {after[0]}")
+                    out.append((RefusalCode.REGISTER_REGRESSION, f"above the reading at timestamp {after[0]}"))
                     continue
                 tx.execute(
                     "INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (r.meter_id, r.period, r.timestamp, r.import_mwh, r.export_mwh, r.signature, r.import_wh,
-                     r.export_wh, r.raw_frame, r.protocol, group, now),
+                    (r.meter_id, r.period, r.timestamp, r.import_mwh, r.export_mwh, r.signature, str(r.import_wh),
+                     str(r.export_wh), r.raw_frame, r.protocol, group, now),
                 )
                 out.append(None)
         return out
@@ -164,18 +163,18 @@ class Archive:
             row = tx.execute("SELECT signature FROM readings WHERE meter_id = ? AND ts = ?", (meter_id, ts)).fetchone()
         return row is not None and bytes(row[0]) == signature
 
-    def latest_readings(self, period: int, group_id: bytes) -> list[tuple[bytes, int, int, int, int, bytes]]:
-        """Each meter's latest reading of the period in the group, ascending by meter id:
-        (meter_id, period, ts, import, export, signature)."""
+    def latest_readings(self, period: int, group_id: bytes) -> list[tuple[Reading, bytes]]:
+        """Each meter's latest reading of the period in the group, ascending by meter id, with
+        its signature."""
         with self._tx() as tx:
             rows = tx.execute(
                 "SELECT meter_id, ts, import_mwh, export_mwh, signature FROM readings "
                 "WHERE period = ? AND group_id = ? ORDER BY meter_id, ts",
                 (period, group_id),
             ).fetchall()
-        latest: dict[bytes, tuple] = {}
+        latest: dict[bytes, tuple[Reading, bytes]] = {}
         for m, ts, imp, exp, sig in rows:
-            latest[bytes(m)] = (bytes(m), period, ts, imp, exp, bytes(sig))
+            latest[bytes(m)] = (Reading(bytes(m), period, ts, imp, exp), bytes(sig))
         return [latest[m] for m in sorted(latest)]
 
     def open_periods(self, after_period: int) -> list[tuple[int, bytes]]:
@@ -188,9 +187,9 @@ class Archive:
         return [(p, bytes(g)) for p, g in rows]
 
     # -- meter registers -------------------------------------------------------------------
-    def meter_states(self, meter_ids: list[bytes]) -> dict[bytes, tuple[int, int, int]]:
-        """{meter_id: (period, import, export)} of each meter's leaf in the latest final batch."""
-        out: dict[bytes, tuple[int, int, int]] = {}
+    def meter_states(self, meter_ids: list[bytes]) -> dict[bytes, Register]:
+        """{meter_id: its register} from each meter's leaf in the latest final batch."""
+        out: dict[bytes, Register] = {}
         with self._tx() as tx:
             for i in range(0, len(meter_ids), 500):
                 chunk = meter_ids[i:i + 500]
@@ -199,7 +198,7 @@ class Archive:
                     f"SELECT meter_id, period, import_mwh, export_mwh FROM meter_state WHERE meter_id IN ({marks})",
                     chunk,
                 ).fetchall():
-                    out[bytes(m)] = (p, imp, exp)
+                    out[bytes(m)] = Register(p, imp, exp)
         return out
 
     # -- batches ---------------------------------------------------------------------------
@@ -217,7 +216,9 @@ class Archive:
             )
             tx.executemany(
                 "INSERT INTO batch_leaves VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(rec.period, rec.group_id, rec.root, i, *leaf[:1], *leaf[2:]) for i, leaf in enumerate(leaves)],
+                [(rec.period, rec.group_id, rec.root, i, lf.meter_id, lf.timestamp, lf.import_mwh, lf.export_mwh,
+                  lf.prev_period, lf.prev_import_mwh, lf.prev_export_mwh, lf.signature)
+                 for i, lf in enumerate(map(Leaf._make, leaves))],
             )
 
     def _batches(self, where: str, params: tuple) -> list[BatchRecord]:
@@ -254,7 +255,7 @@ class Archive:
                 "FROM batch_leaves WHERE period = ? AND group_id = ? AND root = ? ORDER BY idx",
                 (period, group_id, root),
             ).fetchall()
-        return [(bytes(m), period, ts, i, e, pp, pi, pe, bytes(s)) for m, ts, i, e, pp, pi, pe, s in rows]
+        return [Leaf(bytes(m), period, ts, i, e, pp, pi, pe, bytes(s)) for m, ts, i, e, pp, pi, pe, s in rows]
 
     def set_batch_status(self, period: int, group_id: bytes, root: bytes, status: str,
                          tx_hash: str | None = None, gas_used: int | None = None) -> None:

@@ -14,6 +14,8 @@ from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
+from rust_core.wire import BatchHeader, Register, SumNode
+
 log = logging.getLogger(__name__)
 
 BUILD_MANIFEST = Path(__file__).resolve().parent.parent / ".build" / "__local__.json"
@@ -47,6 +49,11 @@ class Meter:
     baseline_import: int
     baseline_export: int
 
+    @property
+    def baseline(self) -> Register:
+        """What the meter's first leaf counts from: its registers at registration."""
+        return Register(self.active_from - 1, self.baseline_import, self.baseline_export)
+
 
 @dataclass(frozen=True)
 class ChainBatch:
@@ -56,6 +63,10 @@ class ChainBatch:
     count: int
     submitted_at: int
     status: int
+
+    @property
+    def root_node(self) -> SumNode:
+        return SumNode(self.root, self.total_import, self.total_export)
 
 
 @dataclass(frozen=True)
@@ -177,7 +188,7 @@ class Chain:
                         return f"{abi['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
         return str(e.message or e)
 
-    def submit_batch(self, header: tuple, signatures: list[bytes]) -> TxResult:
+    def submit_batch(self, header: BatchHeader, signatures: list[bytes]) -> TxResult:
         return self._send(self.ledger.functions.submitBatch(header, signatures))
 
     def finalize(self, period: int, group_id: bytes) -> TxResult:

@@ -10,23 +10,35 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import rust_core
+from rust_core.wire import FIELD_CODES, DeliveryAnswer, Refusal, RefusalCode, Refused, SignedReading, parse_reading
 
-from node.archive import Archive
+from node.archive import ARCHIVE_MAX, Archive
 from node.metrics import NodeMetrics
 from node.registry import RegistryView
-from node.wire import SignedReading, WireError, parse_reading
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class DeliveryResult:
+class _Outcome:
     accepted: list[int] = field(default_factory=list)
     duplicates: list[int] = field(default_factory=list)
-    rejected: list[dict] = field(default_factory=list)
+    rejected: list[Refusal] = field(default_factory=list)
 
-    def refuse(self, index: int, reason: str) -> None:
-        self.rejected.append({"index": index, "reason": reason})
+    def refuse(self, index: int, code: RefusalCode, message: str) -> None:
+        self.rejected.append(Refusal(index=index, code=code, message=message))
+
+    def answer(self) -> DeliveryAnswer:
+        return DeliveryAnswer(accepted=sorted(self.accepted), duplicates=sorted(self.duplicates),
+                              rejected=sorted(self.rejected, key=lambda x: x.index))
+
+
+def _archivable(r: SignedReading) -> SignedReading:
+    """The archive keeps integers in signed 64-bit columns: the top half of uint64 is refused."""
+    for name in ("period", "timestamp", "import_mwh", "export_mwh"):
+        if getattr(r, name) > ARCHIVE_MAX:
+            raise Refused(FIELD_CODES[name], f"{name}: {getattr(r, name)} exceeds {ARCHIVE_MAX}")
+    return r
 
 
 class PeriodGate:
@@ -60,18 +72,19 @@ class Ingestor:
         self.gate = gate
         self.metrics = metrics
         self.skew = clock_skew_seconds
-        # per period: "in", "accepted", "duplicate", "refused:<reason>" counts, logged at close
+        # per period: "in", "accepted", "duplicate", "refused:<code>" counts, logged at close
         self.period_stats: dict[int, Counter] = {}
 
-    def deliver(self, entries: list) -> DeliveryResult:
-        result = DeliveryResult()
+    def deliver(self, entries: list) -> DeliveryAnswer:
+        """Judges every entry on its own: each index ends in accepted, duplicates or rejected."""
+        result = _Outcome()
         self.metrics.readings_in.inc(len(entries))
         parsed: list[tuple[int, SignedReading]] = []
         for i, entry in enumerate(entries):
             try:
-                parsed.append((i, parse_reading(entry)))
-            except WireError as e:
-                result.refuse(i, f"malformed reading: {e}")
+                parsed.append((i, _archivable(parse_reading(entry))))
+            except Refused as e:
+                result.refuse(i, e.code, e.message)
         meters = self.registry.lookup(list({r.meter_id for _, r in parsed}))
         now = self.gate.clock()
         candidates: list[tuple[int, SignedReading]] = []
@@ -79,27 +92,29 @@ class Ingestor:
         for i, r in parsed:
             m = meters.get(r.meter_id)
             if r.timestamp // P != r.period:
-                result.refuse(i, f"wrong period: timestamp {r.timestamp} lies in period {r.timestamp // P}, not {r.period}")
+                result.refuse(i, RefusalCode.WRONG_PERIOD,
+                              f"timestamp {r.timestamp} lies in period {r.timestamp // P}, not {r.period}")
             elif r.timestamp > now + self.skew:
-                result.refuse(i, f"wrong period: timestamp {r.timestamp} is in the future")
+                result.refuse(i, RefusalCode.FUTURE_TIMESTAMP,
+                              f"timestamp {r.timestamp} is in the future (node time {now:.0f}, skew {self.skew:g} s)")
             elif m is None:
-                result.refuse(i, f"unknown meter 0x{r.meter_id.hex()}: not registered")
+                result.refuse(i, RefusalCode.UNKNOWN_METER, f"meter 0x{r.meter_id.hex()} is not registered")
             elif not m.active_from <= r.period <= m.active_until:
-                result.refuse(i, f"wrong period: meter not active in period {r.period} "
-                                 f"(active {m.active_from}..{m.active_until})")
+                result.refuse(i, RefusalCode.INACTIVE_METER, f"meter not active in period {r.period} "
+                                                             f"(active {m.active_from}..{m.active_until})")
             else:
                 candidates.append((i, r))
         if candidates:
             failures = dict(rust_core.verify_readings(
                 self.domain,
-                [r.core_tuple for _, r in candidates],
+                [r.reading for _, r in candidates],
                 [r.signature for _, r in candidates],
                 [meters[r.meter_id].key for _, r in candidates],
             ))
             good = []
             for k, (i, r) in enumerate(candidates):
                 if k in failures:
-                    result.refuse(i, f"bad signature: {failures[k]}")
+                    result.refuse(i, RefusalCode.BAD_SIGNATURE, failures[k])
                 else:
                     good.append((i, r))
             with self.gate.lock:
@@ -114,24 +129,22 @@ class Ingestor:
                 elif outcome == "duplicate":
                     result.duplicates.append(i)
                 else:
-                    result.refuse(i, outcome)
+                    result.refuse(i, *outcome)
             for i, r in late:
                 if self.archive.has_reading(r.meter_id, r.timestamp, r.signature):
                     result.duplicates.append(i)
                 else:
-                    result.refuse(i, f"replay or late: period {r.period} is closed "
-                                     f"(closed at {self.gate.closes_at(r.period):.0f})")
-        self._count(entries, result)
-        result.accepted.sort()
-        result.duplicates.sort()
-        result.rejected.sort(key=lambda x: x["index"])
-        self.metrics.readings_accepted.inc(len(result.accepted))
-        self.metrics.readings_duplicate.inc(len(result.duplicates))
-        for reason, n in Counter(x["reason"].split(":")[0] for x in result.rejected).items():
-            self.metrics.readings_refused.labels(reason=reason).inc(n)
-        return result
+                    result.refuse(i, RefusalCode.PERIOD_CLOSED, f"replay or late: period {r.period} is closed "
+                                                                f"(closed at {self.gate.closes_at(r.period):.0f})")
+        answer = result.answer()
+        self._count(entries, answer)
+        self.metrics.readings_accepted.inc(len(answer.accepted))
+        self.metrics.readings_duplicate.inc(len(answer.duplicates))
+        for code, n in Counter(x.code for x in answer.rejected).items():
+            self.metrics.readings_refused.labels(code=code.value).inc(n)
+        return answer
 
-    def _count(self, entries: list, result: DeliveryResult) -> None:
+    def _count(self, entries: list, result: DeliveryAnswer) -> None:
         def period_of(i: int) -> int:
             p = entries[i].get("period") if isinstance(entries[i], dict) else None
             return p if type(p) is int else -1
@@ -143,4 +156,4 @@ class Ingestor:
         for i in result.duplicates:
             self.period_stats[period_of(i)]["duplicate"] += 1
         for x in result.rejected:
-            self.period_stats[period_of(x["index"])]["refused:" + x["reason"].split(":")[0]] += 1
+            self.period_stats[period_of(x.index)]["refused:" + x.code.value] += 1

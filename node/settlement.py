@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Callable
 
 import rust_core
+from rust_core.wire import SumNode
 
 from node.archive import (
     BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord,
@@ -125,7 +126,8 @@ class SettlementNode:
         digest = rust_core.batch_digest(self.domain, built.header)
         sig = rust_core.sign_digest(digest, self._key)
         h = built.header
-        rec = BatchRecord(*h, own=True, signature=sig, status=BATCH_BUILT, tx_hash=None, gas_used=None)
+        rec = BatchRecord(h.period, h.group_id, h.root, h.total_import_mwh, h.total_export_mwh, h.count,
+                          own=True, signature=sig, status=BATCH_BUILT, tx_hash=None, gas_used=None)
         self.archive.save_batch(rec, built.leaves)
         self.metrics.batches_built.inc()
         stats = self.ingestor.period_stats.pop(period, {})
@@ -133,7 +135,7 @@ class SettlementNode:
                  "%d leaves, import %d mWh, export %d mWh, built in %.3f s", self.name, period, group.hex()[:8],
                  stats.get("in", 0), stats.get("accepted", 0),
                  {k[8:]: v for k, v in stats.items() if k.startswith("refused:")} or 0,
-                 h[2].hex(), h[5], h[3], h[4], time.perf_counter() - started)
+                 h.root.hex(), h.count, h.total_import_mwh, h.total_export_mwh, time.perf_counter() - started)
         return rec
 
     # -- driving an own batch to final -------------------------------------------------------
@@ -323,7 +325,7 @@ class SettlementNode:
         if leaves is None:
             return False
         tree = rust_core.MerkleSumTree(leaves)
-        if tree.root != (onchain.root, onchain.total_import, onchain.total_export):
+        if SumNode._make(tree.root) != onchain.root_node:
             log.error("%s: peer leaves for final period %d do not rebuild its root", self.name, period)
             return False
         rec = BatchRecord(period, group, root, onchain.total_import, onchain.total_export, onchain.count,

@@ -3,15 +3,21 @@
 Built only from eth-abi, eth-utils and eth-account, so that it is an independent check on the
 Rust core and the contracts: the test vectors in tests/vectors/encoding.json are generated from
 this module and checked byte for byte by all three languages. Slow by design; never on a hot path.
+
+It is also the one definition of the encoding's shared concepts that every package imports
+(through ``rust_core.wire``): the meter id schemes ``PROTOCOLS``, ``meter_id`` /
+``meter_label_id``, ``group_id``, the EIP-712 ``Domain``, ``U64_MAX`` and the energy unit
+``wh_to_mwh``.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 DOMAIN_NAME = "EnergySettlement"
 DOMAIN_VERSION = "1"
@@ -28,26 +34,77 @@ BATCH_TYPEHASH = keccak(text=BATCH_TYPE)
 EMPTY_NODE_HASH = b"\x00" * 32
 
 
+PROTOCOLS = ("dsmr", "sml", "sunspec")  # the meter protocols, which are also the meter id schemes
+
+
 def meter_id(scheme: str, identity: str) -> bytes:
     """bytes32 meter id: keccak256 of "scheme:identity" (scheme dsmr, sml or sunspec)."""
     return keccak(text=f"{scheme}:{identity}")
 
 
+def meter_label_id(label: str) -> bytes:
+    """The meter id of a label "scheme:identity"; ValueError naming the label if it is not one."""
+    scheme, sep, identity = label.partition(":")
+    if not sep or scheme not in PROTOCOLS or not identity:
+        raise ValueError(f"meter {label!r}: expected scheme:identity with scheme {', '.join(PROTOCOLS[:-1])} "
+                         f"or {PROTOCOLS[-1]}")
+    return meter_id(scheme, identity)
+
+
 def group_id(name: str) -> bytes:
+    """bytes32 balance group id: keccak256 of the group name."""
     return keccak(text=name)
+
+
+def wh_to_mwh(wh: Decimal | str, what: str = "register") -> int:
+    """floor(Wh * 1000): the encoding's integer milliwatt-hours. ValueError naming `what` for a
+    text that is not a decimal number, a negative or non-finite value, or more than a uint64."""
+    if not isinstance(wh, Decimal):
+        try:
+            wh = Decimal(wh)
+        except (InvalidOperation, TypeError, ValueError):
+            raise ValueError(f"{what}: {wh!r} is not a decimal number of Wh") from None
+    if not wh.is_finite() or wh < 0:
+        raise ValueError(f"{what} is {wh} Wh: a register cannot be negative or infinite")
+    mwh = int((wh * 1000).to_integral_value(rounding=ROUND_FLOOR))
+    if mwh > U64_MAX:
+        raise ValueError(f"{what} is {wh} Wh: exceeds uint64 milliwatt-hours")
+    return mwh
 
 
 @dataclass(frozen=True)
 class Domain:
+    """The EIP-712 domain: chain id and the PeriodLedger's address (20 bytes, or its 0x text)."""
+
     chain_id: int
-    verifying_contract: str  # the PeriodLedger address
+    verifying_contract: bytes
+
+    def __post_init__(self) -> None:
+        contract = self.verifying_contract
+        if isinstance(contract, str):
+            try:
+                contract = bytes.fromhex(contract.removeprefix("0x"))
+            except ValueError:
+                contract = b""
+        if not isinstance(contract, bytes) or len(contract) != 20:
+            raise ValueError(f"verifying_contract {self.verifying_contract!r} is not a 20-byte address")
+        object.__setattr__(self, "verifying_contract", bytes(contract))
+
+    @classmethod
+    def parse(cls, chain_id: int, verifying_contract: str) -> Domain:
+        return cls(chain_id, verifying_contract)
+
+    @property
+    def address(self) -> str:
+        """The verifying contract as a checksummed address."""
+        return to_checksum_address(self.verifying_contract)
 
     def as_dict(self) -> dict:
         return {
             "name": DOMAIN_NAME,
             "version": DOMAIN_VERSION,
             "chainId": self.chain_id,
-            "verifyingContract": self.verifying_contract,
+            "verifyingContract": self.address,
         }
 
     def separator(self) -> bytes:
@@ -55,7 +112,7 @@ class Domain:
         return keccak(
             encode(
                 ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-                [type_hash, keccak(text=DOMAIN_NAME), keccak(text=DOMAIN_VERSION), self.chain_id, self.verifying_contract],
+                [type_hash, keccak(text=DOMAIN_NAME), keccak(text=DOMAIN_VERSION), self.chain_id, self.address],
             )
         )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import rust_core
+from rust_core.wire import Leaf, LeafModel, Register, SumNode, parse_hex32
 from web3 import Web3
 
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
@@ -41,26 +42,26 @@ def export_archive(archive_url: str, out: Path) -> int:
     return n
 
 
-def leaf_to_json(period: int, group_id: bytes, root: bytes, index: int, leaf: tuple) -> dict:
-    meter, _, ts, imp, exp, pp, pi, pe, sig = leaf
-    return {"period": period, "group_id": "0x" + group_id.hex(), "root": "0x" + root.hex(), "index": index,
-            "meter_id": "0x" + meter.hex(), "timestamp": ts, "import_mwh": imp, "export_mwh": exp,
-            "prev_period": pp, "prev_import_mwh": pi, "prev_export_mwh": pe, "signature": "0x" + sig.hex()}
+def leaf_to_json(period: int, group_id: bytes, root: bytes, index: int, leaf: Leaf) -> dict:
+    """One export line: the batch key, the leaf's index and the leaf (rust_core.wire.LeafModel)."""
+    return {"group_id": "0x" + group_id.hex(), "root": "0x" + root.hex(), "index": index,
+            **LeafModel.of(Leaf._make(leaf)._replace(period=period)).model_dump(mode="json")}
 
 
-def read_export(path: Path) -> dict[tuple[int, bytes, bytes], list[tuple]]:
-    """(period, group_id, root) -> leaf tuples in index order."""
-    batches: dict[tuple[int, bytes, bytes], list[tuple[int, tuple]]] = defaultdict(list)
+def read_export(path: Path) -> dict[tuple[int, bytes, bytes], list[Leaf]]:
+    """(period, group_id, root) -> leaves in index order."""
+    batches: dict[tuple[int, bytes, bytes], list[tuple[int, Leaf]]] = defaultdict(list)
     with open(path) as f:
         for line_no, line in enumerate(f, start=1):
             try:
                 d = json.loads(line)
-                key = (d["period"], bytes.fromhex(d["group_id"][2:]), bytes.fromhex(d["root"][2:]))
-                leaf = (bytes.fromhex(d["meter_id"][2:]), d["period"], d["timestamp"], d["import_mwh"], d["export_mwh"],
-                        d["prev_period"], d["prev_import_mwh"], d["prev_export_mwh"], bytes.fromhex(d["signature"][2:]))
+                leaf = LeafModel.model_validate(d).value()
+                group, root = parse_hex32(d["group_id"]), parse_hex32(d["root"])
+                if group is None or root is None or type(d["index"]) is not int:
+                    raise ValueError("group_id, root or index malformed")
             except (ValueError, KeyError, TypeError) as e:
                 raise ValueError(f"{path}:{line_no}: not an archive export line ({e})") from None
-            batches[key].append((d["index"], leaf))
+            batches[(leaf.period, group, root)].append((d["index"], leaf))
     return {k: [leaf for _, leaf in sorted(v)] for k, v in batches.items()}
 
 
@@ -185,14 +186,14 @@ class AuditResult:
         return not self.findings
 
 
-def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[tuple]],
+def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
           names: dict[bytes, str] | None = None) -> AuditResult:
     names = dict(names or {})
     name = lambda gid: names.get(gid, "0x" + gid.hex()[:12])  # noqa: E731
     meter_name = lambda mid: "0x" + mid.hex()  # noqa: E731
     findings: list[Finding] = []
     periods: dict[int, PeriodFigures] = defaultdict(PeriodFigures)
-    state: dict[bytes, tuple[int, int, int]] = {}  # meter -> (period, import, export) of its latest final leaf
+    state: dict[bytes, Register] = {}  # meter -> the register of its latest final leaf
     n_leaves = 0
     boundaries = {g.boundary_group for g in view.grids}
 
@@ -206,7 +207,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[tuple]],
         findings += _check_leaves(view, period, gid, where, leaves, state, meter_name)
         try:
             tree = rust_core.MerkleSumTree(leaves, check_order=False)
-            root, imp, exp = tree.root
+            root, imp, exp = SumNode._make(tree.root)
         except rust_core.CoreError as e:
             findings.append(Finding(period, where, None, f"the leaves do not build a tree: {e}"))
             continue
@@ -218,7 +219,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[tuple]],
         if gid not in boundaries:  # boundary meters show as a grid's exchange, not as a member
             periods[period].groups[name(gid)] = (fb.total_export, fb.total_import)
         for leaf in leaves:
-            state[leaf[0]] = (period, leaf[3], leaf[4])
+            state[leaf.meter_id] = Register(period, leaf.import_mwh, leaf.export_mwh)
 
     exchange: dict[tuple[str, int], tuple[int, int]] = {}  # (grid address, period) -> (toUp, fromUp)
     for grid in view.grids:
@@ -227,15 +228,15 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[tuple]],
     return AuditResult(findings, dict(periods), len(view.finals), n_leaves, view.rejected)
 
 
-def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: list[tuple],
-                  state: dict, meter_name) -> list[Finding]:
+def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: list[Leaf],
+                  state: dict[bytes, Register], meter_name) -> list[Finding]:
     out = []
     for a, b in zip(leaves, leaves[1:]):
-        if a[0] >= b[0]:
-            out.append(Finding(period, where, meter_name(b[0]), "leaves not in strictly ascending meter id order"))
+        if a.meter_id >= b.meter_id:
+            out.append(Finding(period, where, meter_name(b.meter_id), "leaves not in strictly ascending meter id order"))
     signers = []
     for leaf in leaves:
-        mid = leaf[0]
+        mid = leaf.meter_id
         m = view.meters.get(mid)
         if m is None:
             out.append(Finding(period, where, meter_name(mid), "meter is not registered"))
@@ -246,17 +247,19 @@ def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: 
             out.append(Finding(period, where, meter_name(mid), "meter belongs to another group"))
         if not m.active_from <= period <= m.active_until:
             out.append(Finding(period, where, meter_name(mid), f"meter not active (active {m.active_from}..{m.active_until})"))
-        if leaf[1] != period or leaf[2] // view.period_seconds != period:
-            out.append(Finding(period, where, meter_name(mid), f"reading of period {leaf[1]} / time {leaf[2]} in this batch"))
-        expected = state.get(mid, (m.active_from - 1, *m.baseline))
-        if tuple(leaf[5:8]) != expected:
+        if leaf.period != period or leaf.timestamp // view.period_seconds != period:
             out.append(Finding(period, where, meter_name(mid),
-                               f"counts from {tuple(leaf[5:8])} (period, import, export), the previous final register is {expected}"))
-        if leaf[3] < leaf[6] or leaf[4] < leaf[7]:
+                               f"reading of period {leaf.period} / time {leaf.timestamp} in this batch"))
+        expected = state.get(mid, Register(m.active_from - 1, *m.baseline))
+        if leaf.prev != expected:
+            out.append(Finding(period, where, meter_name(mid),
+                               f"counts from {tuple(leaf.prev)} (period, import, export), "
+                               f"the previous final register is {tuple(expected)}"))
+        if leaf.import_mwh < leaf.prev_import_mwh or leaf.export_mwh < leaf.prev_export_mwh:
             out.append(Finding(period, where, meter_name(mid), "register ran backwards"))
-    readings = [leaf[:5] for leaf in leaves]
-    for index, reason in rust_core.verify_readings(view.domain, readings, [leaf[8] for leaf in leaves], signers):
-        out.append(Finding(period, where, meter_name(leaves[index][0]), f"signature: {reason}"))
+    readings = [leaf.reading for leaf in leaves]
+    for index, reason in rust_core.verify_readings(view.domain, readings, [leaf.signature for leaf in leaves], signers):
+        out.append(Finding(period, where, meter_name(leaves[index].meter_id), f"signature: {reason}"))
     return out
 
 

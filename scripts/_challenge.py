@@ -8,11 +8,12 @@ import secrets
 from dataclasses import dataclass
 
 import httpx
+from rust_core.wire import Leaf
 
 from node.archive import open_archive
 from node.chain import STATUS_PENDING, Chain
 from node.fraud import FraudProof, find_fraud
-from node.peers import leaf_from_json
+from node.peers import fetch_leaves
 from node.registry import RegistryView
 from scripts._deployment import Deployment
 
@@ -25,9 +26,9 @@ class Outcome:
     verdict: str  # "proved: <function> (<what>)", or why nothing was sent
 
 
-def leaves_from_node(url: str, period: int, group_id: bytes, root: bytes) -> list[tuple] | None:
-    r = httpx.get(f"{url}/v1/batches/{period}/0x{group_id.hex()}/leaves", params={"root": "0x" + root.hex()}, timeout=10)
-    return [leaf_from_json(x) for x in r.json()["leaves"]] if r.status_code == 200 else None
+def leaves_from_node(url: str, period: int, group_id: bytes, root: bytes) -> list[Leaf] | None:
+    with httpx.Client(timeout=10) as client:
+        return fetch_leaves(client, url, period, group_id, root)
 
 
 def challenge(rpc_url: str, dep: Deployment, archive_url: str, leaves_of, send) -> list[Outcome]:

@@ -29,6 +29,7 @@ from meter_oracle.simulators.sunspec_device import SunSpecServer
 from neighbourhood.household import MeterRegister
 from neighbourhood.scenario import DEFAULT_START, DEFAULT_TARIFF, build_households
 from neighbourhood.simulation import Simulation, summarize
+from rust_core.wire import PROTOCOLS
 from scripts._audit import audit, export_archive, read_chain, read_export
 from scripts._deployment import (
     Deployment, GridSpec, MeterRow, NetworkSpec, deploy, register, write_meter_csv,
@@ -40,7 +41,6 @@ SIM_PERIOD_S = 900
 MICROGRID, DISTRICT = "sonnenweg", "district"
 BOUNDARY, SUBSTATION = "sonnenweg-boundary", "district-substation"
 LINE_LOSS = Decimal("0.01")  # of the energy drawn by the households, lost in the microgrid's lines
-PROTOCOLS = ("dsmr", "sml", "sunspec")
 REGISTRATION_LEAD_S = 8.0  # registering the meters takes a few seconds of transactions
 
 

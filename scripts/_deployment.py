@@ -12,10 +12,11 @@ import json
 import time
 import tomllib
 from dataclasses import asdict, dataclass, field
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
+from rust_core.wire import group_id, meter_label_id, wh_to_mwh
 
 KINDS = {"consumption": 0, "generation": 1, "prosumer": 2, "storage": 3, "boundary": 4}
 OPEN_ENDED = 2**64 - 1
@@ -24,18 +25,6 @@ ZERO_GROUP = b"\x00" * 32
 
 class SpecError(ValueError):
     """A network spec or meter CSV that cannot be deployed as written (names file, row and field)."""
-
-
-def group_id(name: str) -> bytes:
-    return keccak(text=name)
-
-
-def meter_id(meter: str) -> bytes:
-    """`scheme:identity` -> bytes32 meter id (ARCHITECTURE.md, "Ids")."""
-    scheme, sep, identity = meter.partition(":")
-    if not sep or scheme not in ("dsmr", "sml", "sunspec") or not identity:
-        raise SpecError(f"meter {meter!r}: expected scheme:identity with scheme dsmr, sml or sunspec")
-    return keccak(text=meter)
 
 
 @dataclass(frozen=True)
@@ -141,21 +130,11 @@ class MeterRow:
     active_until: int = OPEN_ENDED
 
     def register_args(self) -> tuple:
-        return (meter_id(self.meter), self.key, KINDS[self.kind], group_id(self.group), self.active_from,
+        return (meter_label_id(self.meter), self.key, KINDS[self.kind], group_id(self.group), self.active_from,
                 self.active_until, self.baseline_import_mwh, self.baseline_export_mwh)
 
 
 CSV_FIELDS = ("meter", "key", "kind", "group", "active_from", "baseline_import_wh", "baseline_export_wh")
-
-
-def _wh_to_mwh(text: str, where: str) -> int:
-    try:
-        wh = Decimal(text)
-    except InvalidOperation:
-        raise SpecError(f"{where}: {text!r} is not a decimal number of Wh") from None
-    if wh < 0:
-        raise SpecError(f"{where}: a register cannot be negative ({text})")
-    return int((wh * 1000).to_integral_value(rounding=ROUND_FLOOR))
 
 
 def read_meter_csv(path: Path, period_seconds: int, now: float | None = None) -> list[MeterRow]:
@@ -173,8 +152,10 @@ def read_meter_csv(path: Path, period_seconds: int, now: float | None = None) ->
         for line, r in enumerate(reader, start=2):
             where = f"{path}:{line}"
             try:
-                meter_id(r["meter"])  # validates the id's form
-            except SpecError as e:
+                meter_label_id(r["meter"])  # validates the id's form
+                baseline = (wh_to_mwh(r["baseline_import_wh"], "baseline_import_wh"),
+                            wh_to_mwh(r["baseline_export_wh"], "baseline_export_wh"))
+            except ValueError as e:
                 raise SpecError(f"{where}: {e}") from None
             if r["meter"] in seen:
                 raise SpecError(f"{where}: meter {r['meter']} listed twice")
@@ -186,9 +167,7 @@ def read_meter_csv(path: Path, period_seconds: int, now: float | None = None) ->
             except ValueError:
                 raise SpecError(f"{where}: key {r['key']!r} is not an address") from None
             active_from = int(r["active_from"]) if r["active_from"].strip() else next_period
-            rows.append(MeterRow(r["meter"], key, r["kind"], r["group"], active_from,
-                                 _wh_to_mwh(r["baseline_import_wh"], f"{where} baseline_import_wh"),
-                                 _wh_to_mwh(r["baseline_export_wh"], f"{where} baseline_export_wh")))
+            rows.append(MeterRow(r["meter"], key, r["kind"], r["group"], active_from, *baseline))
     return rows
 
 
@@ -206,7 +185,7 @@ def register(project, meter_operator, dep: Deployment, rows: list[MeterRow]) -> 
     registry = project.MeterRegistry.at(dep.registry)
     done = []
     for r in rows:
-        if registry.getMeter(meter_id(r.meter)).key != "0x" + "00" * 20:
+        if registry.getMeter(meter_label_id(r.meter)).key != "0x" + "00" * 20:
             continue  # re-running the same CSV is safe: registered meters are skipped
         registry.registerMeter(*r.register_args(), sender=meter_operator)
         done.append(r.meter)

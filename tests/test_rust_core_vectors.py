@@ -21,7 +21,7 @@ def b(hex_str: str) -> bytes:
     return bytes.fromhex(hex_str.removeprefix("0x"))
 
 
-SEP = rust_core.domain_separator(DOMAIN.chain_id, b(DOMAIN.verifying_contract))
+SEP = rust_core.domain_separator(DOMAIN.chain_id, DOMAIN.verifying_contract)
 READINGS = VECTORS["readings"]
 
 

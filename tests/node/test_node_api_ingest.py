@@ -1,5 +1,6 @@
 """The delivery endpoint against a real deployment: every kind of bad input is refused with a
-reason naming the problem, and the valid readings of the same delivery are archived."""
+stable code and a message naming the problem, and the valid readings of the same delivery are
+archived; the OpenAPI document describes the protocol; metrics are namespaced with bounded labels."""
 from __future__ import annotations
 
 import time
@@ -7,6 +8,8 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 from node_harness import deploy_settlement, dev_key, wire
+
+from rust_core.wire import DeliveryAnswer, RefusalCode
 
 from node.api import create_app
 from node.archive import open_archive
@@ -48,8 +51,10 @@ def post(client, readings):
     return client.post("/v1/readings", json={"readings": readings})
 
 
-def reasons(resp) -> dict[int, str]:
-    return {r["index"]: r["reason"] for r in resp.json()["rejected"]}
+def refusals(resp) -> dict[int, tuple[str, str]]:
+    """{index: (code, message)} of the rejected entries, the body checked against the schema."""
+    answer = DeliveryAnswer.model_validate(resp.json())
+    return {r.index: (r.code.value, r.message) for r in answer.rejected}
 
 
 def test_malformed_json_and_body_are_400(api):
@@ -75,13 +80,13 @@ def test_bad_readings_are_named_and_the_good_ones_kept(api):
     assert r.status_code == 422
     body = r.json()
     assert body["accepted"] == [0, 7] and body["duplicates"] == []
-    why = reasons(r)
-    assert why[1].startswith("bad signature") and "registered key" in why[1]
-    assert why[2].startswith("unknown meter 0x" + "ab" * 32)
-    assert why[3].startswith("wrong period") and f"not {ts // PERIOD + 1}" in why[3]
-    assert why[4].startswith("wrong period") and "future" in why[4]
-    assert why[5].startswith("malformed reading: meter_id")
-    assert why[6].startswith("malformed reading: import_wh")
+    why = refusals(r)
+    assert why[1][0] == "bad_signature" and "registered key" in why[1][1]
+    assert why[2] == ("unknown_meter", f"meter 0x{'ab' * 32} is not registered")
+    assert why[3][0] == "wrong_period" and f"not {ts // PERIOD + 1}" in why[3][1]
+    assert why[4][0] == "future_timestamp" and "future" in why[4][1]
+    assert why[5] == ("malformed_meter_id", "meter_id: expected 0x followed by 64 hex digits")
+    assert why[6][0] == "malformed_register" and why[6][1].startswith("import_wh: 2000.4 Wh does not round down")
     for entry in (good0, good1):
         assert archive.has_reading(bytes.fromhex(entry["meter_id"][2:]), ts, bytes.fromhex(entry["signature"][2:]))
     assert not archive.has_reading(dep.meters[1].meter_id, ts, bytes.fromhex(forged["signature"][2:]))
@@ -102,15 +107,77 @@ def test_duplicates_replays_late_and_regressions(api):
     fresh = reading(dep, 1, ts, 2_500_000)
     r = post(client, [other_values, backwards, late, fresh])
     assert r.status_code == 422 and r.json()["accepted"] == [3]
-    why = reasons(r)
-    assert why[0].startswith("replay: meter already has a different reading")
-    assert why[1].startswith("register regression")
-    assert why[2].startswith("replay or late: period") and "closed" in why[2]
+    why = refusals(r)
+    assert why[0][0] == "conflicting_reading" and "different reading" in why[0][1]
+    assert why[1][0] == "register_regression"
+    assert why[2][0] == "period_closed" and "closed" in why[2][1]
     metrics = client.get("/metrics").text
-    assert 'node_readings_refused_total{reason="register regression"} 1.0' in metrics
+    assert 'energy_settlement_node_readings_refused_total{code="register_regression"} 1.0' in metrics
 
 
-def test_openapi_is_published(api):
+def test_each_malformed_field_family_has_its_code_and_the_rest_is_kept(api):
+    dep, client, archive = api
+    ts = safe_now()
+    good = reading(dep, 0, ts, 2_000_000)
+    bad = [
+        ("malformed_entry", ["not", "an", "object"]),
+        ("malformed_meter_id", dict(good, meter_id=7)),
+        ("malformed_time", dict(good, period=str(good["period"]))),
+        ("malformed_time", dict(good, timestamp=2**63)),          # beyond the archive's signed 64 bits
+        ("malformed_register", dict(good, export_mwh=-1)),
+        ("malformed_register", {k: v for k, v in good.items() if k != "import_wh"}),
+        ("malformed_signature", dict(good, signature=good["signature"][:-2])),
+        ("malformed_raw_frame", dict(good, raw_frame="not base64!")),
+        ("malformed_protocol", dict(good, protocol="iec62056")),
+    ]
+    r = post(client, [entry for _, entry in bad] + [good])
+    assert r.status_code == 422 and r.json()["accepted"] == [len(bad)]
+    why = refusals(r)
+    assert [why[i][0] for i in range(len(bad))] == [code for code, _ in bad]
+    assert why[3][1] == f"timestamp: {2**63} exceeds {2**63 - 1}" and why[5][1] == "import_wh: missing"
+    assert archive.has_reading(dep.meters[0].meter_id, ts, bytes.fromhex(good["signature"][2:]))
+
+
+def test_openapi_documents_the_delivery_protocol_and_the_peer_endpoints(api):
     _, client, _ = api
-    paths = client.get("/openapi.json").json()["paths"]
-    assert "/v1/readings" in paths and "/metrics" in paths
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def resolve(schema: dict) -> dict:
+        return schemas[schema["$ref"].rsplit("/", 1)[1]] if "$ref" in schema else schema
+
+    post_ = doc["paths"]["/v1/readings"]["post"]
+    body = resolve(post_["requestBody"]["content"]["application/json"]["schema"])
+    entry = resolve(body["properties"]["readings"]["items"])
+    assert set(entry["required"]) == {"meter_id", "period", "timestamp", "import_mwh", "export_mwh", "signature",
+                                      "import_wh", "export_wh", "raw_frame", "protocol"}
+    assert entry["properties"]["meter_id"]["pattern"] == "^0x[0-9a-fA-F]{64}$"
+    assert entry["properties"]["import_mwh"]["maximum"] == 2**64 - 1
+    for status, model in (("200", "DeliveryAnswer"), ("422", "DeliveryAnswer"), ("400", "Problem")):
+        answer = post_["responses"][status]
+        assert answer["description"] and answer["content"]["application/json"]["schema"]["$ref"].endswith(model)
+    rejected = resolve(resolve(schemas["DeliveryAnswer"]["properties"]["rejected"]["items"])["properties"]["code"])
+    assert set(rejected["enum"]) == {c.value for c in RefusalCode}
+    for path, model in (("/v1/batches/{period}/{group_id}/signature", "SignatureAnswer"),
+                        ("/v1/batches/{period}/{group_id}/leaves", "LeavesAnswer")):
+        responses = doc["paths"][path]["get"]["responses"]
+        assert responses["200"]["content"]["application/json"]["schema"]["$ref"].endswith(model)
+        assert responses["404"]["content"]["application/json"]["schema"]["$ref"].endswith("Problem")
+    assert "/metrics" in doc["paths"]
+
+
+def test_metrics_are_namespaced_and_a_refusal_storm_adds_no_series(api):
+    dep, client, _ = api
+    ts = safe_now()
+    before = client.get("/metrics").text
+    storm = [dict(reading(dep, 0, ts, 2_000_000), meter_id="0x" + f"{i:064x}") for i in range(1, 201)]
+    r = post(client, storm)
+    assert r.status_code == 422 and {c for c, _ in refusals(r).values()} == {"unknown_meter"}
+    text = client.get("/metrics").text
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    assert samples and all(line.startswith("energy_settlement_node_") for line in samples)
+    refused = [line for line in samples if line.startswith("energy_settlement_node_readings_refused_total")]
+    assert len(refused) == len(RefusalCode) == len(
+        [line for line in before.splitlines() if line.startswith("energy_settlement_node_readings_refused_total")])
+    assert 'energy_settlement_node_readings_refused_total{code="unknown_meter"} 200.0' in refused
+    assert f"{1:064x}" not in text and "is not registered" not in text

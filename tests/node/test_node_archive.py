@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_SUPERSEDED, BatchRecord, open_archive
-from node.wire import SignedReading
+from rust_core.wire import RefusalCode, SignedReading
 
 DSN_FILE = Path(__file__).resolve().parents[2] / "var" / "postgres.dsn"
 GROUP = b"\x07" * 32
@@ -33,8 +33,9 @@ def archive_url(request, tmp_path):
 
 
 def sr(meter: int, ts: int, imp: int, exp: int = 0, sig: int = 1) -> SignedReading:
-    return SignedReading(bytes([meter]) * 32, ts // 10, ts, imp, exp, bytes([sig]) * 65, f"{imp / 1000}",
-                         f"{exp / 1000}", b"\x01\x02frame", "dsmr")
+    return SignedReading(meter_id=bytes([meter]) * 32, period=ts // 10, timestamp=ts, import_mwh=imp, export_mwh=exp,
+                         signature=bytes([sig]) * 65, import_wh=f"{imp / 1000}", export_wh=f"{exp / 1000}",
+                         raw_frame=b"\x01\x02frame", protocol="dsmr")
 
 
 def test_readings_duplicates_conflicts_and_regressions(archive_url):
@@ -47,12 +48,14 @@ def test_readings_duplicates_conflicts_and_regressions(archive_url):
         (sr(1, 95, 5001), GROUP),           # lies above the later reading at ts 100
         (sr(1, 105, 6000), GROUP),
     ])
-    assert out[0].startswith("replay") and out[1].startswith("register regression: below")
-    assert out[2].startswith("register regression: above") and out[3] is None
+    assert out[0][0] == RefusalCode.CONFLICTING_READING and out[0][1].startswith("replay")
+    assert out[1] == (RefusalCode.REGISTER_REGRESSION, "below the reading at timestamp 100")
+    assert out[2] == (RefusalCode.REGISTER_REGRESSION, "above the reading at timestamp 100") and out[3] is None
     assert a.has_reading(bytes([1]) * 32, 105, bytes([1]) * 65)
     assert not a.has_reading(bytes([1]) * 32, 105, bytes([2]) * 65)
     # the latest reading of each meter in period 10, ascending by meter id
-    assert [(r[0][0], r[2], r[3]) for r in a.latest_readings(10, GROUP)] == [(1, 105, 6000), (2, 101, 7000)]
+    assert [(r.meter_id[0], r.timestamp, r.import_mwh) for r, _ in a.latest_readings(10, GROUP)] == [
+        (1, 105, 6000), (2, 101, 7000)]
     assert a.open_periods(after_period=-1) == [(10, GROUP)]
     a.close()
 

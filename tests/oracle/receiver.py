@@ -13,7 +13,7 @@ class Receiver:
         self.posts: list[list[dict]] = []  # every body received, in order
         self.stored: dict[tuple[str, int], dict] = {}  # (meter_id, timestamp) -> reading
         self.status = 200  # 503 to simulate an overloaded node
-        self.reject = lambda reading: None  # -> reason to reject, or None
+        self.reject = lambda reading: None  # -> (RefusalCode, message) to reject it, or None
         self.answer: tuple[int, bytes] | None = None  # a fixed raw answer (not the protocol's body)
         self.hold = threading.Event()  # set: the next POST is held (stored, never answered)
         self.held = threading.Event()  # set once a POST is being held
@@ -39,9 +39,10 @@ class Receiver:
                     out = {"accepted": [], "duplicates": [], "rejected": []}
                     for i, r in enumerate(readings):
                         key = (r["meter_id"], r["timestamp"])
-                        reason = receiver.reject(r)
-                        if reason:
-                            out["rejected"].append({"index": i, "reason": reason})
+                        refusal = receiver.reject(r)
+                        if refusal:
+                            code, message = refusal
+                            out["rejected"].append({"index": i, "code": code, "message": message})
                         elif key in receiver.stored:
                             out["duplicates"].append(i)
                         else:

@@ -36,7 +36,7 @@ def test_accepted_reading_is_signed_by_the_meter_key(accepted, outbox):
     pipeline, _, first = accepted
     assert first.period == int(T0) // 900 and first.timestamp == int(T0)
     assert first.import_mwh == 1_000_000 and first.export_mwh == 0
-    assert RustCoreSigner(DOMAIN).recover(first.as_tuple(), first.signature) == address_of(key_for(LABEL))
+    assert RustCoreSigner(DOMAIN).recover(first.reading, first.signature) == address_of(key_for(LABEL))
     assert outbox.counts() == {}  # no node configured yet: nothing to deliver
 
 

@@ -1,6 +1,6 @@
 """Outbox -> settlement node over real HTTP: acknowledged readings are marked delivered,
-rejected ones refused with the node's reason, and 5xx / a node that is down keep everything
-pending until it comes back."""
+rejected ones refused with the node's code and message (a retryable code keeps them pending),
+and 5xx / a node that is down keep everything pending until it comes back."""
 from __future__ import annotations
 
 import base64
@@ -14,6 +14,7 @@ from meter_oracle.delivery import Backoff, DeliveryError, NodeDelivery
 from meter_oracle.drivers import FrameDecoder
 from meter_oracle.simulators.dsmr_telegram import build_telegram
 from receiver import Receiver
+from rust_core.wire import RefusalCode, SignedReading
 
 T0 = 1_700_000_000.0
 METERS = ["E001", "E002", "E003"]
@@ -46,19 +47,39 @@ def test_delivered_on_acknowledgement(outbox):
     wire = next(iter(node.stored.values()))
     assert wire["protocol"] == "dsmr" and base64.b64decode(wire["raw_frame"]).startswith(b"/ISk5")
     assert Decimal(wire["import_wh"]) * 1000 == wire["import_mwh"] and len(wire["signature"]) == 132
+    assert all(SignedReading.model_validate(r).to_wire() == r for r in node.stored.values())  # the one schema
 
 
 def test_rejected_reading_is_refused_and_never_retried(outbox):
     outbox.set_nodes(["op1"])
     fill(outbox, 2)
     with Receiver() as node:
-        node.reject = lambda r: "signer is not the registered key" if r["timestamp"] == int(T0) + 60 else None
+        node.reject = lambda r: (("bad_signature", "signer is not the registered key")
+                                 if r["timestamp"] == int(T0) + 60 else None)
         delivery = NodeDelivery("op1", node.url, outbox)
         assert delivery.deliver_once() == 6
         assert delivery.deliver_once() == 0
     assert outbox.counts() == {"op1": {"delivered": 3, "refused": 3}}
-    assert set(outbox.refusal_reasons("op1").values()) == {"signer is not the registered key"}
+    assert set(outbox.refusal_reasons("op1").values()) == {"bad_signature: signer is not the registered key"}
     assert len(node.posts) == 1
+
+
+def test_a_retryable_refusal_keeps_the_reading_pending_until_accepted(outbox):
+    """future_timestamp: the node's clock lags; the same reading is accepted once it caught up."""
+    assert RefusalCode.FUTURE_TIMESTAMP.retryable and not RefusalCode.BAD_SIGNATURE.retryable
+    outbox.set_nodes(["op1"])
+    fill(outbox, 2)
+    with Receiver() as node:
+        node.reject = lambda r: (("future_timestamp", "timestamp is in the future")
+                                 if r["timestamp"] == int(T0) + 60 else None)
+        delivery = NodeDelivery("op1", node.url, outbox)
+        assert delivery.deliver_once() == 6
+        assert outbox.counts() == {"op1": {"delivered": 3, "pending": 3}}
+        with pytest.raises(DeliveryError, match="deferred all 3 readings"):  # only deferred ones: back off
+            delivery.deliver_once()
+        node.reject = lambda r: None  # the node's clock caught up
+        assert delivery.deliver_once() == 3
+    assert outbox.counts() == {"op1": {"delivered": 6}}
 
 
 def test_server_error_keeps_readings_pending(outbox):
@@ -105,6 +126,8 @@ def test_a_node_added_later_gets_every_reading(outbox):
     ((200, b"<html>gateway</html>"), "unreadable body"),
     ((200, b'{"accepted": [0, 1, 7]}'), "indices outside the batch"),
     ((422, b'{"accepted": [0]}'), "without naming a rejected reading"),
+    ((422, b'{"rejected": [{"index": 0, "code": "no_such_code", "message": "?"}]}'), "unreadable body"),
+    ((422, b'{"rejected": [{"index": 0, "reason": "the old free-text form"}]}'), "unreadable body"),
     ((400, b'{"detail": "malformed"}'), "answered 400"),
 ])
 def test_answer_outside_the_protocol_keeps_readings_pending(outbox, answer, error):

@@ -13,7 +13,8 @@ from eth_account import Account
 
 from meter_oracle.simulators.stream_server import TcpFrameServer
 from scripts._audit import audit, export_archive, read_chain, read_export
-from scripts._deployment import MeterRow, NetworkSpec, deploy, group_id, meter_id, register
+from rust_core.wire import group_id, meter_label_id
+from scripts._deployment import MeterRow, NetworkSpec, deploy, register
 from scripts._processes import start_nodes, start_oracle
 
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "dsmr"
@@ -63,7 +64,7 @@ def test_a_captured_telegram_is_settled_on_chain_and_audited(wall_clock, project
     assert "CRC mismatch" in oracle_log
     with sqlite3.connect(tmp_path / "node-a.db") as db:
         frames_kept = db.execute("SELECT raw_frame, import_wh FROM readings WHERE meter_id = ?",
-                                 (meter_id(ISKRA),)).fetchall()
+                                 (meter_label_id(ISKRA),)).fetchall()
     assert len(frames_kept) >= 2
     assert all(bytes(raw) == good and wh == "6825.000" for raw, wh in frames_kept)
 

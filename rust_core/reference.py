@@ -7,11 +7,13 @@ this module and checked byte for byte by all three languages. Slow by design; ne
 It is also the one definition of the encoding's shared concepts that every package imports
 (through ``rust_core.wire``): the meter id schemes ``PROTOCOLS``, ``meter_id`` /
 ``meter_label_id``, ``group_id``, the EIP-712 ``Domain``, ``U64_MAX`` and the energy unit
-``wh_to_mwh``.
+``wh_to_mwh``; and the ``BatchHeader`` value, which is the same here and in process.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 
 from eth_abi import encode
@@ -182,14 +184,22 @@ def recover_reading_signer(domain: Domain, reading: Reading, signature: bytes) -
     return Account.recover_message(_typed(domain, _READING_TYPES, reading.message()), signature=signature)
 
 
-@dataclass(frozen=True)
-class BatchHeader:
+class BatchHeader(NamedTuple):
+    """ARCHITECTURE.md "Batch header": what settlement operators sign. Also the in-process value
+    (rust_core.wire re-exports it): the tuple rust_core.batch_digest takes."""
+
     period: int
     group_id: bytes
     root: bytes
     total_import_mwh: int
     total_export_mwh: int
     count: int
+
+    @classmethod
+    def of_root(cls, period: int, group: bytes, root: Sequence, count: int) -> BatchHeader:
+        """The header of a tree's root node (hash, import sum, export sum)."""
+        root_hash, total_import, total_export = root
+        return cls(period, group, root_hash, total_import, total_export, count)
 
     def message(self) -> dict:
         return {

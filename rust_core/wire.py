@@ -3,7 +3,8 @@
 Two shapes of every concept, each defined once here:
 
 - **In-process values** are NamedTuples whose fields are the encoding's fields in its order:
-  `Reading`, `Leaf`, `SumNode`, `BatchHeader` (and `Register`, a meter's register a leaf counts
+  `Reading`, `Leaf`, `SumNode`, `BatchHeader` (defined with the reference, which signs it as
+  it is; and `Register`, a meter's register a leaf counts
   from; `LeafStruct`, the contracts' Leaf with the signature split into r, s, v). They *are*
   the tuples rust_core's native functions take, so they pass in unchanged; what the native
   functions return is named with ``SumNode._make(t)`` / ``Leaf._make(t)`` (or ``nodes(...)``).
@@ -46,7 +47,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rust_core.reference import PROTOCOLS, U64_MAX, Domain, group_id, meter_id, meter_label_id, wh_to_mwh
+from rust_core.reference import (
+    PROTOCOLS, U64_MAX, BatchHeader, Domain, group_id, meter_id, meter_label_id, wh_to_mwh,
+)
 
 __all__ = [
     "PROTOCOLS", "U64_MAX", "U32_MAX", "Domain", "group_id", "meter_id", "meter_label_id", "wh_to_mwh",
@@ -77,22 +80,6 @@ class Register(NamedTuple):
     period: int
     import_mwh: int
     export_mwh: int
-
-
-class LeafStruct(NamedTuple):
-    """The contracts' Leaf struct (abi.encode of it is the leaf's encoding)."""
-
-    meter_id: bytes
-    period: int
-    timestamp: int
-    import_mwh: int
-    export_mwh: int
-    prev_period: int
-    prev_import_mwh: int
-    prev_export_mwh: int
-    r: bytes
-    s: bytes
-    v: int
 
 
 class Leaf(NamedTuple):
@@ -126,6 +113,11 @@ class Leaf(NamedTuple):
         return LeafStruct(*self.reading, *self.prev, sig[:32], sig[32:64], sig[64])
 
 
+# The contracts' Leaf struct (abi.encode of it is the leaf's encoding): the signature as r, s, v.
+LeafStruct = NamedTuple("LeafStruct", [*((f, Leaf.__annotations__[f]) for f in Leaf._fields[:-1]),
+                                       ("r", bytes), ("s", bytes), ("v", int)])
+
+
 class SumNode(NamedTuple):
     """A Merkle-sum tree node (the contracts' SumNode)."""
 
@@ -135,23 +127,6 @@ class SumNode(NamedTuple):
 
 
 EMPTY_NODE = SumNode(b"\x00" * 32, 0, 0)
-
-
-class BatchHeader(NamedTuple):
-    """ARCHITECTURE.md "Batch header": what settlement operators sign."""
-
-    period: int
-    group_id: bytes
-    root: bytes
-    total_import_mwh: int
-    total_export_mwh: int
-    count: int
-
-    @classmethod
-    def of_root(cls, period: int, group: bytes, root: Sequence, count: int) -> BatchHeader:
-        """The header of a tree's root node (a SumNode or the native (hash, import, export))."""
-        node = SumNode._make(root)
-        return cls(period, group, node.hash, node.import_mwh, node.export_mwh, count)
 
 
 def nodes(native: Sequence[Sequence]) -> list[SumNode]:
@@ -358,7 +333,22 @@ class Problem(_Wire):
 
 
 # -- batches between peers --------------------------------------------------------------
-class LeafModel(_Wire):
+class _ValueModel(_Wire):
+    """The wire form of one NamedTuple value, field for field."""
+
+    value_type: ClassVar[type]
+
+    @classmethod
+    def of(cls, value: Sequence) -> Any:
+        return cls.model_validate(cls.value_type._make(value)._asdict())
+
+    def value(self) -> Any:
+        return self.value_type(**dict(self))
+
+
+class LeafModel(_ValueModel):
+    value_type: ClassVar[type] = Leaf
+
     meter_id: Bytes32
     period: Uint64
     timestamp: Uint64
@@ -369,28 +359,15 @@ class LeafModel(_Wire):
     prev_export_mwh: Uint64
     signature: Signature65
 
-    @classmethod
-    def of(cls, leaf: Sequence) -> LeafModel:
-        return cls.model_validate(Leaf._make(leaf)._asdict())
 
-    def value(self) -> Leaf:
-        return Leaf(**dict(self))
-
-
-class BatchHeaderModel(_Wire):
+class BatchHeaderModel(_ValueModel):
+    value_type: ClassVar[type] = BatchHeader
     period: Uint64
     group_id: Bytes32
     root: Bytes32
     total_import_mwh: Uint64
     total_export_mwh: Uint64
     count: Uint32
-
-    @classmethod
-    def of(cls, header: Sequence) -> BatchHeaderModel:
-        return cls.model_validate(BatchHeader._make(header)._asdict())
-
-    def value(self) -> BatchHeader:
-        return BatchHeader(**dict(self))
 
 
 class SignatureAnswer(_Wire):

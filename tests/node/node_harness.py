@@ -2,7 +2,6 @@
 keys, a delivery client speaking the oracle protocol, and node processes (for node tests)."""
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 import signal
@@ -11,11 +10,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import httpx
 import rust_core
 from eth_account import Account
+from rust_core.wire import Reading, SignedReading
 from web3 import Web3
 
 from node.chain import contract_type
@@ -156,13 +157,12 @@ def deploy_grid(dep: Deployment, name: str = "street-1") -> str:
 
 
 def wire(dep: Deployment, readings: list[tuple], keys: list[bytes]) -> list[dict]:
-    """Readings (meter_id, period, ts, import, export) signed by the meters' keys, as the oracle sends them."""
+    """Readings (meter_id, period, ts, import, export) signed by the meters' keys, as the oracle
+    sends them (rust_core.wire.SignedReading entries)."""
     sigs = rust_core.sign_readings(dep.domain, readings, keys)
     return [
-        {"meter_id": "0x" + r[0].hex(), "period": r[1], "timestamp": r[2], "import_mwh": r[3], "export_mwh": r[4],
-         "signature": "0x" + s.hex(), "import_wh": f"{r[3] // 1000}.{r[3] % 1000:03d}",
-         "export_wh": f"{r[4] // 1000}.{r[4] % 1000:03d}", "raw_frame": base64.b64encode(b"frame").decode(),
-         "protocol": "sml"}
+        SignedReading(**Reading._make(r)._asdict(), signature=s, import_wh=Decimal(r[3]) / 1000,
+                      export_wh=Decimal(r[4]) / 1000, raw_frame=b"frame", protocol="sml").to_wire()
         for r, s in zip(readings, sigs)
     ]
 

@@ -129,7 +129,8 @@ def test_three_nodes_finalize_survive_a_crash_and_resume(anvil, tmp_path):
             time.sleep(0.3)
         assert r.status_code == 200 and r.json()["header"]["root"] == "0x" + b[0].hex()
         metrics = httpx.get(alive[0].url + "/metrics").text  # never restarted: counts all 5 periods
-        assert "node_batches_final_total" in metrics and "node_readings_accepted_total 20.0" in metrics
+        assert "energy_settlement_node_batches_final_total" in metrics
+        assert "\nenergy_settlement_node_readings_accepted_total 20.0" in metrics
     finally:
         for n in nodes:
             n.stop()

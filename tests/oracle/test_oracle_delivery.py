@@ -50,12 +50,16 @@ def test_delivered_on_acknowledgement(outbox):
     assert all(SignedReading.model_validate(r).to_wire() == r for r in node.stored.values())  # the one schema
 
 
+def second_minute_refused(code: str, message: str):
+    """Receiver.reject: refuses the readings of the second minute with that code."""
+    return lambda r: (code, message) if r["timestamp"] == int(T0) + 60 else None
+
+
 def test_rejected_reading_is_refused_and_never_retried(outbox):
     outbox.set_nodes(["op1"])
     fill(outbox, 2)
     with Receiver() as node:
-        node.reject = lambda r: (("bad_signature", "signer is not the registered key")
-                                 if r["timestamp"] == int(T0) + 60 else None)
+        node.reject = second_minute_refused("bad_signature", "signer is not the registered key")
         delivery = NodeDelivery("op1", node.url, outbox)
         assert delivery.deliver_once() == 6
         assert delivery.deliver_once() == 0
@@ -70,11 +74,9 @@ def test_a_retryable_refusal_keeps_the_reading_pending_until_accepted(outbox):
     outbox.set_nodes(["op1"])
     fill(outbox, 2)
     with Receiver() as node:
-        node.reject = lambda r: (("future_timestamp", "timestamp is in the future")
-                                 if r["timestamp"] == int(T0) + 60 else None)
+        node.reject = second_minute_refused("future_timestamp", "timestamp is in the future")
         delivery = NodeDelivery("op1", node.url, outbox)
-        assert delivery.deliver_once() == 6
-        assert outbox.counts() == {"op1": {"delivered": 3, "pending": 3}}
+        assert delivery.deliver_once() == 6 and outbox.counts() == {"op1": {"delivered": 3, "pending": 3}}
         with pytest.raises(DeliveryError, match="deferred all 3 readings"):  # only deferred ones: back off
             delivery.deliver_once()
         node.reject = lambda r: None  # the node's clock caught up

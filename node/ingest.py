@@ -118,7 +118,8 @@ class Ingestor:
                 else:
                     good.append((i, r))
             with self.gate.lock:
-                open_, late = [], []
+                open_: list[tuple[int, SignedReading]] = []
+                late: list[tuple[int, SignedReading]] = []
                 for i, r in good:
                     closed = self.gate.is_closed(r.period, meters[r.meter_id].group_id)
                     (late if closed else open_).append((i, r))

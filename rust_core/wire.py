@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Literal, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, NamedTuple
 
 from eth_pydantic_types import Address, HexBytes32
 from eth_pydantic_types.hex.bytes import BoundHexBytes
@@ -113,9 +114,21 @@ class Leaf(NamedTuple):
         return LeafStruct(*self.reading, *self.prev, sig[:32], sig[32:64], sig[64])
 
 
-# The contracts' Leaf struct (abi.encode of it is the leaf's encoding): the signature as r, s, v.
-LeafStruct = NamedTuple("LeafStruct", [*((f, Leaf.__annotations__[f]) for f in Leaf._fields[:-1]),
-                                       ("r", bytes), ("s", bytes), ("v", int)])
+class LeafStruct(NamedTuple):
+    """The contracts' Leaf struct (abi.encode of it is the leaf's encoding): Leaf's fields with
+    the signature split into r, s, v. Spelt out, as the contracts spell it, for type checkers."""
+
+    meter_id: bytes
+    period: int
+    timestamp: int
+    import_mwh: int
+    export_mwh: int
+    prev_period: int
+    prev_import_mwh: int
+    prev_export_mwh: int
+    r: bytes
+    s: bytes
+    v: int
 
 
 class SumNode(NamedTuple):
@@ -195,9 +208,12 @@ def _hex_schema(size: int) -> WithJsonSchema:
                            "examples": ["0x" + "1e" * size]})
 
 
-# eth-pydantic-types parses and serializes the hex; _exact_hex refuses what it would zero-pad.
-Bytes32 = Annotated[HexBytes32, _exact_hex(32), AfterValidator(bytes), _hex_schema(32)]
-Signature65 = Annotated[_HexBytes65, _exact_hex(65), AfterValidator(bytes), _hex_schema(65)]
+if TYPE_CHECKING:  # what the fields hold: plain bytes
+    Bytes32 = bytes
+    Signature65 = bytes
+else:  # eth-pydantic-types parses and serializes the hex; _exact_hex refuses what it would zero-pad
+    Bytes32 = Annotated[HexBytes32, _exact_hex(32), AfterValidator(bytes), _hex_schema(32)]
+    Signature65 = Annotated[_HexBytes65, _exact_hex(65), AfterValidator(bytes), _hex_schema(65)]
 Uint64 = Annotated[int, Strict(), Field(ge=0, le=U64_MAX)]
 Uint32 = Annotated[int, Strict(), Field(ge=0, le=U32_MAX)]
 Index = Annotated[int, Strict(), Field(ge=0)]
@@ -263,7 +279,7 @@ class SignedReading(_Wire):
     @field_validator("import_wh", "export_wh")
     @classmethod
     def _wh_matches_mwh(cls, wh: Decimal, info: ValidationInfo) -> Decimal:
-        mwh_field = info.field_name.replace("_wh", "_mwh")
+        mwh_field = str(info.field_name).replace("_wh", "_mwh")
         mwh = info.data.get(mwh_field)
         if mwh is not None and wh_to_mwh(wh) != mwh:
             raise PydanticCustomError("wh_mismatch", "{wh} Wh does not round down to {mwh} mWh",
@@ -336,7 +352,7 @@ class Problem(_Wire):
 class _ValueModel(_Wire):
     """The wire form of one NamedTuple value, field for field."""
 
-    value_type: ClassVar[type]
+    value_type: ClassVar[Any]  # a NamedTuple class
 
     @classmethod
     def of(cls, value: Sequence) -> Any:
@@ -347,7 +363,7 @@ class _ValueModel(_Wire):
 
 
 class LeafModel(_ValueModel):
-    value_type: ClassVar[type] = Leaf
+    value_type: ClassVar[Any] = Leaf
 
     meter_id: Bytes32
     period: Uint64
@@ -361,7 +377,7 @@ class LeafModel(_ValueModel):
 
 
 class BatchHeaderModel(_ValueModel):
-    value_type: ClassVar[type] = BatchHeader
+    value_type: ClassVar[Any] = BatchHeader
     period: Uint64
     group_id: Bytes32
     root: Bytes32

@@ -3,7 +3,9 @@ Merkle-sum trees, implemented in Rust (rust_core/core) and bound by rust_core/py
 
 Batch functions take whole lists and run in parallel with the GIL released. All hashes, keys,
 addresses and signatures are ``bytes``. ``rust_core.reference`` is the slow pure-Python
-reference the test vectors come from; it is imported only on demand.
+reference the test vectors come from; ``rust_core.wire`` is the one wire schema (the
+encoding's values as NamedTuples, the JSON bodies between oracle, nodes and audit as pydantic
+models). Both are imported only on demand.
 """
 from rust_core._native import (
     CoreError,

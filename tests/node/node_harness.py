@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import rust_core
 from eth_account import Account
-from rust_core.wire import Reading, SignedReading
+from rust_core.wire import Reading, SignedReading, group_id, meter_id
 from web3 import Web3
 
 from node.chain import contract_type
@@ -133,14 +133,14 @@ def deploy_settlement(anvil: Anvil, *, period_seconds: int, window: int, n_opera
     for k in op_keys:
         send(w3, admin, reg.functions.addOperator(Account.from_key(k).address))
     send(w3, admin, reg.functions.setQuorum(quorum))
-    group_id = rust_core.keccak256(group.encode())
+    gid = group_id(group)
     start = active_from if active_from is not None else int(time.time()) // period_seconds
     dep = Deployment(w3, anvil.url, registry, ledger, period_seconds, window, op_keys)
     for i in range(n_meters):
         key = secrets.token_bytes(32)
-        m = MeterKey(rust_core.keccak256(f"sml:0a01{i:08x}".encode()), key, group_id, (1_000_000 + i, 5_000 * i), start)
+        m = MeterKey(meter_id("sml", f"0a01{i:08x}"), key, gid, (1_000_000 + i, 5_000 * i), start)
         send(w3, admin, reg.functions.registerMeter(
-            m.meter_id, Web3.to_checksum_address(rust_core.address_of(key)), 2, group_id, start, 2**64 - 1, *m.baseline))
+            m.meter_id, Web3.to_checksum_address(rust_core.address_of(key)), 2, gid, start, 2**64 - 1, *m.baseline))
         dep.meters.append(m)
     return dep
 

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from node_harness import deploy_settlement, dev_key, wire
 
-from rust_core.wire import DeliveryAnswer, RefusalCode
+from rust_core.wire import DeliveryAnswer, Problem, RefusalCode
 
 from node.api import create_app
 from node.archive import open_archive
@@ -181,3 +181,11 @@ def test_metrics_are_namespaced_and_a_refusal_storm_adds_no_series(api):
         [line for line in before.splitlines() if line.startswith("energy_settlement_node_readings_refused_total")])
     assert 'energy_settlement_node_readings_refused_total{code="unknown_meter"} 200.0' in refused
     assert f"{1:064x}" not in text and "is not registered" not in text
+
+
+def test_peer_endpoints_answer_a_problem_for_a_batch_they_do_not_have(api):
+    _, client, _ = api
+    for path in ("/v1/batches/5/0x" + "ab" * 32 + "/signature", "/v1/batches/5/0x12/signature",
+                 "/v1/batches/5/0x" + "ab" * 32 + "/leaves?root=0x" + "cd" * 32):
+        r = client.get(path)
+        assert r.status_code == 404 and Problem.model_validate(r.json()).detail.startswith("no batch")

@@ -7,13 +7,13 @@ import bisect
 from dataclasses import dataclass
 
 import rust_core
-from rust_core.wire import Leaf, LeafStruct, Register, SumNode, nodes
+from rust_core.wire import Leaf, Register, SumNode, nodes
 
 from node.archive import Archive
 from node.chain import ChainBatch
 from node.registry import RegistryView
 
-EMPTY_LEAF = LeafStruct(b"\x00" * 32, 0, 0, 0, 0, 0, 0, 0, b"\x00" * 32, b"\x00" * 32, 0)
+EMPTY_LEAF = Leaf(b"\x00" * 32, 0, 0, 0, 0, 0, 0, 0, b"\x00" * 65).struct()  # evidence when none is needed
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ Two shapes of every concept, each defined once here:
 
 - **In-process values** are NamedTuples whose fields are the encoding's fields in its order:
   `Reading`, `Leaf`, `SumNode`, `BatchHeader` (defined with the reference, which signs it as
-  it is; and `Register`, a meter's register a leaf counts
-  from; `LeafStruct`, the contracts' Leaf with the signature split into r, s, v). They *are*
-  the tuples rust_core's native functions take, so they pass in unchanged; what the native
-  functions return is named with ``SumNode._make(t)`` / ``Leaf._make(t)`` (or ``nodes(...)``).
+  it is) and `Register` (the register a leaf counts from); ``Leaf.struct()`` is the contracts'
+  Leaf, the signature split into r, s, v. They *are* the tuples rust_core's native functions
+  take, so they pass in unchanged; what the native functions return is named with
+  ``SumNode._make(t)`` / ``Leaf._make(t)`` (or ``nodes(...)`` for a proof).
 - **Wire models** are pydantic models of the JSON the oracle, the nodes, the peers and the audit
   exchange: `SignedReading` (one entry of ``POST /v1/readings``), `Delivery` (its body),
   `DeliveryAnswer` with `Refusal` entries carrying a stable `RefusalCode`, `LeafModel`,
@@ -54,7 +54,7 @@ from rust_core.reference import (
 
 __all__ = [
     "PROTOCOLS", "U64_MAX", "U32_MAX", "Domain", "group_id", "meter_id", "meter_label_id", "wh_to_mwh",
-    "Reading", "Register", "Leaf", "LeafStruct", "SumNode", "BatchHeader", "EMPTY_NODE", "nodes",
+    "Reading", "Register", "Leaf", "SumNode", "BatchHeader", "EMPTY_NODE", "nodes",
     "RefusalCode", "Refused", "FIELD_CODES", "SignedReading", "Delivery", "Refusal", "DeliveryAnswer",
     "LeafModel", "BatchHeaderModel", "SignatureAnswer", "LeavesAnswer", "Problem",
     "parse_reading", "parse_hex32",
@@ -109,26 +109,11 @@ class Leaf(NamedTuple):
     def prev(self) -> Register:
         return Register(self.prev_period, self.prev_import_mwh, self.prev_export_mwh)
 
-    def struct(self) -> LeafStruct:
+    def struct(self) -> tuple:
+        """The contracts' Leaf struct, whose abi.encode is the leaf's encoding: these fields
+        with the signature split into r, s, v (bytes32, bytes32, uint8)."""
         sig = self.signature
-        return LeafStruct(*self.reading, *self.prev, sig[:32], sig[32:64], sig[64])
-
-
-class LeafStruct(NamedTuple):
-    """The contracts' Leaf struct (abi.encode of it is the leaf's encoding): Leaf's fields with
-    the signature split into r, s, v. Spelt out, as the contracts spell it, for type checkers."""
-
-    meter_id: bytes
-    period: int
-    timestamp: int
-    import_mwh: int
-    export_mwh: int
-    prev_period: int
-    prev_import_mwh: int
-    prev_export_mwh: int
-    r: bytes
-    s: bytes
-    v: int
+        return (*self.reading, *self.prev, sig[:32], sig[32:64], sig[64])
 
 
 class SumNode(NamedTuple):

@@ -101,7 +101,8 @@ def test_leaves_headers_and_answers_round_trip_as_named_json():
     assert rust_core.leaf_hash(leaf) == bytes.fromhex(v["leaf"]["hash"][2:])  # the NamedTuple is the native tuple
     node = SumNode._make(rust_core.leaf_node(leaf))
     assert (node.import_mwh, node.export_mwh) == (v["leaf"]["delta_import_mwh"], v["leaf"]["delta_export_mwh"])
-    assert leaf.struct().r + leaf.struct().s + bytes([leaf.struct().v]) == leaf.signature
+    *fields, r, s, v = leaf.struct()
+    assert tuple(fields) == (*leaf.reading, *leaf.prev) and r + s + bytes([v]) == leaf.signature
     assert Leaf.settle(leaf.reading, leaf.prev, leaf.signature) == leaf and isinstance(leaf.prev, Register)
 
     tree = rust_core.MerkleSumTree([leaf])

@@ -24,7 +24,11 @@
     interval_s = 60                     # sign at most one reading a meter per interval
     dsmr_version = "5"                  # optional: force instead of detecting
     unit = 1                            # sunspec: Modbus unit id
-    serial = { baudrate = 115200 }      # optional pyserial options
+    serial = { baudrate = 115200 }      # optional pyserial options (defaults follow the protocol)
+    identity = "..."                    # required when the frames carry none; must match otherwise
+    decryption_key_file = "keys/p1.key" # encrypted P1: 32 hex digits (or decryption_key = "...")
+    authentication_key = "..."          # encrypted P1: optional, default Luxembourg Smarty's public key
+    crc = "x25"                         # sml: x25 or kermit
 """
 from __future__ import annotations
 
@@ -57,6 +61,16 @@ class DeviceConfig:
     dsmr_version: str | None = None
     unit: int = 1
     serial: dict = field(default_factory=dict)
+    # meter-family settings (issue 13)
+    identity: str | None = None
+    decryption_key: bytes | None = None
+    authentication_key: bytes | None = None
+    crc: str = "x25"
+
+    def decoder_options(self) -> dict:
+        """FrameDecoder / StreamDriver keyword arguments of this device."""
+        return {"identity": self.identity, "decryption_key": self.decryption_key,
+                "authentication_key": self.authentication_key, "crc": self.crc}
 
 
 @dataclass(frozen=True)
@@ -82,7 +96,7 @@ def load_config(path: str | Path) -> OracleConfig:
         nodes = [NodeConfig(n["name"], n["url"]) for n in raw.get("nodes", [])]
         if len({n.name for n in nodes}) != len(nodes):
             raise ConfigError("node names must be unique")
-        devices = [_device(d) for d in raw.get("devices", [])]
+        devices = [_device(d, base) for d in raw.get("devices", [])]
         return OracleConfig(
             outbox=base / raw.get("outbox", "oracle.sqlite"),
             domain=Domain.parse(int(raw["chain_id"]), raw["verifying_contract"]),
@@ -99,17 +113,40 @@ def load_config(path: str | Path) -> OracleConfig:
         raise ConfigError(f"{path}: {e}") from None
 
 
-def _device(d: dict) -> DeviceConfig:
+def _device(d: dict, base: Path) -> DeviceConfig:
     if d["protocol"] not in PROTOCOLS:
         raise ConfigError(f"device {d.get('name')}: protocol {d['protocol']!r} is not one of {PROTOCOLS}")
+    from meter_oracle.dsmr import SPECS
+    from meter_oracle.p1_cipher import parse_key
+    from meter_oracle.sml import CRC_VARIANTS
+
+    name = d.get("name", d["url"])
+    if d.get("dsmr_version") is not None and d["dsmr_version"] not in SPECS:
+        raise ConfigError(f"device {name}: dsmr_version {d['dsmr_version']!r} is not one of {', '.join(SPECS)}")
+    if d.get("crc", "x25") not in CRC_VARIANTS:
+        raise ConfigError(f"device {name}: crc {d['crc']!r} is not one of {', '.join(CRC_VARIANTS)}")
+    key_text = d.get("decryption_key")
+    if "decryption_key_file" in d:
+        try:
+            key_text = (base / d["decryption_key_file"]).read_text()
+        except OSError as e:
+            raise ConfigError(f"device {name}: cannot read decryption_key_file: {e}") from None
+    try:
+        keys = {k: parse_key(v, k) if v is not None else None
+                for k, v in (("decryption_key", key_text), ("authentication_key", d.get("authentication_key")))}
+    except ValueError as e:
+        raise ConfigError(f"device {name}: {e}") from None
     return DeviceConfig(
-        name=d.get("name", d["url"]),
+        name=name,
         protocol=d["protocol"],
         url=d["url"],
         interval_s=float(d.get("interval_s", 60)),
         dsmr_version=d.get("dsmr_version"),
         unit=int(d.get("unit", 1)),
         serial=dict(d.get("serial", {})),
+        identity=str(d["identity"]) if "identity" in d else None,
+        crc=d.get("crc", "x25"),
+        **keys,
     )
 
 

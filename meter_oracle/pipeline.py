@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 
 from meter_oracle.checks import check_against_last, check_clock
-from meter_oracle.errors import Refused
+from meter_oracle.errors import Refused, UnknownMeter
 from meter_oracle.framing import Dropped
 from meter_oracle.keystore import Keyring
 from meter_oracle.outbox import Outbox
@@ -37,6 +37,8 @@ class Pipeline:
         """Checks, signs and stores the frame's reading; None when the meter was read less than
         min_interval_s (at least one second) ago (a P1 port sends every second; one reading a minute is plenty).
         Raises a Refused subclass naming the failed check."""
+        if not frame.identity:
+            raise UnknownMeter(f"{frame.protocol} frame carries no meter identity: set identity for this device in the configuration")
         key = self.keyring.key_for(frame.meter_id, frame.meter_label)
         now = self.clock()
         timestamp = int(now)

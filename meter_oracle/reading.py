@@ -10,7 +10,7 @@ from eth_utils import keccak
 from meter_oracle.errors import FrameRefused
 
 U64_MAX = 2**64 - 1
-PROTOCOLS = ("dsmr", "sml", "sunspec")
+PROTOCOLS = ("dsmr", "sml", "sunspec", "d0")
 
 
 def meter_id(scheme: str, identity: str) -> bytes:

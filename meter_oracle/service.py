@@ -35,7 +35,7 @@ def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event
         interval = 0.0  # the poll interval already spaces the readings
     else:
         results = StreamDriver(device.url, device.protocol, dsmr_version=device.dsmr_version,
-                               serial_options=device.serial).results(stop)
+                               serial_options=device.serial, **device.decoder_options()).results(stop)
         interval = device.interval_s
     try:
         for n, item in enumerate(results, 1):

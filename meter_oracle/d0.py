@@ -149,7 +149,7 @@ class D0Session:
 
     def readout(self) -> bytes:
         port = self.port
-        port.baudrate = SERIAL["baudrate"]
+        self._baud(SERIAL["baudrate"])
         port.reset_input_buffer()
         port.write(REQUEST)
         ident = self._read_until(lambda b: b.endswith(b"\r\n") and b"/" in b)
@@ -160,9 +160,13 @@ class D0Session:
         port.write(ack(baud_char))
         if baud_char in BAUD:
             port.flush()
-            port.baudrate = BAUD[baud_char]
+            self._baud(BAUD[baud_char])
         block = self._read_until(lambda b: len(b) >= 2 and b[-2] == ETX)
         return ident + block
+
+    def _baud(self, rate: int) -> None:
+        if self.port.baudrate != rate:  # only on a change (re-applying the same rate fails on a pty)
+            self.port.baudrate = rate
 
     def _read_until(self, done) -> bytes:
         out = bytearray()

@@ -29,6 +29,7 @@
     decryption_key_file = "keys/p1.key" # encrypted P1: 32 hex digits (or decryption_key = "...")
     authentication_key = "..."          # encrypted P1: optional, default Luxembourg Smarty's public key
     crc = "x25"                         # sml: x25 or kermit
+    sunspec_model = 213                 # sunspec: read this model (default: discovered, meter first)
 """
 from __future__ import annotations
 
@@ -66,6 +67,7 @@ class DeviceConfig:
     decryption_key: bytes | None = None
     authentication_key: bytes | None = None
     crc: str = "x25"
+    sunspec_model: int | None = None
 
     def decoder_options(self) -> dict:
         """FrameDecoder / StreamDriver keyword arguments of this device."""
@@ -146,6 +148,7 @@ def _device(d: dict, base: Path) -> DeviceConfig:
         serial=dict(d.get("serial", {})),
         identity=str(d["identity"]) if "identity" in d else None,
         crc=d.get("crc", "x25"),
+        sunspec_model=int(d["sunspec_model"]) if "sunspec_model" in d else None,
         **keys,
     )
 

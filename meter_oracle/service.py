@@ -30,7 +30,7 @@ def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event
     pipeline = Pipeline(outbox, Keyring(config.keys), make_signer(config),
                         period_seconds=config.period_seconds, max_skew_s=config.max_skew_s)
     if device.protocol == "sunspec":
-        driver = SunSpecDriver(device.url, unit=device.unit, serial_options=device.serial)
+        driver = SunSpecDriver(device.url, unit=device.unit, serial_options=device.serial, model=device.sunspec_model)
         results = driver.results(stop, device.interval_s)
         interval = 0.0  # the poll interval already spaces the readings
     else:

@@ -14,6 +14,7 @@ from meter_oracle.reading import MeterFrame
 from meter_oracle.simulators.dsmr_telegram import build_telegram
 from meter_oracle.simulators.sml_frame import build_frame
 from meter_oracle.sunspec import decode
+from meter_oracle.sunspec_models import ENERGY, layout
 
 T0 = 1_700_000_000.0
 
@@ -102,16 +103,34 @@ def test_pure_garbage_never_crashes_nor_yields_a_reading(data, protocol):
     assert all(isinstance(r, Dropped) and r.reason for r in results)
 
 
-registers = st.lists(st.integers(0, 0xFFFF), max_size=120)
+registers = st.lists(st.integers(0, 0xFFFF), max_size=160)
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.sampled_from([1, 101, 103, 201, 203, 204, 0xFFFF]), registers, registers)
+@given(st.sampled_from([1, 101, 103, 201, 203, 0xFFFF]), registers, registers)
 def test_sunspec_register_decoding_fuzz(model, common, regs):
-    """Arbitrary register contents: a reading with non-negative energy, or a clear refusal."""
+    """Arbitrary register contents of any length: a reading with non-negative energy, or a clear refusal."""
     try:
         frame = decode(model, common, regs)
     except FrameRefused as e:
         assert e.reason
     else:
         assert frame.import_wh >= 0 and frame.export_wh >= 0 and ":" in frame.identity
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.sampled_from(sorted(ENERGY)), st.data())
+def test_sunspec_full_length_models_fuzz(model, data):
+    """Registers of the model's full length (pysunspec2's layout), arbitrary contents, a valid
+    common model: a reading whose registers decode exactly as the layout says, or a refusal."""
+    lay = layout(model)
+    regs = data.draw(st.lists(st.integers(0, 0xFFFF), min_size=lay.length + 2, max_size=lay.length + 2))
+    common = [0] * 68
+    common[2], common[50] = 0x4142, 0x3031  # "AB", "01"
+    try:
+        frame = decode(model, common, regs)
+    except FrameRefused as e:
+        assert e.reason and " at 0x" not in e.reason
+    else:
+        assert frame.import_wh >= 0 and frame.export_wh >= 0 and frame.identity == "AB:01"
+        assert frame.import_mwh >= 0

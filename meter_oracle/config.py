@@ -30,6 +30,18 @@
     authentication_key = "..."          # encrypted P1: optional, default Luxembourg Smarty's public key
     crc = "x25"                         # sml: x25 or kermit
     sunspec_model = 213                 # sunspec: read this model (default: discovered, meter first)
+
+    [mqtt]                              # optional: readings and health to a broker, HA discovery
+    host = "127.0.0.1"
+    port = 1883
+    topic_prefix = "energy-settlement/oracle"
+    discovery_prefix = "homeassistant"
+    username = "oracle"                 # optional; password_env = "VAR"
+    health_interval_s = 30
+
+    [metrics]                           # optional: Prometheus /metrics
+    host = "127.0.0.1"
+    port = 9465
 """
 from __future__ import annotations
 
@@ -85,6 +97,8 @@ class OracleConfig:
     nodes: list[NodeConfig]
     keys: list[MeterKey]
     devices: list[DeviceConfig]
+    mqtt: object | None = None  # mqtt.MqttConfig
+    metrics: tuple[str, int] | None = None  # (host, port) of the Prometheus endpoint
 
 
 def load_config(path: str | Path) -> OracleConfig:
@@ -108,6 +122,8 @@ def load_config(path: str | Path) -> OracleConfig:
             nodes=nodes,
             keys=[_key(k, base) for k in raw.get("meters", [])],
             devices=devices,
+            mqtt=_mqtt(raw["mqtt"]) if "mqtt" in raw else None,
+            metrics=(raw["metrics"].get("host", "127.0.0.1"), int(raw["metrics"]["port"])) if "metrics" in raw else None,
         )
     except KeyError as e:
         raise ConfigError(f"{path}: missing setting {e}") from None
@@ -151,6 +167,21 @@ def _device(d: dict, base: Path) -> DeviceConfig:
         sunspec_model=int(d["sunspec_model"]) if "sunspec_model" in d else None,
         **keys,
     )
+
+
+def _mqtt(m: dict):
+    from meter_oracle.mqtt import MqttConfig
+
+    password = None
+    if "password_env" in m:
+        password = os.environ.get(m["password_env"])
+        if password is None:
+            raise ConfigError(f"mqtt: environment variable {m['password_env']} is not set")
+    known = {"host", "port", "topic_prefix", "discovery_prefix", "oracle_id", "username", "health_interval_s", "qos"}
+    unknown = set(m) - known - {"password_env"}
+    if unknown:
+        raise ConfigError(f"mqtt: unknown settings {', '.join(sorted(unknown))}")
+    return MqttConfig(password=password, **{k: v for k, v in m.items() if k in known})
 
 
 def _key(k: dict, base: Path) -> MeterKey:

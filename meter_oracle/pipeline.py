@@ -25,13 +25,16 @@ class Pipeline:
         period_seconds: int = 900,
         max_skew_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        health=None,
     ) -> None:
+        """health: a health.Health told of every decoded frame and accepted reading (MQTT, metrics)."""
         self.outbox = outbox
         self.keyring = keyring
         self.signer = signer
         self.period_seconds = period_seconds
         self.max_skew_s = max_skew_s
         self.clock = clock
+        self.health = health
 
     def accept(self, frame: MeterFrame, min_interval_s: float = 0) -> SignedReading | None:
         """Checks, signs and stores the frame's reading; None when the meter was read less than
@@ -65,11 +68,15 @@ class Pipeline:
         if isinstance(item, Dropped):
             self._refuse(source, protocol, frame_no, None, item.reason, item.raw)
             return None
+        if self.health is not None:
+            self.health.frame_seen(source)
         try:
             signed = self.accept(item, min_interval_s)
         except Refused as e:
             self._refuse(source, protocol, frame_no, item.meter_label, e.reason, item.raw_frame)
             return None
+        if signed is not None and self.health is not None:
+            self.health.accepted(source, item, signed)
         if signed is not None:
             log.info("%s frame %d: %s import %s Wh export %s Wh signed for period %d",
                      source, frame_no, item.meter_label, item.import_wh, item.export_wh, signed.period)

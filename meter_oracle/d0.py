@@ -48,6 +48,8 @@ def parse_readout(raw: bytes) -> MeterFrame:
     m = _IDENT.match(raw)
     if m is None:
         raise FrameRefused("not a D0 readout: no identification line /XXXZ... at its start")
+    if not m.group(3).isascii() or not m.group(3).decode("ascii").isprintable():
+        raise FrameRefused("D0 identification line holds bytes that are not printable ASCII")
     stx = raw.find(bytes([STX]), m.end())
     etx = raw.find(bytes([ETX]), stx + 1)
     if stx == -1 or etx == -1 or len(raw) < etx + 2:

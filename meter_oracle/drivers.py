@@ -62,14 +62,21 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[Result]:
         out: list[Result] = []
-        for item in self._framer.feed(data):
-            if isinstance(item, Dropped):
-                out.append(item)
-                continue
-            try:
-                out.append(apply_identity(self._parse(item), self.identity))
-            except FrameRefused as e:
-                out.append(Dropped(e.reason, item))
+        items = self._framer.feed(data)
+        while items:
+            for item in items:
+                if isinstance(item, Dropped):
+                    out.append(item)
+                    continue
+                try:
+                    out.append(apply_identity(self._parse(item), self.identity))
+                except FrameRefused as e:
+                    out.append(Dropped(e.reason, item))
+                    if isinstance(self._framer, p1_cipher.CipherFramer) and not e.reason.startswith("meter identity"):
+                        self._framer.rescan(item)  # a damaged length may hide the next frame inside
+            # the cipher framer hands out one frame per call (see p1_cipher.CipherFramer)
+            framed = any(isinstance(i, bytes) for i in items)
+            items = self._framer.feed(b"") if framed and isinstance(self._framer, p1_cipher.CipherFramer) else []
         return out
 
 

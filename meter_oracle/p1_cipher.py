@@ -53,7 +53,9 @@ def decrypt(frame: bytes, key: bytes, authentication_key: bytes = SMARTY_AUTHENT
 
 
 class CipherFramer:
-    """Cuts an encrypted P1 stream into APDUs by their length; reports the bytes it skips."""
+    """Cuts an encrypted P1 stream into APDUs by their length; reports the bytes it skips. Each
+    feed() stops after one frame, so that a frame that does not decrypt can be rescanned before
+    the bytes after it are judged (call feed(b"") until it returns no frame)."""
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -77,14 +79,29 @@ class CipherFramer:
             if total > MAX_FRAME:
                 self._skip(1, out)
                 continue
+            # the next APDU of the same meter (same system title) inside this one's span: this
+            # one's length is damaged or it was cut short
+            nxt = self._buf.find(bytes([TAG, 8]) + self._buf[2:10] + bytes([LONG_LENGTH]), 1, total)
+            if nxt != -1:
+                self._flush_noise(out)
+                out.append(Dropped("encrypted P1 frame truncated: the next frame began inside it", bytes(self._buf[:nxt])))
+                del self._buf[:nxt]
+                continue
             if len(self._buf) < total:
                 break
             self._flush_noise(out)
             out.append(bytes(self._buf[:total]))
             del self._buf[:total]
+            return out
         if len(self._noise) > MAX_FRAME:
             self._flush_noise(out)
         return out
+
+    def rescan(self, frame: bytes) -> None:
+        """A framed APDU that did not decrypt: look for a frame start inside it again (its
+        length may have been damaged); its first byte is noise now."""
+        self._noise += frame[:1]
+        self._buf[:0] = frame[1:]
 
     def _skip(self, n: int, out: list) -> None:
         self._noise += self._buf[:n]

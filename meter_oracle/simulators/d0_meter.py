@@ -4,15 +4,16 @@ over TCP (an optical head on a ser2net gateway) or a pseudo-terminal."""
 from __future__ import annotations
 
 import os
+import select
 import socket
 import threading
 import time
-import tty
 from collections.abc import Callable
 from decimal import ROUND_FLOOR, Decimal
 
 from meter_oracle.d0 import ACK, ETX, REQUEST, STX, bcc
 from meter_oracle.simulators import RegisterSource
+from meter_oracle.simulators.stream_server import PtyFrameServer, TcpFrameServer
 
 
 def build_readout(identity: str, import_wh: Decimal, export_wh: Decimal, *, ident: str = "/ESY5Q3DA1024 V3.04",
@@ -62,38 +63,16 @@ class D0Meter:
                 write(block)
 
 
-class D0TcpServer:
+class D0TcpServer(TcpFrameServer):
+    """Each client gets its own conversation with the meter."""
+
     def __init__(self, meter: D0Meter, host: str = "127.0.0.1") -> None:
+        super().__init__(lambda now: None, host=host)
         self.meter = meter
-        self._sock = socket.create_server((host, 0))
-        self._sock.settimeout(0.2)
-        self.host, self.port = self._sock.getsockname()[:2]
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def url(self) -> str:
-        return f"socket://{self.host}:{self.port}"
-
-    def start(self) -> D0TcpServer:
-        self._spawn(self._accept)
-        return self
-
-    def _spawn(self, target, *args) -> None:
-        t = threading.Thread(target=target, args=args, daemon=True)
-        t.start()
-        self._threads.append(t)
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            conn.settimeout(0.2)
-            self._spawn(self._serve, conn)
 
     def _serve(self, conn: socket.socket) -> None:
+        conn.settimeout(0.2)
+
         def read() -> bytes | None:
             try:
                 data = conn.recv(4096)
@@ -108,37 +87,15 @@ class D0TcpServer:
             except OSError:
                 pass
 
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=2)
-        self._sock.close()
 
-    def __enter__(self) -> D0TcpServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-
-class D0PtyServer(D0TcpServer):
+class D0PtyServer(PtyFrameServer):
     """`url` is the device path of a pseudo-terminal, as an optical head's /dev/ttyUSB0."""
 
     def __init__(self, meter: D0Meter) -> None:
+        super().__init__(lambda now: None)
         self.meter = meter
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        self.url_path = os.ttyname(self._slave)
-        self._stop = threading.Event()
-        self._threads = []
-
-    @property
-    def url(self) -> str:
-        return self.url_path
 
     def start(self) -> D0PtyServer:
-        import select
-
         def read() -> bytes | None:
             ready, _, _ = select.select([self._master], [], [], 0.2)
             if not ready:
@@ -149,10 +106,3 @@ class D0PtyServer(D0TcpServer):
                 return None
         self._spawn(self.meter.converse, read, lambda b: os.write(self._master, b), self._stop)
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=2)
-        os.close(self._master)
-        os.close(self._slave)

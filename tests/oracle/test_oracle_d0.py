@@ -99,3 +99,23 @@ def test_a_silent_meter_is_reported_not_hung():
     conn.close()
     sock.close()
     assert ACK == 0x06
+
+
+def test_cli_parse_and_config_know_d0(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from oracle_support import REPO
+    from meter_oracle.config import load_config
+
+    capture = tmp_path / "readout.bin"
+    capture.write_bytes(b"".join(build_readout("1ESY42", Decimal(7500), Decimal(0))))
+    run = subprocess.run([sys.executable, "-m", "meter_oracle.cli", "parse", "--protocol", "d0", str(capture)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    line = json.loads(run.stdout)
+    assert (line["valid"], line["identity"], line["import_mwh"]) == (True, "1ESY42", 7_500_000)
+    (tmp_path / "o.toml").write_text('chain_id = 1\nverifying_contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\n'
+                                     '[[devices]]\nname = "optical"\nprotocol = "d0"\nurl = "/dev/ttyUSB1"\nidentity = "1ESY42"\n')
+    [device] = load_config(tmp_path / "o.toml").devices
+    assert (device.protocol, device.identity) == ("d0", "1ESY42")

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from oracle_support import REPO, make_pipeline
+from oracle_support import REPO, make_pipeline, read_stream as read_any
 from meter_oracle.drivers import FrameDecoder, StreamDriver
 from meter_oracle.dsmr import SERIAL, detect_version, parse_telegram
 from meter_oracle.errors import FrameRefused, UnknownMeter
@@ -21,7 +20,7 @@ from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame
 from meter_oracle.simulators.dsmr_telegram import build_telegram
 from meter_oracle.simulators.p1_cipher_frame import encrypt_telegram
-from meter_oracle.simulators.stream_server import PtyFrameServer, TcpFrameServer, replay
+from meter_oracle.simulators.stream_server import PtyFrameServer, TcpFrameServer
 
 CAPTURES = Path(__file__).parent / "captures"
 SERVERS = [TcpFrameServer, PtyFrameServer]
@@ -30,30 +29,7 @@ KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 
 
 def read_stream(server_cls, chunks: list[bytes], expect: int, **driver_options) -> list:
-    """Opens the stream first, then lets the server send (pyserial flushes a pty on open)."""
-    server = server_cls(replay(chunks), interval_s=0.01, chunk=61)
-    driver = StreamDriver(server.url, "dsmr", **driver_options)
-    stop = threading.Event()
-    out: list = []
-
-    def consume() -> None:
-        for item in driver.results(stop):
-            out.append(item)
-            if len(out) == expect:
-                return
-
-    reader = threading.Thread(target=consume)
-    reader.start()
-    try:
-        assert driver.connected.wait(10), "driver did not open the stream"
-        server.start()
-        reader.join(timeout=20)
-    finally:
-        stop.set()
-        reader.join(timeout=5)
-        server.stop()
-    assert len(out) == expect, f"stream gave {out}"
-    return out
+    return read_any(server_cls, "dsmr", chunks, expect, **driver_options)
 
 
 # capture -> (detected spec, identity, import Wh, export Wh)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from meter_oracle.drivers import FrameDecoder
@@ -104,36 +105,19 @@ def check(results, intact, known):
 
 
 plans = st.lists(st.one_of(st.none(), damage), min_size=1, max_size=5)
+@pytest.mark.parametrize("make", ["dsmr_frame", "sml_frame", "cipher_frame", "d0_frame"])
+@settings(max_examples=40, deadline=None)
+@given(plan=plans, chunk=st.integers(1, 300))
+def test_stream_fuzz(make, plan, chunk):
+    check(*run(globals()[make], plan, chunk))
+
+
 DECODERS = {
     dsmr_frame: lambda: FrameDecoder("dsmr"),
     sml_frame: lambda: FrameDecoder("sml"),
     cipher_frame: lambda: FrameDecoder("dsmr", decryption_key=KEY),
     d0_frame: lambda: FrameDecoder("d0"),
 }
-
-
-@settings(max_examples=40, deadline=None)
-@given(plans, st.integers(1, 300))
-def test_encrypted_p1_stream_fuzz(plan, chunk):
-    check(*run(cipher_frame, plan, chunk))
-
-
-@settings(max_examples=40, deadline=None)
-@given(plans, st.integers(1, 300))
-def test_d0_stream_fuzz(plan, chunk):
-    check(*run(d0_frame, plan, chunk))
-
-
-@settings(max_examples=40, deadline=None)
-@given(plans, st.integers(1, 300))
-def test_dsmr_stream_fuzz(plan, chunk):
-    check(*run(dsmr_frame, plan, chunk))
-
-
-@settings(max_examples=40, deadline=None)
-@given(plans, st.integers(1, 300))
-def test_sml_stream_fuzz(plan, chunk):
-    check(*run(sml_frame, plan, chunk))
 
 
 @settings(max_examples=30, deadline=None)

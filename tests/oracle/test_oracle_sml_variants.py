@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from test_oracle_testdata import read_stream
+from oracle_support import read_stream
 from meter_oracle.drivers import FrameDecoder
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame

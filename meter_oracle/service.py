@@ -82,10 +82,10 @@ def run(config: OracleConfig) -> int:
     health = Health(config.outbox, [d.name for d in config.devices])
     publisher, metrics_server = None, None
     if config.mqtt is not None:
-        publisher = MqttPublisher(config.mqtt, health, [n.name for n in config.nodes]).start()
+        publisher = MqttPublisher(config.mqtt.client_config(), health, [n.name for n in config.nodes]).start()
         health.listeners.append(publisher)
     if config.metrics is not None:
-        metrics_server = metrics.serve(health, *config.metrics)
+        metrics_server = metrics.serve(health, config.metrics.host, config.metrics.port)
     threads = [threading.Thread(target=_guarded(run_device, stop, failures), args=(config, d, stop, health),
                                 name=f"device {d.name}") for d in config.devices]
     if publisher is not None:

@@ -18,6 +18,16 @@ ISKRA = "4B384547303034303436333935353037"
 KAIFA = "3960221976967177082151037881335713"
 
 
+def write_deployment(folder: Path, domain: Domain = DOMAIN, period_seconds: int = 900) -> Path:
+    """The deployment file an oracle config points at (`deployment = "deployment.json"`)."""
+    from rust_core.deployment import Deployment
+
+    path = folder / "deployment.json"
+    Deployment(chain_id=domain.chain_id, registry="0x" + "11" * 20, ledger="0x" + domain.verifying_contract.hex(),
+               period_seconds=period_seconds, challenge_window_seconds=60, first_block=0).save(path)
+    return path
+
+
 def key_for(label: str) -> bytes:
     """A deterministic test key per meter label."""
     from eth_utils import keccak

@@ -106,7 +106,7 @@ def test_cli_parse_and_config_know_d0(tmp_path):
     import subprocess
     import sys
 
-    from oracle_support import REPO
+    from oracle_support import REPO, write_deployment
     from meter_oracle.config import load_config
 
     capture = tmp_path / "readout.bin"
@@ -115,7 +115,8 @@ def test_cli_parse_and_config_know_d0(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     line = json.loads(run.stdout)
     assert (line["valid"], line["identity"], line["import_mwh"]) == (True, "1ESY42", 7_500_000)
-    (tmp_path / "o.toml").write_text('chain_id = 1\nverifying_contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\n'
+    write_deployment(tmp_path)
+    (tmp_path / "o.toml").write_text('deployment = "deployment.json"\n'
                                      '[[devices]]\nname = "optical"\nprotocol = "d0"\nurl = "/dev/ttyUSB1"\nidentity = "1ESY42"\n')
     [device] = load_config(tmp_path / "o.toml").devices
     assert (device.protocol, device.identity) == ("d0", "1ESY42")

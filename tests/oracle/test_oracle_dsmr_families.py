@@ -203,18 +203,21 @@ def test_wrong_key_and_tampered_frame_are_refused_saying_so():
 
 
 def test_config_takes_the_key_from_a_file_and_refuses_a_bad_one(tmp_path):
+    from oracle_support import write_deployment
     from meter_oracle.config import ConfigError, load_config
 
     (tmp_path / "p1.key").write_text(KEY.hex() + "\n")
-    head = 'chain_id = 31337\nverifying_contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\n'
+    write_deployment(tmp_path)
+    head = 'deployment = "deployment.json"\n'
     device = '[[devices]]\nname = "smarty"\nprotocol = "dsmr"\nurl = "/dev/ttyUSB0"\n'
     (tmp_path / "a.toml").write_text(head + device + 'decryption_key_file = "p1.key"\nidentity = "LU1"\ndsmr_version = "luxembourg"\n')
     [d] = load_config(tmp_path / "a.toml").devices
     assert (d.decryption_key, d.identity, d.dsmr_version) == (KEY, "LU1", "luxembourg")
-    for bad, message in (('decryption_key = "00ff"', "decryption_key has 2 bytes, AES-128 needs 16"),
-                         ('decryption_key = "zz"', "decryption_key is not hexadecimal"),
-                         ('dsmr_version = "9"', "dsmr_version '9' is not one of"),
-                         ('protocol = "sml"\ncrc = "crc32"', "crc 'crc32' is not one of x25, kermit")):
+    for bad, message in (('decryption_key = "00ff"', "devices[0].decryption_key: the key has 2 bytes, AES-128 needs 16"),
+                         ('decryption_key = "zz"', "devices[0].decryption_key: the key is not hexadecimal"),
+                         ('dsmr_version = "9"', "devices[0].dsmr_version: '9' is not one of 2.2, 3, 4, 5"),
+                         ('protocol = "sml"\ncrc = "crc32"', "devices[0].crc: Input should be 'x25' or 'kermit'")):
         (tmp_path / "b.toml").write_text(head + device.replace('protocol = "dsmr"\n', "" if "protocol" in bad else 'protocol = "dsmr"\n') + bad + "\n")
-        with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        with pytest.raises(ConfigError) as refused:
             load_config(tmp_path / "b.toml")
+        assert message in str(refused.value), str(refused.value)

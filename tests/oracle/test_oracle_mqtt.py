@@ -16,7 +16,7 @@ from decimal import Decimal
 import paho.mqtt.client as mqtt
 import pytest
 
-from oracle_support import DOMAIN, REPO, key_for
+from oracle_support import DOMAIN, REPO, key_for, write_deployment
 from meter_oracle.health import reason_kind
 from meter_oracle.keystore import write_keystore
 from meter_oracle.simulators.profiles import FixedRegisters
@@ -92,10 +92,10 @@ def test_oracle_publishes_readings_health_discovery_and_metrics(tmp_path, broker
     p1 = TcpFrameServer(DsmrMeter(meter, FixedRegisters("4242", "17")), interval_s=0.3).start()
     stranger = TcpFrameServer(SmlMeter(bytes.fromhex("0a01535452000000beef"), FixedRegisters(1, 0)), interval_s=0.3).start()
     metrics_port = free_port()
+    write_deployment(tmp_path)
     config = tmp_path / "oracle.toml"
     config.write_text("\n".join([
-        'outbox = "outbox.sqlite"', f"chain_id = {DOMAIN.chain_id}",
-        f'verifying_contract = "0x{DOMAIN.verifying_contract.hex()}"',
+        'outbox = "outbox.sqlite"', 'deployment = "deployment.json"',
         "[[nodes]]", 'name = "op1"', f'url = "http://127.0.0.1:{free_port()}"',  # nobody answers: a backlog
         "[[meters]]", f'meter = "dsmr:{meter}"', 'keystore = "k.json"', 'password_file = "k.pw"',
         "[[devices]]", 'name = "p1-hall"', 'protocol = "dsmr"', f'url = "{p1.url}"', "interval_s = 1",
@@ -183,3 +183,21 @@ def test_broker_down_does_not_stop_the_readings(tmp_path):
     finally:
         publisher.stop()
         outbox.close()
+
+
+def test_mqtt_and_metrics_sections_are_checked(tmp_path):
+    from oracle_support import write_deployment
+    from meter_oracle.config import ConfigError, load_config
+
+    write_deployment(tmp_path)
+    good = 'deployment = "deployment.json"\n[mqtt]\nhost = "10.0.0.5"\nhealth_interval_s = 5\n[metrics]\nport = 9470\n'
+    (tmp_path / "a.toml").write_text(good)
+    config = load_config(tmp_path / "a.toml")
+    client = config.mqtt.client_config()
+    assert (client.host, client.port, client.health_interval_s, client.topic_prefix) == ("10.0.0.5", 1883, 5.0, "energy-settlement/oracle")
+    assert (config.metrics.host, config.metrics.port) == ("127.0.0.1", 9470)
+    (tmp_path / "b.toml").write_text(good.replace("health_interval_s = 5", "qos = 3\nbroker = 1"))
+    with pytest.raises(ConfigError) as refused:
+        load_config(tmp_path / "b.toml")
+    assert "mqtt.qos: Input should be less than or equal to 2" in str(refused.value)
+    assert "mqtt.broker: unknown key" in str(refused.value)

@@ -31,7 +31,7 @@ from neighbourhood.scenario import DEFAULT_START, DEFAULT_TARIFF, build_househol
 from neighbourhood.simulation import Simulation, summarize
 from scripts._audit import audit, export_archive, read_chain, read_export
 from scripts._deployment import (
-    Deployment, GridSpec, MeterRow, NetworkSpec, deploy, register, write_meter_csv,
+    ApeTransactor, Deployment, GridSpec, MeterRow, NetworkSpec, deploy, register, write_meter_csv,
 )
 from scripts._processes import ManagedProcess, start_nodes, start_oracle
 from scripts._report import write_report
@@ -131,7 +131,7 @@ class NeighbourhoodDemo:
              GridSpec(DISTRICT, (), (MICROGRID,), SUBSTATION, SUBSTATION, 200)),
         )
         t0 = time.time()
-        dep = deploy(self.project, self.chain, admin, spec)
+        dep = deploy(ApeTransactor(admin), spec)
         dep.save(self.work / "deployment.json")
         self.echo(f"deployed on chain {dep.chain_id}: registry {dep.registry}, ledger {dep.ledger}, "
                   f"grids {', '.join(f'{n} {a}' for n, a in dep.grids.items())}")
@@ -163,7 +163,7 @@ class NeighbourhoodDemo:
         rows = [MeterRow(m.label, Account.from_key(m.key).address, m.kind, m.group, first_period,
                          *(v // 1000 * 1000 for v in m.register.totals_mwh)) for m in self.meters]
         write_meter_csv(self.work / "meters.csv", rows)
-        register(self.project, admin, dep, rows)
+        register(ApeTransactor(admin), dep, rows)
         clock.start_at(first_period * o.period_seconds)
         self.echo(f"{len(self.meters)} meters served and registered, 3 nodes and 2 oracles running "
                   f"({time.time() - t0:.0f} s); the day starts at period {first_period}")

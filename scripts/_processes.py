@@ -1,5 +1,6 @@
-"""Child processes of the demo (settlement nodes, meter oracles): started with their own log
-file, waited for until their health URL answers, stopped with SIGTERM (SIGKILL after a grace)."""
+"""Child processes of the demo, the node tests and the benchmarks: a local anvil chain, settlement
+nodes and meter oracles, each started with its own log file, waited for until it answers, and
+stopped with SIGTERM (SIGKILL after a grace)."""
 from __future__ import annotations
 
 import os
@@ -10,14 +11,51 @@ import time
 from pathlib import Path
 
 import httpx
+from eth_account import Account
+from web3 import Web3
 
 ROOT = Path(__file__).resolve().parents[1]
+ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+# anvil's funded development accounts derive from this mnemonic (m/44'/60'/0'/0/i)
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 
 def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the OS picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def dev_key(i: int) -> bytes:
+    """The private key of anvil's i-th funded development account."""
+    Account.enable_unaudited_hdwallet_features()
+    return bytes(Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
+
+
+class Anvil:
+    """A fresh anvil chain on a free loopback port, at the pinned hardfork (ape-config.yaml)."""
+
+    def __init__(self, *extra_args: str, timeout: float = 20.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(ANVIL), "--hardfork", "cancun", "--port", str(self.port), "--silent",
+                                      *extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.w3 = Web3(Web3.HTTPProvider(self.url))
+        deadline = time.time() + timeout
+        while not self.w3.is_connected():
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"anvil ({ANVIL}) did not start on port {self.port}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 class ManagedProcess:

@@ -31,7 +31,7 @@ KEY="$(basename "$ROOT")-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
 # The server refuses to run as root: run it as the unprivileged account Debian creates.
 if [ "$(id -u)" = 0 ]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql postgres
-    as_pg() { runuser -u postgres -- "$@"; }
+    as_pg() { (cd / && runuser -u postgres -- "$@"); }  # from /: the clone may be closed to it
     PG_HOME=$(getent passwd postgres | cut -d: -f6)
     CLUSTER=${SETTLEMENT_PG_DIR:-$PG_HOME/settlement-clusters/$KEY}
     mkdir -p "$CLUSTER"

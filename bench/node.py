@@ -14,8 +14,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this folder is sys.path[0], where bench/node.py would shadow the node package.
-sys.path[0] = str(Path(__file__).resolve().parents[1])
+# Run as a script, this folder is sys.path[0], where bench/node.py would shadow the node package:
+# the repository root takes its place.
+sys.path.pop(0)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
 import json
@@ -24,12 +26,14 @@ import shutil
 import tempfile
 import threading
 import time
+from typing import NamedTuple
 
 import httpx
 import uvicorn
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 import rust_core
 from node.api import create_app
@@ -41,8 +45,16 @@ from scripts._deployment import NetworkSpec, Web3Transactor, contract_at, deploy
 from scripts._processes import Anvil, dev_key, free_port
 
 GRACE = 0.5
-FULL = {"sizes": (1_000, 10_000), "period_seconds": 30, "window": 2}
-QUICK = {"sizes": (20,), "period_seconds": 4, "window": 1}
+
+
+class Sizes(NamedTuple):
+    meters: tuple[int, ...]
+    period_seconds: int  # long enough to deliver the largest size within one period
+    window: int  # challenge window, seconds
+
+
+FULL = Sizes((1_000, 10_000), 30, 2)
+QUICK = Sizes((20,), 4, 1)
 
 
 def serve(app, p: int) -> tuple[uvicorn.Server, threading.Thread]:
@@ -81,14 +93,13 @@ def run_size(n_meters: int, workdir: Path, period: int, window: int) -> dict:
         start = int(time.time()) // period
         meters = [(rust_core.keccak256(f"sml:{i:012x}".encode()), secrets.token_bytes(32)) for i in range(n_meters)]
         t = time.perf_counter()
-        last = None
-        w3.provider.make_request("evm_setAutomine", [False])  # all registrations in one block
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])  # all registrations in one block
         for mid, mk in meters:
             last = admin.transact("MeterRegistry", registry, "registerMeter", mid,
                                   Web3.to_checksum_address(rust_core.address_of(mk)), 0, group, start, 2**64 - 1, 0, 0,
                                   gas=400_000, wait=False)
-        w3.provider.make_request("evm_mine", [])
-        w3.provider.make_request("evm_setAutomine", [True])
+        w3.provider.make_request(RPCEndpoint("evm_mine"), [])
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
         assert w3.eth.wait_for_transaction_receipt(last, timeout=600)["status"] == 1
         register_s = time.perf_counter() - t
         print(f"{n_meters} meters registered in {register_s:.1f} s", file=sys.stderr, flush=True)
@@ -130,8 +141,9 @@ def run_size(n_meters: int, workdir: Path, period: int, window: int) -> dict:
             node.start()
         ledger_c = contract_at(w3, "PeriodLedger", ledger)
         closes_at = (p + 1) * period + GRACE
-        committed = final = None
-        while final is None:
+        committed: float | None = None
+        final: float | None = None
+        while committed is None or final is None:
             status = ledger_c.functions.getBatch(p, group).call()[5]
             now = time.time()
             if status >= 1 and committed is None:
@@ -154,8 +166,8 @@ def run_size(n_meters: int, workdir: Path, period: int, window: int) -> dict:
             node.stop()
         for s in servers:
             s.should_exit = True
-        for t in threads:
-            t.join(10)
+        for thread in threads:
+            thread.join(10)
         for node in nodes:
             node.archive.close()
         anvil.stop()
@@ -169,23 +181,23 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-node-"))
     try:
         results = {}
-        for n in cfg["sizes"]:
-            r = run_size(n, workdir, cfg["period_seconds"], cfg["window"])
+        for n in cfg.meters:
+            r = run_size(n, workdir, cfg.period_seconds, cfg.window)
             print(f"{n} meters: {r}", flush=True)
             results[str(n)] = r
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    largest = results[str(cfg["sizes"][-1])]
+    largest = results[str(cfg.meters[-1])]
     out = {
-        "quick": quick, "sizes": list(cfg["sizes"]),
-        "period_seconds": cfg["period_seconds"], "grace_seconds": GRACE, "challenge_window_s": cfg["window"],
+        "quick": quick, "sizes": list(cfg.meters),
+        "period_seconds": cfg.period_seconds, "grace_seconds": GRACE, "challenge_window_s": cfg.window,
         "quorum": "2 of 3", "close_is": "period end + grace (when the nodes close the period)",
         # the figures of the largest size; every size's figures under by_size
         "ingest_per_s": largest["ingest_per_s"],
         "close_to_commit_s": largest["close_to_commit_s"],
         "close_to_final_s": largest["close_to_final_s"],
         "baseline_eth_account_verify_per_s": largest["baseline_eth_account_verify_per_s"],
-        "goal_close_to_commit_10000_under_5_s": (results["10000"]["close_to_commit_s"] < 5) if "10000" in results else None,
+        "goal_close_to_commit_10000_under_5_s": results["10000"]["close_to_commit_s"] < 5 if "10000" in results else None,
         "by_size": results,
     }
     print(json.dumps(out))

@@ -16,10 +16,7 @@ import rust_core
 from web3 import Web3
 
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
-from node.chain import contract_type
-from scripts._deployment import Deployment
-
-ZERO_ADDRESS = "0x" + "00" * 20
+from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
 
 # -- archive export -----------------------------------------------------------------------
@@ -112,8 +109,8 @@ def _logs(contract, event: str, first_block: int) -> list:
 
 
 def read_chain(w3: Web3, dep: Deployment) -> ChainView:
-    registry = w3.eth.contract(address=dep.registry, abi=contract_type("MeterRegistry")["abi"])
-    ledger = w3.eth.contract(address=dep.ledger, abi=contract_type("PeriodLedger")["abi"])
+    registry = contract_at(w3, "MeterRegistry", dep.registry)
+    ledger = contract_at(w3, "PeriodLedger", dep.ledger)
     meters = {
         bytes(e.args.meterId): MeterPoint(bytes.fromhex(e.args.key[2:]), e.args.kind, bytes(e.args.groupId),
                                           e.args.activeFrom, e.args.activeUntil,
@@ -133,7 +130,7 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
                 for e in _logs(ledger, "BatchRejected", dep.first_block)]
     grids = []
     for name, address in dep.grids.items():
-        grid = w3.eth.contract(address=address, abi=contract_type("Grid")["abi"])
+        grid = contract_at(w3, "Grid", address)
         rec = GridRecord(name, address, bytes(grid.functions.boundaryGroup().call()),
                          # the allowance in force now; a grid whose setLossBps changed it after
                          # earlier roll-ups would show those periods as findings

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from tqdm import tqdm
@@ -88,7 +89,7 @@ class SimMeter:
     kind: str
     register: MeterRegister
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    server: object = None
+    server: Any = None  # the protocol simulator serving this meter
     device_url: str = ""
 
 

@@ -69,7 +69,7 @@ class NetworkSpec:
     grids: tuple[GridSpec, ...] = ()
 
     @classmethod
-    def from_toml(cls, path: Path) -> "NetworkSpec":
+    def from_toml(cls, path: Path) -> NetworkSpec:
         raw = tomllib.loads(path.read_text())
         try:
             grids = tuple(
@@ -99,7 +99,7 @@ class Deployment:
         path.write_text(json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: Path) -> "Deployment":
+    def load(cls, path: Path) -> Deployment:
         try:
             return cls(**json.loads(Path(path).read_text()))
         except (OSError, ValueError, TypeError) as e:
@@ -213,22 +213,24 @@ def deploy(admin: Transactor, spec: NetworkSpec) -> Deployment:
     return dep
 
 
-def _check_grid(g: GridSpec, deployed: set[str]) -> None:
+def _check_grid(g: GridSpec, deployed: set[str]) -> str:
+    """Refuses a grid that cannot be deployed after `deployed`; returns its responsible group."""
     if not g.responsible_group:
         raise SpecError(f"grid {g.name!r}: responsible_group (who carries the imbalance) is required")
     for inner in g.grids:
         if inner not in deployed:
             raise SpecError(f"grid {g.name!r}: member grid {inner!r} must be listed before it")
+    return g.responsible_group
 
 
 def add_grid(admin: Transactor, dep: Deployment, g: GridSpec) -> str:
     """Deploys one grid of the spec into `dep` (its member grids must be in `dep` already)."""
-    _check_grid(g, set(dep.grids))
+    responsible = _check_grid(g, set(dep.grids))
     for name in (*g.groups, *filter(None, (g.boundary_group, g.responsible_group))):
         dep.groups[name] = "0x" + group_id(name).hex()
     grid = admin.deploy("Grid", dep.registry, dep.ledger, group_id(g.name),
                         group_id(g.boundary_group) if g.boundary_group else ZERO_GROUP,
-                        group_id(g.responsible_group), g.loss_bps)
+                        group_id(responsible), g.loss_bps)
     for name in g.groups:
         admin.transact("Grid", grid, "addGroup", group_id(name))
     for inner in g.grids:

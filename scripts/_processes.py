@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -63,7 +64,7 @@ class ManagedProcess:
         self.name, self.argv, self.log, self.health_url = name, argv, log, health_url
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "ManagedProcess":
+    def start(self, timeout: float = 30.0) -> ManagedProcess:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen([sys.executable, *self.argv], stdout=self.log.open("a"),
                                      stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -74,9 +75,9 @@ class ManagedProcess:
                 try:
                     httpx.get(self.health_url, timeout=1.0)
                     break
-                except httpx.HTTPError:
+                except httpx.HTTPError as e:
                     if time.time() > deadline:
-                        raise RuntimeError(f"{self.name} did not answer at {self.health_url} (log: {self.log})")
+                        raise RuntimeError(f"{self.name} did not answer at {self.health_url} (log: {self.log})") from e
                     time.sleep(0.2)
         return self
 
@@ -97,7 +98,7 @@ class ManagedProcess:
 
 
 def start_nodes(work: Path, rpc_url: str, registry: str, ledger: str, operator_keys: list[str], *,
-                grace_seconds: float, takeover_seconds: float, grids: list[str] = ()) -> list[tuple[ManagedProcess, str]]:
+                grace_seconds: float, takeover_seconds: float, grids: Sequence[str] = ()) -> list[tuple[ManagedProcess, str]]:
     """One settlement node per operator key (hex), each peered with the others: (process, url).
     `grids`: the Grid contracts the nodes roll up once periods are final, innermost first."""
     ports = [free_port() for _ in operator_keys]

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import rust_core
 from eth_account import Account
 from web3 import Web3
 
+import rust_core
 from node.chain import contract_type
 from scripts import _deployment
 from scripts._deployment import GridSpec, MeterRow, NetworkSpec, Web3Transactor, add_grid, deploy, register

@@ -30,9 +30,16 @@ from meter_oracle.simulators.sunspec_device import SunSpecServer
 from neighbourhood.household import MeterRegister
 from neighbourhood.scenario import DEFAULT_START, DEFAULT_TARIFF, build_households
 from neighbourhood.simulation import Simulation, summarize
-from scripts._audit import audit, export_archive, read_chain, read_export
+from scripts._audit import Provenance, audit, export_archive, read_chain, read_export, write_findings
 from scripts._deployment import (
-    ApeTransactor, Deployment, GridSpec, MeterRow, NetworkSpec, deploy, register, write_meter_csv,
+    ApeTransactor,
+    Deployment,
+    GridSpec,
+    MeterRow,
+    NetworkSpec,
+    deploy,
+    register,
+    write_meter_csv,
 )
 from scripts._processes import ManagedProcess, start_nodes, start_oracle
 from scripts._report import write_report
@@ -278,9 +285,11 @@ class NeighbourhoodDemo:
         export = self.work / "archive-export.jsonl"
         export_archive(f"sqlite:///{self.work / 'node-a.db'}", export)
         names = {bytes.fromhex(gid[2:]): name for name, gid in dep.groups.items()}
-        result = audit(read_chain(self.chain.provider.web3, dep), read_export(export), names)
+        view = read_chain(self.chain.provider.web3, dep)
+        result = audit(view, read_export(export), names, Provenance.of(view, export))
         for f in result.findings:
             self.echo(f"audit finding: {f}")
+        write_findings(result, self.work / "report" / "findings.json")
         report = write_report(result, self.work / "report", "Neighbourhood demo: settlement audit")
         return ("PASS" if result.ok else f"FAIL ({len(result.findings)} findings)"), report
 

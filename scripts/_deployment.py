@@ -206,8 +206,8 @@ def deploy(admin: Transactor, spec: NetworkSpec) -> Deployment:
         admin.transact("MeterRegistry", registry, "addOperator", op)
     admin.transact("MeterRegistry", registry, "setQuorum", spec.quorum)
     ledger = admin.deploy("PeriodLedger", registry, spec.period_seconds, spec.challenge_window_seconds)
-    dep = Deployment(w3.eth.chain_id, registry, ledger, spec.period_seconds, spec.challenge_window_seconds,
-                     first_block)
+    dep = Deployment(chain_id=w3.eth.chain_id, registry=registry, ledger=ledger, period_seconds=spec.period_seconds,
+                     challenge_window_seconds=spec.challenge_window_seconds, first_block=first_block)
     for g in spec.grids:
         add_grid(admin, dep, g)
     return dep

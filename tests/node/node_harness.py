@@ -22,7 +22,7 @@ import rust_core
 from node.chain import contract_type
 from scripts import _deployment
 from scripts._deployment import GridSpec, MeterRow, NetworkSpec, Web3Transactor, add_grid, deploy, register
-from scripts._processes import ROOT, Anvil, dev_key
+from scripts._processes import ROOT, Anvil, dev_key, stop_process
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
@@ -160,13 +160,7 @@ class NodeProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def expected_root(readings_by_period: dict[int, list[tuple]], dep: Deployment, period: int,

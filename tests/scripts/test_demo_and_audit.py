@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import traceback
 
 import pytest
-import rust_core
 
+import rust_core
 from scripts._audit import Provenance, audit, read_chain, read_export, write_findings
 from scripts._challenge import challenge
 from scripts._demo import DemoOptions, NeighbourhoodDemo
@@ -25,6 +26,10 @@ def demo(wall_clock, project, chain, accounts, tmp_path_factory):
                           start_hour=11, workdir=work)
     code = NeighbourhoodDemo(project, chain, accounts, options, echo=lines.append).run()
     return code, lines, work, Deployment.load(work / "deployment.json")
+
+
+def _batch_of(leaf: dict) -> tuple[int, str, str]:
+    return leaf["period"], leaf["group_id"], leaf["root"]
 
 
 def _names(dep: Deployment) -> dict[bytes, str]:
@@ -78,6 +83,38 @@ def test_a_reading_tampered_after_finalization_fails_the_audit_naming_it(demo, c
     assert root["scope"] == "group" and root["actual"] in on_chain and root["expected"] != root["actual"]
     [sig] = [f for f in doc["findings"] if f["kind"] == "signature" and f["meter"] == victim["meter_id"]]
     assert sig["period"] == victim["period"] and sig["expected"].startswith("signed by the registered key 0x")
+
+
+def test_ape_run_audit_writes_the_findings_file_and_exits_by_the_verdict(demo, chain, tmp_path):
+    from click.testing import CliRunner
+
+    from scripts.audit import cli
+
+    _, _, work, dep = demo
+    export = work / "archive-export.jsonl"
+    # connected to the anvil the demo settled on (without a host, ape would start a fresh one)
+    args = ["--deployment", str(work / "deployment.json"), "--network", "ethereum:local:foundry",
+            "--provider-settings", json.dumps({"host": chain.provider.uri})]
+    run = CliRunner().invoke(cli, [*args, "--export", str(export), "--report", str(tmp_path / "report")])
+    assert run.exit_code == 0, run.output + "".join(traceback.format_exception(*run.exc_info))
+    assert "UTC): ok" in run.output and f"findings: {tmp_path / 'report' / 'findings.json'}" in run.output
+    doc = json.loads((tmp_path / "report" / "findings.json").read_text())
+    assert doc["verdict"] == "PASS" and doc["provenance"]["ledger"] == dep.ledger
+
+    lines = export.read_text().splitlines()
+    finals = {(p, "0x" + b.group_id.hex(), "0x" + b.root.hex())
+              for (p, _), b in read_chain(chain.provider.web3, dep).finals.items()}
+    # a leaf of a final batch (the export holds every batch the node built)
+    i = next(i for i, line in enumerate(lines) if _batch_of(json.loads(line)) in finals)
+    victim = json.loads(lines[i])
+    victim["import_mwh"] += 1000
+    lines[i] = json.dumps(victim)
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("\n".join(lines) + "\n")
+    run = CliRunner().invoke(cli, [*args, "--export", str(tampered)])
+    assert run.exit_code == 1, run.output
+    doc = json.loads(tmp_path.joinpath("tampered.findings.json").read_text())
+    assert doc["verdict"] == "FAIL" and {"signature", "root"} <= {f["kind"] for f in doc["findings"]}
 
 
 def test_a_lying_batch_is_challenged_and_rejected_by_the_script(demo, project, chain, accounts):

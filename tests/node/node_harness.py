@@ -19,9 +19,8 @@ from eth_account import Account
 from web3 import Web3
 
 import rust_core
-from node.chain import contract_type
 from scripts import _deployment
-from scripts._deployment import GridSpec, MeterRow, NetworkSpec, Web3Transactor, add_grid, deploy, register
+from scripts._deployment import GridSpec, MeterRow, NetworkSpec, Web3Transactor, add_grid, contract_at, deploy, register
 from scripts._processes import ROOT, Anvil, dev_key, stop_process
 
 
@@ -80,7 +79,7 @@ class Deployment:
         return rust_core.domain_separator(self.w3.eth.chain_id, bytes.fromhex(self.ledger[2:]))
 
     def ledger_contract(self):
-        return self.w3.eth.contract(address=self.ledger, abi=contract_type("PeriodLedger")["abi"])
+        return contract_at(self.w3, "PeriodLedger", self.ledger)
 
     def batch(self, period: int, group_id: bytes) -> tuple:
         return tuple(self.ledger_contract().functions.getBatch(period, group_id).call())

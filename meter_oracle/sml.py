@@ -66,7 +66,7 @@ def parse_frame(msg: bytes) -> MeterFrame:
     if not lists:
         raise FrameRefused("SML frame has no GetListResponse (no register values)")
     body = lists[0]
-    entries = body.val_list or []
+    entries = body.val_list or ()
     if not body.server_id or not isinstance(body.server_id, str):
         raise FrameRefused("SML GetListResponse has no server id")
     registers: dict[tuple[int, int], Decimal] = {}  # (C, E) of A-0:C.8.E, C 1 import / 2 export

@@ -13,6 +13,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+# Run as a script, this folder is sys.path[0], where bench/node.py would shadow the node package:
+# the repository root takes its place.
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_keys.backends import get_backend  # noqa: E402

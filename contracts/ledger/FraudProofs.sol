@@ -20,6 +20,16 @@ abstract contract FraudProofs is BatchBook {
     uint8 public constant REASON_BAD_LEAF_SUM = 6;
     uint8 public constant REASON_BAD_PADDING = 7;
     uint8 public constant REASON_MISSING_PREVIOUS = 8;
+    uint8 public constant REASON_BAD_KIND = 9;
+    uint8 public constant REASON_BAD_WIDTH = 10;
+
+    /// @dev The leaf encoding: 11 words (meterId, period, timestamp, importMwh, exportMwh,
+    /// prevPeriod, prevImportMwh, prevExportMwh, r, s, v).
+    uint256 private constant LEAF_ENCODING_LENGTH = 352;
+    /// @dev Bit w set: word w of the leaf encoding is a uint64 (words 1 to 7).
+    uint256 private constant LEAF_UINT64_WORDS = 0xfe;
+    /// @dev The word of v (uint8).
+    uint256 private constant LEAF_V_WORD = 10;
 
     /// @notice The evidence is valid but shows no fraud.
     error NoFraud();
@@ -130,12 +140,61 @@ abstract contract FraudProofs is BatchBook {
         Batch memory b = _challengeable(period, groupId);
         if (level == 0) revert BadEvidence("level 0 is a leaf");
         if (node.hash != MerkleSum.parentHash(left, right)) revert BadProof();
-        _verifyNode(b, node, level, index, proof);
-        if (
-            uint256(left.importMwh) + right.importMwh == node.importMwh
-                && uint256(left.exportMwh) + right.exportMwh == node.exportMwh
-        ) revert NoFraud();
+        _verifyNode(b, node, level, index, proof); // node's own sums fit uint64 once verified
+        uint256 u64 = type(uint64).max;
+        if (left.importMwh > u64 || left.exportMwh > u64 || right.importMwh > u64 || right.exportMwh > u64) {
+            _reject(period, groupId, REASON_BAD_WIDTH); // a child's sum hashed wider than uint64
+            return;
+        }
+        if (left.importMwh + right.importMwh == node.importMwh && left.exportMwh + right.exportMwh == node.exportMwh)
+        {
+            revert NoFraud();
+        }
         _reject(period, groupId, REASON_BAD_SUM);
+    }
+
+    /// @notice Proves a node whose kind contradicts its level: every leaf-level node is
+    /// keccak256 of one 32-byte word (leafHash; padding is 0x00..00, which has no preimage) and
+    /// every node above is keccak256 of its two children (six words, 192 bytes). So a leaf hash at
+    /// level >= 1 or an inner node at level 0 (a meter counted twice under one position) is shown
+    /// by its preimage alone.
+    /// @param node the node as committed at (`level`, `index`)
+    /// @param preimage bytes whose keccak256 is node.hash: 32 bytes at level >= 1, anything but
+    /// 32 bytes at level 0
+    function proveBadNodeKind(
+        uint64 period,
+        bytes32 groupId,
+        uint256 level,
+        uint256 index,
+        SumNode calldata node,
+        bytes calldata preimage,
+        SumNode[] calldata proof
+    ) external {
+        Batch memory b = _challengeable(period, groupId);
+        if (keccak256(preimage) != node.hash) revert BadProof();
+        _verifyNode(b, node, level, index, proof);
+        if (level == 0 ? preimage.length == 32 : preimage.length == 192) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_KIND);
+    }
+
+    /// @notice Proves a leaf-level node whose leaf encoding is malformed: not the 11 words of a
+    /// Leaf, or a word wider than its field's type (uint64 for period .. prevExportMwh, uint8
+    /// for v). Such a leaf cannot be passed as a Leaf to any other proof.
+    /// @param node the leaf node as committed (hash = keccak256(keccak256(encoding)))
+    /// @param encoding the leaf's hashed encoding, word by word as committed
+    function proveMalformedLeaf(
+        uint64 period,
+        bytes32 groupId,
+        uint256 index,
+        SumNode calldata node,
+        bytes calldata encoding,
+        SumNode[] calldata proof
+    ) external {
+        Batch memory b = _challengeable(period, groupId);
+        if (keccak256(bytes.concat(keccak256(encoding))) != node.hash) revert BadProof();
+        _verifyNode(b, node, 0, index, proof);
+        if (_wellFormedLeaf(encoding)) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_WIDTH);
     }
 
     /// @notice Proves a leaf node whose sums are not its leaf's deltas (importMwh -
@@ -292,7 +351,10 @@ abstract contract FraudProofs is BatchBook {
             } lt(q, end) { q := add(q, 0x60) } {
                 let si := calldataload(add(q, 0x20))
                 let se := calldataload(add(q, 0x40))
-                if or(shr(64, si), shr(64, se)) { revert(0, 0) } // not uint64, as the ABI decoder would
+                if or(shr(64, si), shr(64, se)) {
+                    mstore(0, shl(224, 0x2aac5269)) // MerkleSum.SumOverflow(): a sibling wider than uint64
+                    revert(0, 4)
+                }
                 let s := mul(iszero(and(index, 1)), 0x60) // the sibling's offset: 0 if on the left
                 mstore(add(p, s), calldataload(q))
                 mstore(add(p, add(s, 0x20)), si)
@@ -312,6 +374,17 @@ abstract contract FraudProofs is BatchBook {
             }
         }
         return (h, imp, ex);
+    }
+
+    /// @dev Whether `encoding` is 11 words, each within its Leaf field's type.
+    function _wellFormedLeaf(bytes calldata encoding) private pure returns (bool) {
+        if (encoding.length != LEAF_ENCODING_LENGTH) return false;
+        for (uint256 w = 1; w <= LEAF_V_WORD; ++w) {
+            uint256 word = uint256(bytes32(encoding[w * 32:(w + 1) * 32]));
+            uint256 bits = (LEAF_UINT64_WORDS >> w) & 1 == 1 ? 64 : w == LEAF_V_WORD ? 8 : 256;
+            if (bits < 256 && word >> bits != 0) return false;
+        }
+        return true;
     }
 
     function _previousSelfEvidentlyWrong(uint64 period, bytes32 groupId, Leaf calldata leaf)

@@ -17,11 +17,13 @@ struct Leaf {
     uint8 v;
 }
 
-/// @notice A Merkle-sum tree node: its hash and the import/export delta sums below it.
+/// @notice A Merkle-sum tree node: its hash and the import/export delta sums below it. The sums
+/// are hashed as full 256-bit words, so proofs carry them as such: a committed sum wider than
+/// uint64 can be shown (and is itself fraud, FraudProofs.REASON_BAD_WIDTH).
 struct SumNode {
     bytes32 hash;
-    uint64 importMwh;
-    uint64 exportMwh;
+    uint256 importMwh;
+    uint256 exportMwh;
 }
 
 /// @notice What the settlement operators co-sign for one period and balance group.

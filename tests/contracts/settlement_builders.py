@@ -73,9 +73,26 @@ def node_struct(node) -> tuple:
     return (bytes(node[0]), int(node[1]), int(node[2]))
 
 
+def inner_preimage(left, right) -> bytes:
+    """What an inner node hashes: its children as committed, six full words (their sums need
+    not add up, nor fit uint64: byte-identical to the uint64 encoding when they do)."""
+    return encode(["bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256"], [*left, *right])
+
+
 def parent_hash(left, right) -> bytes:
-    """Inner-node hash over the children as committed (their sums need not add up)."""
-    return keccak(encode(["bytes32", "uint64", "uint64", "bytes32", "uint64", "uint64"], [*left, *right]))
+    """Inner-node hash over the children as committed."""
+    return keccak(inner_preimage(left, right))
+
+
+def leaf_words(leaf: ref.Leaf, **wide) -> bytes:
+    """A leaf's hashed encoding with some fields replaced by words of any width (e.g.
+    import_mwh=2**64 + 5): what colluders could hash although no Leaf struct can carry it."""
+    r, sig = leaf.reading, leaf.signature
+    fields = dict(meter_id=r.meter_id, period=r.period, timestamp=r.timestamp, import_mwh=r.import_mwh,
+                  export_mwh=r.export_mwh, prev_period=leaf.prev_period, prev_import_mwh=leaf.prev_import_mwh,
+                  prev_export_mwh=leaf.prev_export_mwh, r=sig[:32], s=sig[32:64], v=sig[64])
+    fields.update(wide)
+    return encode(["bytes32"] + ["uint256"] * 7 + ["bytes32", "bytes32", "uint256"], list(fields.values()))
 
 
 class SumTree:

@@ -238,7 +238,8 @@ abstract contract FraudProofs is BatchBook {
     }
 
     /// @notice Proves a leaf that counts from a final batch (leaf.prevPeriod, groupId) in which its
-    /// meter has no leaf, shown by that batch's leaves around where the meter id would be: two
+    /// meter has no leaf (unless prevPeriod is the meter's baseline period activeFrom - 1: the
+    /// first leaf counts from the registry there, whatever that batch holds), shown by that batch's leaves around where the meter id would be: two
     /// adjacent ones (at neighbourIndex, neighbourIndex + 1) with ids below and above it, or one:
     /// the first leaf (neighbourIndex 0) with a higher id, or the last with a lower id.
     /// @param neighbourProofs the neighbours' sibling nodes: for one neighbour its proof (depth(count)
@@ -256,6 +257,10 @@ abstract contract FraudProofs is BatchBook {
         SumNode[] calldata neighbourProofs
     ) external {
         _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
+        if (leaf.prevPeriod == _baselinePeriod(leaf.meterId)) {
+            // counts from the registry baseline, not from a batch (a meter new since that batch)
+            revert BadEvidence("baseline claim: use proveBadPrevious");
+        }
         Batch memory pb = _batches[leaf.prevPeriod][groupId];
         if (leaf.prevPeriod >= period || pb.status != STATUS_FINAL) {
             revert BadEvidence("previous batch not final and earlier: use proveBadPrevious");
@@ -387,13 +392,23 @@ abstract contract FraudProofs is BatchBook {
         return true;
     }
 
+    /// @dev The registered meter (activeFrom >= 1), or BadEvidence.
+    function _registered(bytes32 meterId) private view returns (Meter memory m) {
+        m = registry.getMeter(meterId);
+        if (m.key == address(0)) revert BadEvidence("meter not registered: use proveUnknownMeter");
+    }
+
+    /// @dev The period a meter's first leaf counts from (its registry baseline): activeFrom - 1.
+    function _baselinePeriod(bytes32 meterId) private view returns (uint64) {
+        return _registered(meterId).activeFrom - 1;
+    }
+
     function _previousSelfEvidentlyWrong(uint64 period, bytes32 groupId, Leaf calldata leaf)
         private
         view
         returns (bool)
     {
-        Meter memory m = registry.getMeter(leaf.meterId);
-        if (m.key == address(0)) revert BadEvidence("meter not registered: use proveUnknownMeter");
+        Meter memory m = _registered(leaf.meterId);
         uint64 baseline = m.activeFrom - 1;
         if (leaf.prevPeriod >= period || leaf.prevPeriod < baseline) return true;
         if (leaf.prevPeriod == baseline) {

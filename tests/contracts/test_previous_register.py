@@ -117,12 +117,13 @@ def test_unregistered_meter_is_for_prove_unknown_meter(world, ledger, history, s
         prove(world, tree, p + 1, idx, p, first_tree, 0, stranger)
 
 
-def late_meter(world, first, want):
+def late_meter(world, first, want, active_from=None, **kw):
     """A meter (not in the final batch `first`) whose id sorts at position `want` among it."""
     from settlement_builders import MeterSpec
     ids = [lf.reading.meter_id for lf in first]
+    start = world.period - 10 if active_from is None else active_from
     for i in range(10_000):
-        m = MeterSpec(f"late-{want}-{i}", GROUP_A, active_from=world.period - 10)
+        m = MeterSpec(f"late-{want}-{start}-{i}", GROUP_A, active_from=start, **kw)
         if sum(x < m.meter_id for x in ids) == want:
             return world.register(m)
     raise AssertionError("no id found")
@@ -171,3 +172,32 @@ def test_missing_previous_needs_a_final_earlier_batch(world, ledger, history, st
     # that case is self-evident for proveBadPrevious
     tx = prove(world, tree, p + 2, k, p, first_tree, 0, stranger)
     assert tx.events[0].reason == BAD_PREVIOUS
+
+
+@pytest.mark.parametrize("who", ["stranger", "colluders"])
+def test_new_meter_counts_from_its_baseline(world, ledger, history, stranger, who):
+    """Issue 11 item 3: a meter registered from the period after a final batch counts from its
+    baseline at that batch's period, which does not hold it: that is no missing previous."""
+    meters, p, first, first_tree = history
+    new = late_meter(world, first, 2, active_from=p + 1, baseline_import=4000)
+    if who == "stranger":
+        first_leaf = world.leaf(new, p + 1, 4500, 0)  # prevPeriod p = activeFrom - 1, the baseline
+    else:  # a colluding quorum claims the baseline period with registers that are not the baseline
+        first_leaf = custom_leaf(world, new, p + 1, 9000, p, 1000)
+    honest = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    leaves = sorted(honest + [first_leaf], key=lambda lf: lf.reading.meter_id)
+    tree = batch_with(world, p + 1, leaves)
+    k = leaves.index(first_leaf)
+    with ape.reverts(ledger.BadEvidence, what="baseline claim: use proveBadPrevious"):
+        ledger.proveMissingPrevious(p + 1, GROUP_A, leaf_struct(first_leaf), k, tree.proof(k), 1,
+                                    [leaf_struct(first[1]), leaf_struct(first[2])], first_tree.pair_proof(1),
+                                    sender=stranger)
+    if who == "stranger":
+        with ape.reverts(ledger.BadEvidence, what="other meter"):  # batch p holds no leaf of it
+            prove(world, tree, p + 1, k, p, first_tree, 0, stranger)
+        world.pass_window()
+        world.finalize(p + 1)
+        assert world.batch(p + 1).status == 2
+    else:
+        tx = prove(world, tree, p + 1, k, p, first_tree, 0, stranger)
+        assert tx.events[0].reason == BAD_PREVIOUS and world.batch(p + 1).status == REJECTED

@@ -38,8 +38,9 @@ abstract contract BatchBook is EIP712 {
     uint64 public immutable challengeWindow;
 
     mapping(uint64 period => mapping(bytes32 groupId => Batch)) internal _batches;
-    /// @notice Roots of rejected batches; such a root can never be submitted again.
-    mapping(bytes32 root => bool) public rootRejected;
+    /// @notice Rejected headers by `headerHash` (period, group, root, totals, count): such a
+    /// header can never be submitted again, while a corrected header over the same tree can.
+    mapping(bytes32 headerHash => bool) public headerRejected;
     /// @notice The latest finalized period of each group (0: none yet).
     mapping(bytes32 groupId => uint64) public lastFinalPeriod;
 
@@ -61,7 +62,7 @@ abstract contract BatchBook is EIP712 {
     error PeriodNotClosed(uint64 period, uint256 closesAt);
     error PeriodSuperseded(uint64 period, uint64 lastFinalPeriod);
     error BatchExists(uint64 period, bytes32 groupId, uint8 status);
-    error RootRejected(bytes32 root);
+    error HeaderRejected(bytes32 headerHash);
     error QuorumNotSet();
     error QuorumNotReached(uint256 signatures, uint256 quorum);
     error SignersNotAscending(uint256 index, address signer);
@@ -89,7 +90,7 @@ abstract contract BatchBook is EIP712 {
 
     /// @notice Accepts a batch header co-signed by at least `quorum` distinct settlement
     /// operators and opens its challenge window. Replaces a rejected batch of the same period
-    /// and group, but never with a rejected root.
+    /// and group, but never with a rejected header.
     /// @param h the header (period, groupId, root, totals, count)
     /// @param signatures 65-byte r||s||v EIP-712 signatures over `batchDigest(h)`, sorted by
     /// signer address ascending
@@ -103,8 +104,9 @@ abstract contract BatchBook is EIP712 {
         if (status == STATUS_PENDING || status == STATUS_FINAL) revert BatchExists(h.period, h.groupId, status);
         uint64 lastFinal = lastFinalPeriod[h.groupId];
         if (h.period <= lastFinal) revert PeriodSuperseded(h.period, lastFinal);
-        if (rootRejected[h.root]) revert RootRejected(h.root);
-        _checkQuorum(batchDigest(h), signatures);
+        bytes32 hh = headerHash(h);
+        if (headerRejected[hh]) revert HeaderRejected(hh);
+        _checkQuorum(_hashTypedDataV4(hh), signatures);
         _batches[h.period][h.groupId] = Batch(
             h.root, h.totalImportMwh, h.totalExportMwh, h.count, uint40(block.timestamp), STATUS_PENDING
         );
@@ -137,7 +139,12 @@ abstract contract BatchBook is EIP712 {
 
     /// @notice EIP-712 digest of a batch header (what operators sign).
     function batchDigest(BatchHeader calldata h) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(BATCH_TYPEHASH, h)));
+        return _hashTypedDataV4(headerHash(h));
+    }
+
+    /// @notice The EIP-712 struct hash of a batch header (the key of `headerRejected`).
+    function headerHash(BatchHeader calldata h) public pure returns (bytes32) {
+        return keccak256(abi.encode(BATCH_TYPEHASH, h));
     }
 
     /// @notice EIP-712 digest of the reading inside a leaf (what the meter key signs).
@@ -212,7 +219,9 @@ abstract contract BatchBook is EIP712 {
         Batch storage b = _batches[period][groupId];
         b.status = STATUS_REJECTED;
         bytes32 root = b.root;
-        rootRejected[root] = true;
+        headerRejected[keccak256(
+            abi.encode(BATCH_TYPEHASH, period, groupId, root, b.totalImportMwh, b.totalExportMwh, b.count)
+        )] = true;
         emit BatchRejected(period, groupId, root, reason, msg.sender);
     }
 }

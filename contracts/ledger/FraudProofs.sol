@@ -52,7 +52,9 @@ abstract contract FraudProofs is BatchBook {
     }
 
     /// @notice Proves a leaf of a meter that is unregistered, inactive in `period`, registered
-    /// to another group, or whose period (or timestamp's period) is not `period`.
+    /// to another group, or whose period (or timestamp's period) is not `period`. The registry
+    /// is judged as of the batch's submission: a meter registered later does not count in it (so
+    /// a registration during the challenge window cannot make the batch valid).
     function proveUnknownMeter(
         uint64 period,
         bytes32 groupId,
@@ -60,10 +62,12 @@ abstract contract FraudProofs is BatchBook {
         uint256 index,
         SumNode[] calldata proof
     ) external {
-        _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
+        Batch memory b = _challengeable(period, groupId);
+        _verifyLeaf(b, leaf, index, proof);
         Meter memory m = registry.getMeter(leaf.meterId);
         bool fraud = m.key == address(0) || m.groupId != groupId || period < m.activeFrom || period > m.activeUntil
-            || leaf.period != period || leaf.timestamp / periodSeconds != period;
+            || leaf.period != period || leaf.timestamp / periodSeconds != period
+            || registry.registeredAt(leaf.meterId) > b.submittedAt;
         if (!fraud) revert NoFraud();
         _reject(period, groupId, REASON_UNKNOWN_METER);
     }
@@ -71,6 +75,7 @@ abstract contract FraudProofs is BatchBook {
     /// @notice Proves a leaf whose previous register (prevPeriod, prevImportMwh, prevExportMwh)
     /// is not the same meter's leaf in the latest earlier final batch (or, before any, the
     /// registry baseline with prevPeriod = activeFrom - 1).
+    /// The evidence must be of the same group (a meter belongs to one).
     /// @dev Shown without evidence: prevPeriod not earlier than `period` or before the baseline,
     /// a baseline claim that differs from the registry, or a claimed previous batch that is not
     /// final. Otherwise (prevPeriod, prevGroupId, prevLeaf, prevIndex, prevProof) must be the
@@ -90,6 +95,8 @@ abstract contract FraudProofs is BatchBook {
     ) external {
         _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
         if (!_previousSelfEvidentlyWrong(period, groupId, leaf)) {
+            // a meter belongs to one group: another group's batch (final or not) is no evidence
+            if (prevGroupId != groupId) revert BadEvidence("other group");
             Batch memory pb = _batches[prevPeriod][prevGroupId];
             if (pb.status != STATUS_FINAL) revert BadEvidence("previous batch not final");
             if (prevPeriod >= period) revert BadEvidence("previous batch not earlier");

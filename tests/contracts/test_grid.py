@@ -152,3 +152,30 @@ def test_unauthorized_callers(street, stranger, operators, registry, world):
                 fn(*args, sender=caller)
     with ape.reverts(street.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=op_role):
         street.rollUp(world.period, sender=stranger)
+
+
+def test_membership_cycles_refused(project, admin, registry, ledger, street):
+    """Issue 11 item 7: a grid cannot contain itself, directly or through member grids."""
+    district = admin.deploy(project.Grid, registry, ledger, DISTRICT, UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
+    region = admin.deploy(project.Grid, registry, ledger, ref.group_id("grid:region"),
+                          ref.group_id("grid-test:region-boundary"), MIXED, 0)
+    district.addGrid(street, sender=admin)
+    region.addGrid(district, sender=admin)
+    with ape.reverts(street.InvalidMember, why="cycle"):
+        street.addGrid(district, sender=admin)
+    with ape.reverts(street.InvalidMember, why="cycle"):
+        street.addGrid(region, sender=admin)
+    assert [m.id for m in street.members()] == [CONSUMERS, PRODUCERS, MIXED]
+
+
+def test_loss_allowance_change_applies_from_the_next_period(world, chain, street, admin, operators, ledger):
+    """Issue 11 item 7: setLossBps cannot change the losses of a closed period not rolled up yet."""
+    p = world.period
+    settle_street(world, p, [(3700, 0)])  # surplus 199, within 5 %
+    tx = street.setLossBps(0, sender=admin)
+    now = chain.pending_timestamp // ledger.periodSeconds()
+    assert tx.events[0].fromPeriod >= now
+    assert street.lossBpsAt(p) == 500 and street.lossBpsAt(tx.events[0].fromPeriod) == 0
+    street.rollUp(p, sender=operators[0])
+    r = street.getRollup(p)
+    assert (r.losses, r.imbalance) == (199, 0)

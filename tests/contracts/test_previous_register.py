@@ -201,3 +201,18 @@ def test_new_meter_counts_from_its_baseline(world, ledger, history, stranger, wh
     else:
         tx = prove(world, tree, p + 1, k, p, first_tree, 0, stranger)
         assert tx.events[0].reason == BAD_PREVIOUS and world.batch(p + 1).status == REJECTED
+
+
+def test_evidence_from_another_group_is_refused(world, ledger, history, stranger):
+    """Issue 11 item 7: another group's final batch holding the meter (itself unproven fraud)
+    cannot reject this group's honest batch."""
+    from settlement_builders import GROUP_B
+    meters, p, first, first_tree = history
+    # group B's colluders finalized a leaf of group A's meter 0 at p + 1, unchallenged
+    foreign = [custom_leaf(world, meters[0], p + 1, 5500, p, 5000)]
+    foreign_tree = world.settle(foreign, p + 1, GROUP_B)
+    honest = [world.leaf(m, p + 2, 7000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    tree = batch_with(world, p + 2, honest)
+    with ape.reverts(ledger.BadEvidence, what="other group"):
+        prove(world, tree, p + 2, 0, p + 1, foreign_tree, 0, stranger, prev_group=GROUP_B)
+    assert world.batch(p + 2).status == PENDING

@@ -1,6 +1,7 @@
-"""Builders for contract tests and the gas bench: signed leaves, Merkle-sum trees (honest or
-deliberately corrupted), co-signed batch headers, all on the shared encoding of
-rust_core.reference (ARCHITECTURE.md, "One encoding")."""
+"""Builders for contract tests and the gas bench (bench/gas.py imports this module): signed
+leaves, Merkle-sum trees (honest or deliberately corrupted), co-signed batch headers, all on the
+shared encoding of rust_core.reference (ARCHITECTURE.md, "One encoding"). Depends on rust_core
+and eth libraries only, never on the `node` package (which bench/node.py would shadow)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +10,6 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-from node.fraud import pair_proof
 from rust_core import reference as ref
 
 PERIOD_SECONDS = 900
@@ -135,7 +135,7 @@ class SumTree:
 
     def pair_proof(self, index: int) -> list[tuple]:
         """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them."""
-        return pair_proof(self, index)
+        return ref.pair_proof(self, index)
 
     def corrupt(self, level: int, index: int, node) -> None:
         """Replace one node as committed and rehash every ancestor from the committed children."""

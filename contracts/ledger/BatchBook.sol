@@ -32,6 +32,10 @@ abstract contract BatchBook is EIP712 {
         "BatchHeader(uint64 period,bytes32 groupId,bytes32 root,uint64 totalImportMwh,uint64 totalExportMwh,uint32 count)"
     );
 
+    /// @notice The shortest challenge window a ledger accepts (seconds). A forged batch must
+    /// never finalize at once; field deployments set hours (ARCHITECTURE.md), the demo seconds.
+    uint64 public constant MIN_CHALLENGE_WINDOW = 1;
+
     IMeterRegistry public immutable registry;
     uint64 public immutable periodSeconds;
     /// @notice Seconds after submission during which fraud proofs are accepted.
@@ -57,6 +61,7 @@ abstract contract BatchBook is EIP712 {
     event BatchRejected(uint64 indexed period, bytes32 indexed groupId, bytes32 root, uint8 reason, address prover);
 
     error InvalidConfig();
+    /// @notice A header with count 0 whose root or totals are not the empty node's.
     error EmptyBatch();
     error InvalidGroup();
     error PeriodNotClosed(uint64 period, uint256 closesAt);
@@ -75,7 +80,9 @@ abstract contract BatchBook is EIP712 {
     error RegisterRegression(bytes32 meterId);
 
     constructor(address registry_, uint64 periodSeconds_, uint64 challengeWindow_) EIP712("EnergySettlement", "1") {
-        if (registry_ == address(0) || periodSeconds_ == 0) revert InvalidConfig();
+        if (registry_ == address(0) || periodSeconds_ == 0 || challengeWindow_ < MIN_CHALLENGE_WINDOW) {
+            revert InvalidConfig();
+        }
         registry = IMeterRegistry(registry_);
         periodSeconds = periodSeconds_;
         challengeWindow = challengeWindow_;
@@ -90,12 +97,15 @@ abstract contract BatchBook is EIP712 {
 
     /// @notice Accepts a batch header co-signed by at least `quorum` distinct settlement
     /// operators and opens its challenge window. Replaces a rejected batch of the same period
-    /// and group, but never with a rejected header.
+    /// and group, but never with a rejected header. An empty batch (count 0, root 0x00..00,
+    /// totals 0) records a period in which the group settled nothing, so grids can roll it up.
     /// @param h the header (period, groupId, root, totals, count)
     /// @param signatures 65-byte r||s||v EIP-712 signatures over `batchDigest(h)`, sorted by
     /// signer address ascending
     function submitBatch(BatchHeader calldata h, bytes[] calldata signatures) external onlyOperator {
-        if (h.count == 0) revert EmptyBatch();
+        if (h.count == 0 && (h.root != bytes32(0) || h.totalImportMwh != 0 || h.totalExportMwh != 0)) {
+            revert EmptyBatch(); // no leaves: the root is the empty node
+        }
         if (h.groupId == bytes32(0)) revert InvalidGroup();
         uint256 closesAt = (uint256(h.period) + 1) * periodSeconds;
         if (closesAt > block.timestamp) revert PeriodNotClosed(h.period, closesAt);

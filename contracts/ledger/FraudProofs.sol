@@ -284,6 +284,7 @@ abstract contract FraudProofs is BatchBook {
         Leaf[] calldata neighbours,
         SumNode[] calldata neighbourProofs
     ) private pure returns (bool) {
+        if (pb.count == 0) return true; // an empty batch holds no meter
         uint256 n = neighbours.length;
         uint256 d = MerkleSum.depth(pb.count);
         if (n == 1) {

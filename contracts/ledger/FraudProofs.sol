@@ -97,9 +97,9 @@ abstract contract FraudProofs is BatchBook {
         if (!_previousSelfEvidentlyWrong(period, groupId, leaf)) {
             // a meter belongs to one group: another group's batch (final or not) is no evidence
             if (prevGroupId != groupId) revert BadEvidence("other group");
-            Batch memory pb = _batches[prevPeriod][prevGroupId];
-            if (pb.status != STATUS_FINAL) revert BadEvidence("previous batch not final");
+            if (!_onChain(prevPeriod, groupId)) revert BadEvidence("previous batch not on the chain");
             if (prevPeriod >= period) revert BadEvidence("previous batch not earlier");
+            Batch memory pb = _batches[prevPeriod][prevGroupId];
             if (prevLeaf.meterId != leaf.meterId) revert BadEvidence("other meter");
             _verifyLeaf(pb, prevLeaf, prevIndex, prevProof);
             bool fraud = prevPeriod > leaf.prevPeriod
@@ -268,10 +268,10 @@ abstract contract FraudProofs is BatchBook {
             // counts from the registry baseline, not from a batch (a meter new since that batch)
             revert BadEvidence("baseline claim: use proveBadPrevious");
         }
-        Batch memory pb = _batches[leaf.prevPeriod][groupId];
-        if (leaf.prevPeriod >= period || pb.status != STATUS_FINAL) {
-            revert BadEvidence("previous batch not final and earlier: use proveBadPrevious");
+        if (leaf.prevPeriod >= period || !_onChain(leaf.prevPeriod, groupId)) {
+            revert BadEvidence("previous batch not on the chain and earlier: use proveBadPrevious");
         }
+        Batch memory pb = _batches[leaf.prevPeriod][groupId];
         if (!_absent(pb, leaf.meterId, neighbourIndex, neighbours, neighbourProofs)) revert NoFraud();
         _reject(period, groupId, REASON_MISSING_PREVIOUS);
     }
@@ -422,6 +422,6 @@ abstract contract FraudProofs is BatchBook {
         if (leaf.prevPeriod == baseline) {
             return leaf.prevImportMwh != m.baselineImportMwh || leaf.prevExportMwh != m.baselineExportMwh;
         }
-        return _batches[leaf.prevPeriod][groupId].status != STATUS_FINAL;
+        return !_onChain(leaf.prevPeriod, groupId);
     }
 }

@@ -88,22 +88,27 @@ def test_self_evident_previous_faults(world, ledger, history, stranger, case):
     assert tx.events[0].reason == BAD_PREVIOUS and world.batch(q).status == REJECTED
 
 
-def test_evidence_must_be_final_and_earlier(world, ledger, history, stranger):
+def test_evidence_must_be_on_the_chain_and_earlier(world, ledger, history, stranger):
     meters, p, first, first_tree = history
     second = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
     tree = batch_with(world, p + 1, second)
+    # p + 2 is built on p + 1 (pending, its parent): counting from p skips p + 1's leaves
     third = [world.leaf(m, p + 2, 7000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
     tree3 = batch_with(world, p + 2, third)
-    # p + 1 is pending, so it is no evidence against p + 2 (which rightly counts from p)
-    with ape.reverts(ledger.BadEvidence, what="previous batch not final"):
+    with ape.reverts(ledger.BadEvidence, what="previous batch not earlier"):
+        prove(world, tree, p + 1, 0, p + 2, tree3, 0, stranger)
+    tx = prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
+    assert tx.events[0].reason == BAD_PREVIOUS and world.batch(p + 2).status == REJECTED
+    # the honest p + 2 counts from p + 1's leaves: the same evidence proves nothing
+    honest3 = [world.leaf(m, p + 2, 7000 + i, 0, prev=second[i]) for i, m in enumerate(meters)]
+    tree3 = batch_with(world, p + 2, honest3)
+    with ape.reverts(ledger.NoFraud):
         prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
     world.pass_window()
-    world.finalize(p + 1)
-    # now p + 2 skips the final leaf of p + 1, but the window of p + 2 has closed as well
     with ape.reverts(ledger.ChallengeWindowClosed):
         prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
     with ape.reverts(ledger.PeriodSuperseded):
-        world.submit(tree3, p - 1)  # and nothing can be settled behind the latest final period
+        world.submit(tree3, p - 1)  # nothing can be settled behind the latest final period
 
 
 def test_unregistered_meter_is_for_prove_unknown_meter(world, ledger, history, stranger):

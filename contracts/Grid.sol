@@ -65,11 +65,14 @@ contract Grid is IGridExchange {
 
     Member[] private _members;
     mapping(bytes32 id => bool) public isMember;
+    /// @notice The first period a removed member no longer counts in (0: not removed).
+    mapping(bytes32 id => uint64) public removedFrom;
     mapping(uint64 period => Rollup) private _rollups;
     mapping(uint64 period => mapping(bytes32 memberId => Flow)) private _flows;
     mapping(uint64 period => mapping(bytes32 consumer => mapping(bytes32 producer => uint64))) private _origin;
 
     event MemberAdded(bytes32 indexed memberId, address grid);
+    event MemberRemoved(bytes32 indexed memberId, uint64 fromPeriod);
     event LossBpsSet(uint16 lossBps, uint64 fromPeriod);
     event MemberFlowRecorded(uint64 indexed period, bytes32 indexed memberId, uint64 injected, uint64 withdrawn);
     event Allocated(uint64 indexed period, bytes32 indexed consumer, bytes32 indexed producer, uint64 mwh);
@@ -139,11 +142,20 @@ contract Grid is IGridExchange {
         _add(Member(id, grid));
     }
 
+    /// @notice Removes a member from the period after the current one on (closed periods, rolled
+    /// up or not, keep it). Its place is kept (it counts toward MAX_MEMBERS). Admin only.
+    function removeMember(bytes32 id) external onlyRole(0x00) {
+        if (!isMember[id] || removedFrom[id] != 0) revert InvalidMember(id, "not a member");
+        uint64 from = _nextPeriod();
+        removedFrom[id] = from;
+        emit MemberRemoved(id, from);
+    }
+
     /// @notice Sets the allowed losses in basis points (<= 10000) from the period after the
     /// current one on (periods already closed or running keep theirs). Admin only.
     function setLossBps(uint16 bps) external onlyRole(0x00) {
         if (bps > BPS) revert InvalidConfig("lossBps");
-        uint64 from = uint64(block.timestamp / ledger.periodSeconds()) + 1;
+        uint64 from = _nextPeriod();
         _lossBps.push(from, bps);
         emit LossBpsSet(bps, from);
     }
@@ -170,6 +182,8 @@ contract Grid is IGridExchange {
         uint256 totalIn;
         uint256 totalOut;
         for (uint256 i; i < n; ++i) {
+            uint64 gone = removedFrom[_members[i].id];
+            if (gone != 0 && period >= gone) continue; // removed: no flow, no share
             (injected[i], withdrawn[i]) = _memberFlow(period, _members[i]);
             totalIn += injected[i];
             totalOut += withdrawn[i];
@@ -223,6 +237,11 @@ contract Grid is IGridExchange {
     /// @notice The members in the order they were added (the allocation's remainder order).
     function members() external view returns (Member[] memory) {
         return _members;
+    }
+
+    /// @dev The period after the current one: the first a configuration change may apply to.
+    function _nextPeriod() private view returns (uint64) {
+        return uint64(block.timestamp / ledger.periodSeconds()) + 1;
     }
 
     /// @dev Whether `grid` is this grid or contains it, directly or through its member grids

@@ -179,3 +179,27 @@ def test_loss_allowance_change_applies_from_the_next_period(world, chain, street
     street.rollUp(p, sender=operators[0])
     r = street.getRollup(p)
     assert (r.losses, r.imbalance) == (199, 0)
+
+
+def test_member_removal_applies_from_the_next_period(world, chain, street, admin, operators, ledger, stranger):
+    """Issue 11 item 5: a member can be removed, from the period after the current one on."""
+    p = world.period
+    settle_street(world, p, [(3700, 0)])
+    with ape.reverts(street.AccessControlUnauthorizedAccount):
+        street.removeMember(MIXED, sender=stranger)
+    tx = street.removeMember(MIXED, sender=admin)
+    gone = tx.events[0].fromPeriod
+    assert gone == chain.pending_timestamp // ledger.periodSeconds() + 1 and street.removedFrom(MIXED) == gone
+    with ape.reverts(street.InvalidMember, why="not a member"):
+        street.removeMember(MIXED, sender=admin)
+    street.rollUp(p, sender=operators[0])  # a closed period keeps the member
+    assert street.memberFlow(p, MIXED).injected == 500
+    # the first period without it: rolls up with no batch of MIXED
+    chain.pending_timestamp = (gone + 1) * ledger.periodSeconds() + 1
+    settle_group(world, CONSUMERS, [(3000, 0)], gone, "c")
+    settle_group(world, PRODUCERS, [(0, 2000)], gone, "p")
+    settle_group(world, BOUNDARY, [(1000, 0)], gone, "b")
+    tx = street.rollUp(gone, sender=operators[0])
+    assert MIXED not in [e.memberId for e in tx.events if e.event_name == "MemberFlowRecorded"]
+    r = street.getRollup(gone)
+    assert (r.injected, r.withdrawn, r.fromUpstream) == (2000, 3000, 1000)

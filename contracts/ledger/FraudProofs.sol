@@ -33,7 +33,8 @@ abstract contract FraudProofs is BatchBook {
 
     /// @notice The evidence is valid but shows no fraud.
     error NoFraud();
-    /// @notice The evidence about the previous register is not usable (not final, other meter, not earlier).
+    /// @notice The evidence about the previous register is not usable (not on the chain, other
+    /// meter or group, not earlier).
     error BadEvidence(string what);
 
     /// @notice Proves a leaf whose reading signature does not recover to its meter's registered key.
@@ -73,14 +74,14 @@ abstract contract FraudProofs is BatchBook {
     }
 
     /// @notice Proves a leaf whose previous register (prevPeriod, prevImportMwh, prevExportMwh)
-    /// is not the same meter's leaf in the latest earlier final batch (or, before any, the
-    /// registry baseline with prevPeriod = activeFrom - 1).
-    /// The evidence must be of the same group (a meter belongs to one).
+    /// is not the same meter's leaf in the latest earlier batch of the group's chain, final or
+    /// pending (or, before any, the registry baseline with prevPeriod = activeFrom - 1).
     /// @dev Shown without evidence: prevPeriod not earlier than `period` or before the baseline,
-    /// a baseline claim that differs from the registry, or a claimed previous batch that is not
-    /// final. Otherwise (prevPeriod, prevGroupId, prevLeaf, prevIndex, prevProof) must be the
-    /// same meter's leaf in a final earlier batch that is either at leaf.prevPeriod with other
-    /// registers, or later than leaf.prevPeriod (the leaf skipped it).
+    /// a baseline claim that differs from the registry, or a claimed previous batch not on the
+    /// chain. Otherwise (prevPeriod, prevGroupId, prevLeaf, prevIndex, prevProof) must be the
+    /// same meter's leaf in an earlier batch of the same group's chain (a meter belongs to one
+    /// group) that is either at leaf.prevPeriod with other registers, or later than
+    /// leaf.prevPeriod (the leaf skipped it).
     function proveBadPrevious(
         uint64 period,
         bytes32 groupId,
@@ -244,9 +245,10 @@ abstract contract FraudProofs is BatchBook {
         _reject(period, groupId, REASON_BAD_PADDING);
     }
 
-    /// @notice Proves a leaf that counts from a final batch (leaf.prevPeriod, groupId) in which its
-    /// meter has no leaf (unless prevPeriod is the meter's baseline period activeFrom - 1: the
-    /// first leaf counts from the registry there, whatever that batch holds), shown by that batch's leaves around where the meter id would be: two
+    /// @notice Proves a leaf that counts from a batch (leaf.prevPeriod, groupId) of its chain in
+    /// which its meter has no leaf (unless prevPeriod is the meter's baseline period
+    /// activeFrom - 1: the first leaf counts from the registry there, whatever that batch holds),
+    /// shown by that batch's leaves around where the meter id would be: two
     /// adjacent ones (at neighbourIndex, neighbourIndex + 1) with ids below and above it, or one:
     /// the first leaf (neighbourIndex 0) with a higher id, or the last with a lower id.
     /// @param neighbourProofs the neighbours' sibling nodes: for one neighbour its proof (depth(count)

@@ -31,6 +31,18 @@ def forged(world, meters, period):
     return SumTree.from_leaves(leaves)
 
 
+def orphaned(world, ledger, meters, stranger):
+    """Colluders commit a forged p and build p + 1 on it; a stranger's proof rejects p. Returns
+    the orphan p + 1's tree."""
+    p = world.period
+    bad = forged(world, meters, p)
+    world.submit(bad, p)
+    on_bad = SumTree.from_leaves(honest_batch(world, meters, p + 1, bad.leaves))
+    world.submit(on_bad, p + 1)
+    ledger.proveBadSignature(p, GROUP_A, leaf_struct(bad.leaves[1]), 1, bad.proof(1), sender=stranger)
+    return on_bad
+
+
 def test_the_earliest_batch_finalizes_first(world, ledger, meters, stranger):
     p = world.period
     first = honest_batch(world, meters, p)
@@ -54,11 +66,7 @@ def test_rejection_orphans_the_descendants(world, ledger, meters, stranger):
     """Colluders (3 of 5) commit a forged p and build p + 1 on it; the proof against p orphans
     p + 1, which neither finalizes nor can be proven against; the honest chain regrows."""
     p = world.period
-    bad = forged(world, meters, p)
-    world.submit(bad, p)
-    on_bad = SumTree.from_leaves(honest_batch(world, meters, p + 1, bad.leaves))
-    world.submit(on_bad, p + 1)
-    ledger.proveBadSignature(p, GROUP_A, leaf_struct(bad.leaves[1]), 1, bad.proof(1), sender=stranger)
+    on_bad = orphaned(world, ledger, meters, stranger)
     assert chain_of(ledger) == (0, 0)
     with ape.reverts(ledger.BatchOrphaned, period=p + 1):
         ledger.proveBadSignature(p + 1, GROUP_A, leaf_struct(on_bad.leaves[0]), 0, on_bad.proof(0), sender=stranger)
@@ -76,11 +84,7 @@ def test_rejection_orphans_the_descendants(world, ledger, meters, stranger):
 
 def test_a_skipped_orphan_is_rejected(world, ledger, meters, stranger):
     p = world.period
-    bad = forged(world, meters, p)
-    world.submit(bad, p)
-    on_bad = SumTree.from_leaves(honest_batch(world, meters, p + 1, bad.leaves))
-    world.submit(on_bad, p + 1)
-    ledger.proveBadSignature(p, GROUP_A, leaf_struct(bad.leaves[1]), 1, bad.proof(1), sender=stranger)
+    orphaned(world, ledger, meters, stranger)
     # the honest operators settle p + 2 next (nothing for p, p + 1): the orphan p + 1 lies below it
     tx = world.submit(SumTree.from_leaves(honest_batch(world, meters, p + 2)), p + 2)
     [orphan] = [e for e in tx.events if e.event_name == "BatchRejected"]

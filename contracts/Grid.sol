@@ -19,6 +19,7 @@ import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol
 /// (injected + fromUpstream = withdrawn + toUpstream + losses + imbalance), books what does not
 /// balance as imbalance of the responsible group, and allocates local generation pro rata to
 /// local consumption, recording the origin of each consumer member's local energy.
+/// A member group whose chain finalized past a period without a batch in it counts zero there.
 /// @dev losses = min(surplus, (injected + fromUpstream) * lossBps / 10000) for a surplus, 0 for
 /// a deficit; imbalance (signed) is the rest, so nothing is ever dropped.
 contract Grid is IGridExchange {
@@ -277,8 +278,11 @@ contract Grid is IGridExchange {
 
     function _finalTotals(uint64 period, bytes32 groupId) private view returns (uint256 imp, uint256 exp) {
         Batch memory b = ledger.getBatch(period, groupId);
-        if (b.status != STATUS_FINAL) revert MemberNotFinal(period, groupId);
-        return (b.totalImportMwh, b.totalExportMwh);
+        if (b.status == STATUS_FINAL) return (b.totalImportMwh, b.totalExportMwh);
+        // the group's chain finalized past the period without a batch in it: it settled nothing
+        // there (its meters' energy counts in its next batch), so the period is zero for it
+        if (ledger.lastFinalPeriod(groupId) > period) return (0, 0);
+        revert MemberNotFinal(period, groupId);
     }
 
     function _balance(uint256 entering, uint256 leaving, uint256 bps)

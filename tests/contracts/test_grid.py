@@ -203,3 +203,17 @@ def test_member_removal_applies_from_the_next_period(world, chain, street, admin
     assert MIXED not in [e.memberId for e in tx.events if e.event_name == "MemberFlowRecorded"]
     r = street.getRollup(gone)
     assert (r.injected, r.withdrawn, r.fromUpstream) == (2000, 3000, 1000)
+
+
+def test_a_period_the_chain_skipped_rolls_up_as_zero(world, street, operators):
+    """Issue 11 item 5: a member group with no batch in a period its chain finalized past
+    (nothing to settle, or a batch rejected and not replaced) does not block the grid."""
+    p = world.period
+    settle_street(world, p, [(3700, 0)])
+    for g, flows in ((CONSUMERS, [(3000, 0)]), (PRODUCERS, [(0, 2000)]), (BOUNDARY, [(1000, 0)])):
+        settle_group(world, g, flows, p + 1, "n")
+    with ape.reverts(street.MemberNotFinal, period=p + 1, memberId=MIXED):  # MIXED has no batch at p + 1 yet
+        street.rollUp(p + 1, sender=operators[0])
+    settle_group(world, MIXED, [(10, 0)], p + 2, "x2")  # its chain moves on to p + 2
+    street.rollUp(p + 1, sender=operators[0])
+    assert street.memberFlow(p + 1, MIXED).injected == 0 and street.getRollup(p + 1).withdrawn == 3000

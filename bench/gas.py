@@ -1,7 +1,8 @@
 """Gas per settled reading: PeriodLedger (one co-signed batch header per period and group,
 3-of-5 quorum, submit + finalize) at 100, 1,000 and 10,000 readings per batch, beside the naive
 StromDAO-style NaiveLedger that writes every reading in its own transaction (measured in the
-same run), and the gas of each fraud proof against a 10,000-leaf batch.
+same run), the gas of each fraud proof against a 10,000-leaf batch, and the gas of a full data
+availability reveal (challenge, then every leaf posted in chunks of REVEAL_CHUNK) per reading.
 
 Run: .venv/bin/python bench/gas.py [--quick]  (starts its own anvil with the pinned cancun
 hardfork; --quick: batches of 6 / 12 / 24 readings, a few seconds, the same JSON keys, with
@@ -38,6 +39,10 @@ SIZES = (100, 1_000, 10_000)
 QUICK_SIZES = (6, 12, 24)  # not powers of two: the largest has padding
 NAIVE_READINGS = 40
 WINDOW = 600
+# leaves per reveal transaction: 256 leaves are about 90 KB of calldata, under geth's 128 KB
+# transaction pool limit (anvil has none)
+REVEAL_CHUNK = 256
+QUICK_REVEAL_CHUNK = 5
 U64 = 2**64
 
 
@@ -62,7 +67,7 @@ def main() -> None:
         for op in ops:
             registry.addOperator(op, sender=admin)
         registry.setQuorum(3, sender=admin)
-        ledger = admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, WINDOW)
+        ledger = admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, WINDOW, WINDOW)
         naive = admin.deploy(project.NaiveLedger, registry)
         domain = ref.Domain(chain.chain_id, ledger.address)
         op_keys = [bytes.fromhex(op.private_key[2:]) for op in ops[:3]]
@@ -95,6 +100,22 @@ def main() -> None:
             results[f"gas_per_reading_{key}"] = round(total / n, 2)
             print(f"batch {n:>6} readings: submit {sub.gas_used:>7} + finalize {fin.gas_used:>6} = {total:>7} gas,"
                   f" {total / n:8.2f} gas/reading")
+
+        chunk = QUICK_REVEAL_CHUNK if quick else REVEAL_CHUNK
+        for n, key in zip(sizes, SIZES):
+            tree = trees[n][0]
+            group = ref.group_id(f"bench:reveal:{n}")
+            submit(tree, period, group)
+            challenge = ledger.challengeAvailability(period, group, sender=ops[4])
+            gas = [ledger.revealLeaves(period, group, i, [leaf_struct(lf) for lf in tree.leaves[i:i + chunk]],
+                                       sender=ops[1]).gas_used for i in range(0, n, chunk)]
+            assert ledger.availabilityChallenge(period, group).revealed
+            results[f"reveal_gas_per_reading_{key}"] = round(sum(gas) / n, 2)
+            results[f"reveal_max_tx_gas_{key}"] = max(gas)
+            results["challenge_gas"] = challenge.gas_used
+            print(f"reveal {n:>6} readings in {len(gas)} chunks of <= {chunk}: {sum(gas):>10} gas,"
+                  f" {sum(gas) / n:8.2f} gas/reading, largest chunk {max(gas)} gas (challenge {challenge.gas_used})")
+        results["reveal_chunk"] = chunk
 
         # naive baseline: every reading its own transaction, two rounds (first write, then steady state)
         naive_domain = ref.Domain(chain.chain_id, naive.address)

@@ -2,16 +2,19 @@
 pragma solidity 0.8.28;
 
 import {AccessControlEnumerable} from "@openzeppelin/contracts/access/extensions/AccessControlEnumerable.sol";
-import {Meter, METER_OPERATOR, SETTLEMENT_OPERATOR} from "./interfaces/IMeterRegistry.sol";
+import {Meter, AUDITOR, METER_OPERATOR, SETTLEMENT_OPERATOR} from "./interfaces/IMeterRegistry.sol";
 
 /// @title MeterRegistry
 /// @notice Meter points (key, kind, balance group, active window, baseline registers), the roles,
 /// the settlement operator set and its quorum k of n.
 /// @dev Roles: DEFAULT_ADMIN_ROLE governs roles, operators and quorum; METER_OPERATOR_ROLE
-/// registers meters; SETTLEMENT_OPERATOR_ROLE members are the operator set that co-signs batches.
+/// registers meters; AUDITOR_ROLE may challenge data availability; SETTLEMENT_OPERATOR_ROLE
+/// members are the operator set that co-signs batches.
 contract MeterRegistry is AccessControlEnumerable {
     bytes32 public constant METER_OPERATOR_ROLE = METER_OPERATOR;
     bytes32 public constant SETTLEMENT_OPERATOR_ROLE = SETTLEMENT_OPERATOR;
+    /// @notice May challenge a batch's data availability (PeriodLedger.challengeAvailability).
+    bytes32 public constant AUDITOR_ROLE = AUDITOR;
     uint8 public constant KIND_CONSUMPTION = 0;
     uint8 public constant KIND_GENERATION = 1;
     uint8 public constant KIND_PROSUMER = 2;

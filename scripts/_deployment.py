@@ -172,7 +172,9 @@ def deploy(admin: Transactor, spec: NetworkSpec) -> Deployment:
     for op in spec.operators:
         admin.transact("MeterRegistry", registry, "addOperator", op)
     admin.transact("MeterRegistry", registry, "setQuorum", spec.quorum)
-    ledger = admin.deploy("PeriodLedger", registry, spec.period_seconds, spec.challenge_window_seconds)
+    # a challenged batch's co-signers get as long to reveal its leaves as the challenge window
+    ledger = admin.deploy("PeriodLedger", registry, spec.period_seconds, spec.challenge_window_seconds,
+                          spec.challenge_window_seconds)
     dep = Deployment(chain_id=w3.eth.chain_id, registry=registry, ledger=ledger, period_seconds=spec.period_seconds,
                      challenge_window_seconds=spec.challenge_window_seconds, first_block=first_block)
     for g in spec.grids:

@@ -26,6 +26,9 @@ interface IMeterRegistry {
 /// OpenZeppelin's AccessControl, so callers decode one error for all contracts).
 error AccessControlUnauthorizedAccount(address account, bytes32 neededRole);
 
-/// @dev Role ids (MeterRegistry exposes them as METER_OPERATOR_ROLE and SETTLEMENT_OPERATOR_ROLE).
+/// @dev Role ids (MeterRegistry exposes them as METER_OPERATOR_ROLE, SETTLEMENT_OPERATOR_ROLE, AUDITOR_ROLE).
 bytes32 constant METER_OPERATOR = keccak256("METER_OPERATOR_ROLE");
 bytes32 constant SETTLEMENT_OPERATOR = keccak256("SETTLEMENT_OPERATOR_ROLE");
+/// @dev A registered party that may challenge a batch's data availability without operating
+/// meters or settlement (a regulator, a community's auditor).
+bytes32 constant AUDITOR = keccak256("AUDITOR_ROLE");

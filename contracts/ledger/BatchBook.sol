@@ -11,6 +11,7 @@ import {
 import {
     Batch,
     BatchHeader,
+    Challenge,
     GroupChain,
     Leaf,
     SumNode,
@@ -40,16 +41,24 @@ abstract contract BatchBook is EIP712 {
     /// never finalize at once; field deployments set hours (ARCHITECTURE.md), the demo seconds.
     uint64 public constant MIN_CHALLENGE_WINDOW = 1;
 
+    /// @notice The shortest response time to a data availability challenge a ledger accepts.
+    uint64 public constant MIN_RESPONSE_TIME = 1;
+
     IMeterRegistry public immutable registry;
     uint64 public immutable periodSeconds;
     /// @notice Seconds after submission during which fraud proofs are accepted.
     uint64 public immutable challengeWindow;
+    /// @notice Seconds a challenged batch's leaves have to be revealed in (DataAvailability).
+    uint64 public immutable responseTime;
 
     mapping(uint64 period => mapping(bytes32 groupId => Batch)) internal _batches;
     /// @notice Rejected headers by `headerHash` (period, group, root, totals, count): such a
     /// header can never be submitted again, while a corrected header over the same tree can.
     mapping(bytes32 headerHash => bool) public headerRejected;
     mapping(bytes32 groupId => GroupChain) internal _chains;
+    /// @dev Data availability challenges by `_batchKey` (one submission of one slot: a slot
+    /// resubmitted after a rejection starts unchallenged, at no cost to the normal path).
+    mapping(bytes32 batchKey => Challenge) internal _challenges;
 
     event BatchSubmitted(
         uint64 indexed period,
@@ -87,18 +96,24 @@ abstract contract BatchBook is EIP712 {
     /// @notice The batch's parent is not final yet.
     error ParentNotFinal(uint64 period, bytes32 groupId, uint64 parent);
     error ChallengeWindowOpen(uint64 period, bytes32 groupId, uint256 closesAt);
+    /// @notice The batch was challenged for its data and its leaves have not been revealed.
+    error NotRevealed(uint64 period, bytes32 groupId, uint256 respondBy);
     error ChallengeWindowClosed(uint64 period, bytes32 groupId, uint256 closedAt);
     error BadProof();
     error IndexOutOfRange(uint256 index, uint256 count);
     error RegisterRegression(bytes32 meterId);
 
-    constructor(address registry_, uint64 periodSeconds_, uint64 challengeWindow_) EIP712("EnergySettlement", "1") {
-        if (registry_ == address(0) || periodSeconds_ == 0 || challengeWindow_ < MIN_CHALLENGE_WINDOW) {
-            revert InvalidConfig();
-        }
+    constructor(address registry_, uint64 periodSeconds_, uint64 challengeWindow_, uint64 responseTime_)
+        EIP712("EnergySettlement", "1")
+    {
+        if (
+            registry_ == address(0) || periodSeconds_ == 0 || challengeWindow_ < MIN_CHALLENGE_WINDOW
+                || responseTime_ < MIN_RESPONSE_TIME
+        ) revert InvalidConfig();
         registry = IMeterRegistry(registry_);
         periodSeconds = periodSeconds_;
         challengeWindow = challengeWindow_;
+        responseTime = responseTime_;
     }
 
     modifier onlyOperator() {
@@ -151,8 +166,10 @@ abstract contract BatchBook is EIP712 {
         if (status != STATUS_PENDING) revert BatchNotPending(period, groupId, status);
         GroupChain storage c = _chains[groupId];
         if (period > c.tip) revert BatchOrphaned(period, groupId);
-        uint256 closesAt = uint256(b.submittedAt) + challengeWindow;
+        Challenge memory ch = _challenges[_batchKey(period, groupId, b.submittedAt)];
+        uint256 closesAt = _closesAt(b, ch);
         if (block.timestamp < closesAt) revert ChallengeWindowOpen(period, groupId, closesAt);
+        if (ch.respondBy != 0 && !ch.revealed) revert NotRevealed(period, groupId, ch.respondBy);
         if (b.parent != c.lastFinal) revert ParentNotFinal(period, groupId, b.parent);
         b.status = STATUS_FINAL;
         c.lastFinal = period;
@@ -249,8 +266,20 @@ abstract contract BatchBook is EIP712 {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
         if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
-        uint256 closesAt = uint256(b.submittedAt) + challengeWindow;
+        uint256 closesAt = _closesAt(b, _challenges[_batchKey(period, groupId, b.submittedAt)]);
         if (block.timestamp >= closesAt) revert ChallengeWindowClosed(period, groupId, closesAt);
+    }
+
+    /// @dev When a batch's fraud window ends: its challenge window, extended by a data
+    /// availability challenge and its reveal (Challenge.closesAt).
+    function _closesAt(Batch memory b, Challenge memory ch) internal view returns (uint256) {
+        uint256 end = uint256(b.submittedAt) + challengeWindow;
+        return ch.closesAt > end ? ch.closesAt : end;
+    }
+
+    /// @dev The key of one submission of a slot (a slot holds one batch per submission time).
+    function _batchKey(uint64 period, bytes32 groupId, uint40 submittedAt) internal pure returns (bytes32) {
+        return keccak256(abi.encode(period, groupId, submittedAt));
     }
 
     /// @dev Reverts with BadProof unless `node` sits at (`level`, `index`) of the batch's tree,

@@ -57,6 +57,16 @@ struct GroupChain {
     uint64 orphansFrom; // after the last rejection: orphans lie in [max(orphansFrom, tip + 1), highWater]
 }
 
+/// @notice A data availability challenge against one submitted batch (one slot). `respondBy`
+/// 0: not challenged. `closesAt` is when its fraud window ends (extended by the challenge and the
+/// reveal, never shortened).
+struct Challenge {
+    uint40 respondBy;
+    uint40 closesAt;
+    bool revealed;
+    address challenger;
+}
+
 uint8 constant STATUS_NONE = 0;
 uint8 constant STATUS_PENDING = 1;
 uint8 constant STATUS_FINAL = 2;

@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from settlement_builders import (  # noqa: E402
-    CHALLENGE_WINDOW, GROUP_A, PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, make_leaf, ref,
+    CHALLENGE_WINDOW, GROUP_A, PERIOD_SECONDS, RESPONSE_TIME, MeterSpec, SumTree, cosign, header_struct, make_leaf, ref,
 )
 
 
@@ -47,7 +47,7 @@ def registry(project, admin, operators, meter_operator):
 
 @pytest.fixture(scope="module")
 def ledger(project, admin, registry):
-    return admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, CHALLENGE_WINDOW)
+    return admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, CHALLENGE_WINDOW, RESPONSE_TIME)
 
 
 @pytest.fixture(scope="module")

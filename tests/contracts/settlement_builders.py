@@ -14,6 +14,7 @@ from rust_core import reference as ref
 
 PERIOD_SECONDS = 900
 CHALLENGE_WINDOW = 3600
+RESPONSE_TIME = 1800
 GROUP_A = ref.group_id("group:sonnenweg")
 GROUP_B = ref.group_id("group:mühlbach")
 EMPTY = ref.EMPTY_NODE

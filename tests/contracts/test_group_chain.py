@@ -99,7 +99,7 @@ def test_window_longer_than_a_period(project, admin, registry, world, chain, ope
     """The window is a ledger setting independent of the period: three periods pending at once
     finalize in order."""
     window = 3 * PERIOD_SECONDS
-    led = admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, window)
+    led = admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, window, window)
     domain = ref.Domain(chain.chain_id, led.address)
     from settlement_builders import cosign, header_struct, make_leaf
     p = world.period

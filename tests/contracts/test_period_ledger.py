@@ -87,7 +87,7 @@ def test_quorum_rules(world, ledger, registry, admin, accounts):
 def test_quorum_not_set(project, admin, registry, world):
     fresh = admin.deploy(project.MeterRegistry, admin)
     fresh.addOperator(world.operators[0], sender=admin)
-    led = admin.deploy(project.PeriodLedger, fresh, 900, CHALLENGE_WINDOW)
+    led = admin.deploy(project.PeriodLedger, fresh, 900, CHALLENGE_WINDOW, CHALLENGE_WINDOW)
     h = ref.BatchHeader(world.period, GROUP_A, b"\1" * 32, 1, 1, 1)
     with ape.reverts(led.QuorumNotSet):
         led.submitBatch(header_struct(h), [], sender=world.operators[0])
@@ -179,6 +179,6 @@ def test_empty_batch_records_a_zero_period(world, ledger, stranger):
 def test_challenge_window_zero_refused(project, admin, registry):
     """Issue 11 item 6: a window of 0 would finalize a forged batch at once."""
     with ape.reverts(project.PeriodLedger.InvalidConfig):
-        admin.deploy(project.PeriodLedger, registry, 900, 0)
-    led = admin.deploy(project.PeriodLedger, registry, 900, 1)
+        admin.deploy(project.PeriodLedger, registry, 900, 0, 1)
+    led = admin.deploy(project.PeriodLedger, registry, 900, 1, 1)
     assert led.challengeWindow() == led.MIN_CHALLENGE_WINDOW() == 1

@@ -9,13 +9,21 @@ from pathlib import Path
 
 import click
 
-from meter_oracle.config import ConfigError, OracleConfig, load_config
+from meter_oracle.config import load_config
 from meter_oracle.drivers import FrameDecoder, StreamDriver
 from meter_oracle.dsmr import VERSIONS
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import PROTOCOLS, MeterFrame, meter_id
 from rust_core.cli_support import (
-    ConfigProblem, create_keystore, keystore_argument, password_file_option, read_info, read_password, version_option,
+    ConfigProblem,
+    config_option,
+    create_keystore,
+    keystore_argument,
+    load_or_fail,
+    password_file_option,
+    read_info,
+    read_password,
+    version_option,
 )
 
 
@@ -36,19 +44,12 @@ def frame_json(item: MeterFrame | Dropped, **extra) -> dict:
     }
 
 
-config_option = click.option(
-    "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="The oracle's TOML file (see examples/oracle.toml); METER_ORACLE_* variables override its keys.")
+config_file = config_option(
+    "The oracle's TOML file (see examples/oracle.toml); METER_ORACLE_* variables override its keys.")
 dsmr_version_option = click.option(
     "--dsmr-version", type=click.Choice(sorted(VERSIONS)),
     help="DSMR: parse as this version instead of detecting it from the telegram.")
 
-
-def _load(path: Path) -> OracleConfig:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        raise ConfigProblem(str(e)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -65,7 +66,7 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@config_option
+@config_file
 def run(config_path: Path) -> None:
     """Read the devices, sign, deliver, until SIGINT or SIGTERM.
 
@@ -73,13 +74,13 @@ def run(config_path: Path) -> None:
     outbox resumes where it was), 2 if the config is unusable."""
     from meter_oracle.service import run as run_service
 
-    config = _load(config_path)
+    config = load_or_fail(load_config, config_path)
     logging.getLogger().setLevel(logging.INFO)
     sys.exit(run_service(config))
 
 
 @main.command("check-config")
-@config_option
+@config_file
 def check_config(config_path: Path) -> None:
     """Validate a config and print a summary.
 
@@ -87,7 +88,7 @@ def check_config(config_path: Path) -> None:
     status 2 with the file, key and reason if the config is unusable."""
     from rust_core.keystore import keystore_info
 
-    cfg = _load(config_path)
+    cfg = load_or_fail(load_config, config_path)
     click.echo(f"config      {config_path}: valid")
     click.echo(f"domain      chain {cfg.domain.chain_id}, PeriodLedger {cfg.deployment.ledger}, "
                f"periods of {cfg.period_seconds} s")

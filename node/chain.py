@@ -150,16 +150,16 @@ class Chain:
         """Names a custom error by the ledger's / registry's ABI (e.g. PeriodNotClosed(5, 4500))."""
         data = e.data if isinstance(e.data, str) else ""
         if data.startswith("0x") and len(data) >= 10:
-            for abi in (*self.ledger.abi, *self.registry.abi, *abi("Grid")):
-                if abi.get("type") == "error":
-                    types = [i["type"] for i in abi["inputs"]]
-                    sig = f"{abi['name']}({','.join(types)})"
+            for entry in (*self.ledger.abi, *self.registry.abi, *abi("Grid")):
+                if entry.get("type") == "error":
+                    types = [i["type"] for i in entry["inputs"]]
+                    sig = f"{entry['name']}({','.join(types)})"
                     if Web3.keccak(text=sig)[:4].hex().removeprefix("0x") == data[2:10]:
                         try:
                             args = self.w3.codec.decode(types, bytes.fromhex(data[10:]))
                         except Exception:
                             args = (data[10:],)
-                        return f"{abi['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
+                        return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
         return str(e.message or e)
 
     def submit_batch(self, header: tuple, signatures: list[bytes]) -> TxResult:

@@ -7,21 +7,21 @@ from pathlib import Path
 
 import click
 
-from node.config import ConfigError, NodeConfig, load_config
+from node.config import load_config
 from rust_core.cli_support import (
-    ConfigProblem, create_keystore, keystore_argument, password_file_option, read_info, read_password, version_option,
+    config_option,
+    create_keystore,
+    keystore_argument,
+    load_or_fail,
+    password_file_option,
+    read_info,
+    read_password,
+    version_option,
 )
 
-config_option = click.option(
-    "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-    help="The node's TOML file (see examples/node.toml); SETTLEMENT_NODE_* variables override its keys.")
+config_file = config_option(
+    "The node's TOML file (see examples/node.toml); SETTLEMENT_NODE_* variables override its keys.")
 
-
-def _load(path: Path) -> NodeConfig:
-    try:
-        return load_config(path)
-    except ConfigError as e:
-        raise ConfigProblem(str(e)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,13 +35,13 @@ def main() -> None:
 
 
 @main.command()
-@config_option
+@config_file
 @click.option("--log-level", default="INFO", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
               help="Least severe log messages printed.")
 def run(config_path: Path, log_level: str) -> None:
     """Run the node (HTTP API and settlement loop) until SIGINT or SIGTERM."""
-    cfg = _load(config_path)
+    cfg = load_or_fail(load_config, config_path)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     import uvicorn
@@ -66,13 +66,13 @@ def run(config_path: Path, log_level: str) -> None:
 
 
 @main.command("check-config")
-@config_option
+@config_file
 def check_config(config_path: Path) -> None:
     """Validate a config and print a summary.
 
     Nothing is started: the deployment file is read and the operator keystore decrypted. Exit
     status 2 with the file, key and reason if the config is unusable."""
-    cfg = _load(config_path)
+    cfg = load_or_fail(load_config, config_path)
     dep = cfg.deployment
     grids = [f"{name} {address}" for name, address in dep.grids.items() if address in cfg.grid_addresses]
     click.echo(f"config      {config_path}: valid")

@@ -3,11 +3,16 @@ for a config that cannot be used, and creating or showing encrypted keystores.""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from rust_core.keystore import keystore_info, write_keystore
+from rust_core.settings import ConfigError
+
+T = TypeVar("T")
 
 def version_option(command):
     """--version from the installed package's metadata (a new option per command: click caches the name)."""
@@ -18,6 +23,19 @@ class ConfigProblem(click.ClickException):
     """A config, keystore or key that cannot be used: the message, exit status 2 (as for bad usage)."""
 
     exit_code = 2
+
+
+def config_option(help: str):
+    return click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+                        help=help)
+
+
+def load_or_fail(load: Callable[[Path], T], path: Path) -> T:
+    """A config loaded by `load`, or exit status 2 with its ConfigError (file, key, reason)."""
+    try:
+        return load(path)
+    except ConfigError as e:
+        raise ConfigProblem(str(e)) from None
 
 
 keystore_argument = click.argument("keystore", type=click.Path(dir_okay=False, path_type=Path))

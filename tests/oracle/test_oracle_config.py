@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import pytest
-
 from oracle_support import DOMAIN, REPO, key_for, write_deployment
+
 from meter_oracle.config import ConfigError, load_config
 from meter_oracle.keystore import Keyring
-from rust_core.keystore import write_keystore
 from meter_oracle.reading import meter_id
+from rust_core.keystore import write_keystore
 
 KEY = key_for("config")
 DEVICE = '[[devices]]\nprotocol = "dsmr"\nurl = "/dev/ttyUSB0"\n'

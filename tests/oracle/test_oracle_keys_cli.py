@@ -7,8 +7,8 @@ from importlib.metadata import version
 
 from click.testing import CliRunner
 from eth_account import Account
-
 from oracle_support import DOMAIN, write_deployment
+
 from meter_oracle.cli import main
 from meter_oracle.config import load_config
 from meter_oracle.reading import meter_id

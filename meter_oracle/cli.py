@@ -46,10 +46,40 @@ def frame_json(item: MeterFrame | Dropped, **extra) -> dict:
 
 config_file = config_option(
     "The oracle's TOML file (see examples/oracle.toml); METER_ORACLE_* variables override its keys.")
-dsmr_version_option = click.option(
-    "--dsmr-version", type=click.Choice(sorted(VERSIONS)),
-    help="DSMR: parse as this version instead of detecting it from the telegram.")
 
+
+def _aes_key(_ctx, param, value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    from meter_oracle.p1_cipher import parse_key
+
+    try:
+        return parse_key(value, param.opts[0])
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def decoder_options(command):
+    """The options of a stream decoder (FrameDecoder / StreamDriver), as a device in oracle.toml has them."""
+    for option in reversed([
+        click.option("--spec", "--dsmr-version", "dsmr_version", type=click.Choice(sorted(VERSIONS)),
+                     help="DSMR: the telegram specification to parse as, instead of detecting it."),
+        click.option("--identity", help="The meter's identity, for frames that carry none (D0, some SML)."),
+        click.option("--decryption-key", callback=_aes_key,
+                     help="Encrypted P1 (DSMR): the meter's AES key, 32 hex digits."),
+        click.option("--authentication-key", callback=_aes_key,
+                     help="Encrypted P1: the authentication key (default: Luxembourg Smarty's public one)."),
+        click.option("--crc", type=click.Choice(("x25", "kermit")), help="SML: the frame CRC variant (default x25)."),
+    ]):
+        command = option(command)
+    return command
+
+
+def _decoder_kwargs(identity, decryption_key, authentication_key, crc) -> dict:
+    """Only the options given: the decoder's own defaults apply to the others."""
+    given = {"identity": identity, "decryption_key": decryption_key, "authentication_key": authentication_key,
+             "crc": crc}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,11 +135,11 @@ def check_config(config_path: Path) -> None:
 @click.argument("device")
 @click.option("--protocol", type=click.Choice(PROTOCOLS), default="dsmr", show_default=True,
               help="What the device speaks.")
-@dsmr_version_option
+@decoder_options
 @click.option("--unit", type=click.IntRange(0, 255), default=1, show_default=True, help="SunSpec: Modbus unit id.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Give up after this many seconds without a valid frame.")
-def read(device: str, protocol: str, dsmr_version: str | None, unit: int, timeout: float) -> None:
+def read(device: str, protocol: str, dsmr_version: str | None, unit: int, timeout: float, **decoder) -> None:
     """Print the first valid reading of DEVICE as JSON (nothing is signed).
 
     DEVICE is a serial port (/dev/ttyUSB0), socket://host:port, rfc2217://host:port or, for
@@ -121,7 +151,7 @@ def read(device: str, protocol: str, dsmr_version: str | None, unit: int, timeou
 
         results = SunSpecDriver(device, unit=unit).results(stop, 1.0)
     else:
-        results = StreamDriver(device, protocol, dsmr_version=dsmr_version).results(stop)
+        results = StreamDriver(device, protocol, dsmr_version=dsmr_version, **_decoder_kwargs(**decoder)).results(stop)
     timer = threading.Timer(timeout, stop.set)
     timer.start()
     try:
@@ -138,17 +168,17 @@ def read(device: str, protocol: str, dsmr_version: str | None, unit: int, timeou
 
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--protocol", type=click.Choice(("dsmr", "sml")), required=True, help="What the captures contain.")
-@dsmr_version_option
-def parse(files: tuple[Path, ...], protocol: str, dsmr_version: str | None) -> None:
+@click.option("--protocol", type=click.Choice([p for p in PROTOCOLS if p != "sunspec"]), required=True,
+              help="What the captures contain.")
+@decoder_options
+def parse(files: tuple[Path, ...], protocol: str, dsmr_version: str | None, **decoder) -> None:
     """Check captured frames: one JSON object per frame in FILES.
 
     Each object says whether the frame is valid and, if so, the meter id and registers.
     Exit status 1 if any frame was refused."""
     bad = 0
     for path in files:
-        decoder = FrameDecoder(protocol, dsmr_version)
-        items = decoder.feed(path.read_bytes())
+        items = FrameDecoder(protocol, dsmr_version, **_decoder_kwargs(**decoder)).feed(path.read_bytes())
         if not items:
             items = [Dropped(f"no complete {protocol} frame in the file", b"")]
         for item in items:

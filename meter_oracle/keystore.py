@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from meter_oracle.errors import UnknownMeter
 from meter_oracle.reading import meter_id
+from rust_core.keystore import read_keystore, write_keystore  # noqa: F401  (defined there; imported from here too)
 
 
 @dataclass(frozen=True)

@@ -113,8 +113,14 @@ def main() -> None:
             results[f"reveal_gas_per_reading_{key}"] = round(sum(gas) / n, 2)
             results[f"reveal_max_tx_gas_{key}"] = max(gas)
             results["challenge_gas"] = challenge.gas_used
+            # what the leaves' calldata alone costs (16 gas a non-zero byte, 4 a zero byte): the floor
+            encoded = b"".join(leaf_words(lf) for lf in tree.leaves)
+            results[f"reveal_calldata_gas_per_reading_{key}"] = round(
+                sum(16 if x else 4 for x in encoded) / n, 2)
             print(f"reveal {n:>6} readings in {len(gas)} chunks of <= {chunk}: {sum(gas):>10} gas,"
-                  f" {sum(gas) / n:8.2f} gas/reading, largest chunk {max(gas)} gas (challenge {challenge.gas_used})")
+                  f" {sum(gas) / n:8.2f} gas/reading (leaf calldata alone"
+                  f" {results[f'reveal_calldata_gas_per_reading_{key}']}), largest chunk {max(gas)} gas"
+                  f" (challenge {challenge.gas_used})")
         results["reveal_chunk"] = chunk
 
         # naive baseline: every reading its own transaction, two rounds (first write, then steady state)

@@ -14,6 +14,7 @@ from typing import Callable
 import rust_core
 from rust_core.wire import SumNode
 
+from node.availability import Availability
 from node.archive import (
     BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord,
 )
@@ -63,6 +64,7 @@ class SettlementNode:
             if rec.own:
                 self.gate.close(rec.period, rec.group_id)
         self.registry.refresh()
+        self.availability = Availability(chain, archive, peers, name=name, clock=clock)
 
     # -- the loop --------------------------------------------------------------------------
     def start(self) -> None:
@@ -85,6 +87,7 @@ class SettlementNode:
     def tick(self) -> None:
         self.registry.refresh()
         self.watch()
+        self.availability.tick()
         self.close_due_periods()
         for rec in self.archive.batches_with_status(BATCH_BUILT):
             if rec.own:

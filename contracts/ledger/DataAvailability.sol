@@ -46,11 +46,12 @@ abstract contract DataAvailability is BatchBook {
     mapping(bytes32 batchKey => mapping(address revealer => RevealProgress)) private _reveals;
 
     event AvailabilityChallenged(uint64 indexed period, bytes32 indexed groupId, address challenger, uint256 respondBy);
-    /// @notice Leaves [firstIndex, firstIndex + leaves.length) of a batch as posted by `revealer`
-    /// (the audit reads the chunks of the revealer named in BatchRevealed; a chunk at index 0
-    /// restarts that revealer's progress).
+    /// @notice Leaves [firstIndex, firstIndex + n) of a batch as posted by `revealer`: `leaves` is
+    /// their calldata as is, n consecutive 352-byte Leaf encodings (abi.encode of each Leaf), so
+    /// the event costs a copy, not a re-encoding. The audit reads the chunks of the revealer
+    /// named in BatchRevealed; a chunk at index 0 restarts that revealer's progress.
     event LeavesRevealed(
-        uint64 indexed period, bytes32 indexed groupId, address indexed revealer, uint256 firstIndex, Leaf[] leaves
+        uint64 indexed period, bytes32 indexed groupId, address indexed revealer, uint256 firstIndex, bytes leaves
     );
     /// @notice The revealer's leaves rebuilt the committed root: the batch can no longer be
     /// rejected as withheld; fraud proofs are accepted until `closesAt`.
@@ -114,7 +115,7 @@ abstract contract DataAvailability is BatchBook {
             if ((next >> l) & 1 == 1) (hs[l], ss[l]) = (r.hashes[l], r.sums[l]);
         }
         bytes32 last = _absorb(leaves, next, next == 0 ? bytes32(0) : r.lastMeterId, hs, ss);
-        emit LeavesRevealed(period, groupId, msg.sender, firstIndex, leaves);
+        emit LeavesRevealed(period, groupId, msg.sender, firstIndex, _encoded(leaves));
         if (end < b.count) {
             for (uint256 l; (end >> l) != 0; ++l) {
                 if ((end >> l) & 1 == 1) (r.hashes[l], r.sums[l]) = (hs[l], ss[l]);
@@ -176,6 +177,14 @@ abstract contract DataAvailability is BatchBook {
     /// @notice The data availability challenge of the batch now in the slot (all zero: none).
     function availabilityChallenge(uint64 period, bytes32 groupId) external view returns (Challenge memory) {
         return _challenges[_batchKey(period, groupId, _batches[period][groupId].submittedAt)];
+    }
+
+    /// @dev The leaves' calldata as is: consecutive 352-byte encodings (a static struct array).
+    function _encoded(Leaf[] calldata leaves) private pure returns (bytes calldata raw) {
+        assembly ("memory-safe") {
+            raw.offset := leaves.offset
+            raw.length := mul(leaves.length, LEAF_BYTES)
+        }
     }
 
     /// @dev Pushes the chunk's leaf nodes (positions next, next + 1, ...) onto the stack of

@@ -14,6 +14,8 @@ from settlement_builders import (
     leaf_struct, leaf_words, parent_hash, ref,
 )
 
+from node.availability import decode_revealed
+
 STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 1, 2, 3
 REASON_WITHHELD = 12
 _labels = itertools.count()
@@ -61,7 +63,7 @@ def test_honest_batch_is_revealed_in_chunks_and_finalizes(world, ledger, meter_o
     receipts = reveal(ledger, world.period, leaves, world.operators[1], chunk=3)
     chunks = [e for r in receipts for e in r.events if e.event_name == "LeavesRevealed"]
     assert [c.firstIndex for c in chunks] == [0, 3, 6]
-    assert [tuple(lf) for c in chunks for lf in c.leaves] == [leaf_struct(lf) for lf in leaves]
+    assert [lf.struct() for c in chunks for lf in decode_revealed(c.leaves)] == [leaf_struct(lf) for lf in leaves]
     revealed = [e for e in receipts[-1].events if e.event_name == "BatchRevealed"]
     assert revealed and revealed[0].revealer == world.operators[1]
     assert ledger.availabilityChallenge(world.period, GROUP_A).revealed
@@ -104,8 +106,8 @@ def test_revealed_forgery_is_still_disproven_by_a_fraud_proof(world, ledger, aud
     ledger.challengeAvailability(world.period, GROUP_A, sender=auditor)
     chain.pending_timestamp = submitted + CHALLENGE_WINDOW + 100
     receipts = reveal(ledger, world.period, leaves, world.operators[0])
-    shown = [ref_leaf for r in receipts for e in r.events if e.event_name == "LeavesRevealed" for ref_leaf in e.leaves]
-    tx = ledger.proveBadSignature(world.period, GROUP_A, tuple(shown[1]), 1, tree.proof(1), sender=stranger)
+    shown = [lf for r in receipts for e in r.events if e.event_name == "LeavesRevealed" for lf in decode_revealed(e.leaves)]
+    tx = ledger.proveBadSignature(world.period, GROUP_A, shown[1].struct(), 1, tree.proof(1), sender=stranger)
     assert tx.events[0].reason == 1
 
 

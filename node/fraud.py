@@ -1,13 +1,20 @@
-"""Checks a peer's committed batch leaf by leaf and names the fraud proof that rejects it:
-leaves out of order, a meter unknown / inactive / of another group / of another period, a bad
-meter signature, or a previous register that is not the meter's latest final one."""
+"""Checks a peer's committed batch and names the fraud proof that rejects it: the shape of a
+whole committed tree (node kinds, widths, padding, sums: `find_tree_fraud`), then leaf by leaf
+(`find_fraud`): leaves out of order, a meter unknown / inactive / of another group / of another
+period / registered after the batch, a bad meter signature, or a previous register that is not
+the meter's latest final one."""
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
 
 import rust_core
-from rust_core.wire import Leaf, Register, SumNode, nodes
+from eth_abi import encode
+from eth_utils import keccak
+from rust_core.reference import pair_proof as _pair_proof
+from rust_core.wire import EMPTY_NODE, Leaf, Register, SumNode, nodes
+
+from node.availability import LEAF_BYTES, decode_revealed
 
 from node.archive import Archive
 from node.chain import ChainBatch
@@ -30,13 +37,102 @@ def sum_tree(leaves: list[Leaf]) -> rust_core.MerkleSumTree:
 
 
 def pair_proof(tree, index: int) -> list[SumNode]:
-    """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them:
-    below the level m where they meet, the first's then the second's; then the shared ones."""
-    m = 1
-    while (index >> (m - 1)) & 1:
-        m += 1
-    a, b = nodes(tree.proof(index)), nodes(tree.proof(index + 1))
-    return a[:m - 1] + b[:m - 1] + a[m:]
+    """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them."""
+    return nodes(_pair_proof(tree, index))
+
+
+U64 = 2**64
+
+
+@dataclass(frozen=True)
+class CommittedTree:
+    """A batch's tree node by node as committed (levels[0] the leaf level padded to 2**depth,
+    levels[-1] == [root]), with the preimages its holder knows: `encodings[i]` the hashed
+    encoding of leaf-level node i (keccak256(keccak256(encoding)) = its hash), `preimages[(level,
+    index)]` any other bytes whose keccak256 is that node's hash."""
+
+    levels: list[list[SumNode]]
+    encodings: dict[int, bytes]
+    preimages: dict[tuple[int, int], bytes]
+
+    def proof(self, index: int, level: int = 0) -> list[SumNode]:
+        out = []
+        for lvl in self.levels[level:-1]:
+            out.append(lvl[index ^ 1])
+            index >>= 1
+        return out
+
+
+def _inner_hash(left: SumNode, right: SumNode) -> bytes:
+    """What an inner node hashes: its children as committed, six full words."""
+    return keccak(encode(["bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256"], [*left, *right]))
+
+
+def _well_formed(encoding: bytes) -> bool:
+    """FraudProofs._wellFormedLeaf: 11 words, period .. prevExportMwh uint64, v uint8."""
+    if len(encoding) != LEAF_BYTES:
+        return False
+    words = [int.from_bytes(encoding[w * 32:(w + 1) * 32], "big") for w in range(11)]
+    return all(w < U64 for w in words[1:8]) and words[10] < 256
+
+
+def find_tree_fraud(tree: CommittedTree, committed: ChainBatch, period: int, group_id: bytes, registry: RegistryView,
+                    archive: Archive, domain: bytes, period_seconds: int) -> FraudProof | str:
+    """The first provable fraud in a whole committed tree: walked from the root down, every inner
+    node must hash its two children with sums of uint64 width adding up (proveBadSum, reason 5 or
+    10), or be shown as a leaf hash above the leaves (proveBadNodeKind); every leaf-level node
+    must be padding exactly from `count` on (proveBadPadding), and below it a well-formed leaf
+    (proveMalformedLeaf, or proveBadNodeKind for an inner node there) whose deltas are its sums
+    (proveBadLeafSum). A tree of sound shape goes on to the leaf checks of `find_fraud`."""
+    levels, count = tree.levels, committed.count
+    depth = (count - 1).bit_length() if count else 0
+    if len(levels) != depth + 1 or SumNode._make(levels[-1][0]) != committed.root_node:
+        return "the tree does not reach the committed root at depth(count)"
+    args = (period, group_id)
+    frontier = [0]
+    for level in range(depth, 0, -1):
+        below = []
+        for i in frontier:
+            node = SumNode._make(levels[level][i])
+            left, right = SumNode._make(levels[level - 1][2 * i]), SumNode._make(levels[level - 1][2 * i + 1])
+            at = (level, i, node)
+            if _inner_hash(left, right) != node.hash:
+                pre = tree.preimages.get((level, i))
+                if pre is not None and len(pre) == 32 and keccak(pre) == node.hash:
+                    return FraudProof("proveBadNodeKind", (*args, *at, pre, tree.proof(i, level)),
+                                      f"a leaf hash at level {level}, index {i}")
+                continue  # a node of unknown preimage: nothing below it can be proven
+            if max(left.import_mwh, left.export_mwh, right.import_mwh, right.export_mwh) >= U64 or (
+                    left.import_mwh + right.import_mwh, left.export_mwh + right.export_mwh) != (
+                    node.import_mwh, node.export_mwh):
+                return FraudProof("proveBadSum", (*args, *at, left, right, tree.proof(i, level)),
+                                  f"sums at level {level}, index {i}")
+            below += [2 * i, 2 * i + 1]
+        frontier = below
+    leaves: dict[int, Leaf] = {}
+    for i in frontier:
+        node = SumNode._make(levels[0][i])
+        located = (i, node, tree.proof(i))
+        if (node != EMPTY_NODE) if i >= count else (node.hash == EMPTY_NODE.hash):
+            return FraudProof("proveBadPadding", (*args, *located), f"padding at leaf position {i}")
+        if i >= count:
+            continue
+        pre, enc = tree.preimages.get((0, i)), tree.encodings.get(i)
+        if pre is not None and len(pre) != 32 and keccak(pre) == node.hash:
+            return FraudProof("proveBadNodeKind", (*args, 0, i, node, pre, tree.proof(i)), f"an inner node at leaf position {i}")
+        if enc is None or keccak(keccak(enc)) != node.hash:
+            continue
+        if not _well_formed(enc):
+            return FraudProof("proveMalformedLeaf", (*args, i, node, enc, tree.proof(i)), f"leaf {i} malformed")
+        leaf = decode_revealed(enc)[0]
+        deltas = (leaf.import_mwh - leaf.prev_import_mwh, leaf.export_mwh - leaf.prev_export_mwh)
+        if deltas != (node.import_mwh, node.export_mwh):
+            return FraudProof("proveBadLeafSum", (*args, leaf.struct(), *located), f"leaf {i}: sums not its deltas")
+        leaves[i] = leaf
+    if len(leaves) < count:
+        return f"{count - len(leaves)} leaves of the committed tree are not known"
+    return find_fraud([leaves[i] for i in range(count)], committed, period, group_id, registry, archive, domain,
+                      period_seconds)
 
 
 def find_fraud(leaves: list[Leaf], committed: ChainBatch, period: int, group_id: bytes, registry: RegistryView,
@@ -62,7 +158,8 @@ def find_fraud(leaves: list[Leaf], committed: ChainBatch, period: int, group_id:
     for i, leaf in enumerate(leaves):
         m = meters.get(leaf.meter_id)
         if (m is None or m.group_id != group_id or not m.active_from <= period <= m.active_until
-                or leaf.period != period or leaf.timestamp // period_seconds != period):
+                or leaf.period != period or leaf.timestamp // period_seconds != period
+                or registry.registered_at(leaf.meter_id) > committed.submitted_at):
             return FraudProof("proveUnknownMeter", (period, group_id, *at(i)), f"leaf {i}: meter unknown here")
     failures = rust_core.verify_readings(
         domain, [leaf.reading for leaf in leaves], [leaf.signature for leaf in leaves],

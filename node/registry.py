@@ -11,6 +11,7 @@ class RegistryView:
     def __init__(self, chain: Chain) -> None:
         self._chain = chain
         self._meters: dict[bytes, Meter] = {}
+        self._registered_at: dict[bytes, int] = {}
         self._next_block = 0
         self._lock = threading.Lock()
 
@@ -25,6 +26,16 @@ class RegistryView:
 
     def meter(self, meter_id: bytes) -> Meter | None:
         return self._meters.get(meter_id)
+
+    def registered_at(self, meter_id: bytes) -> int:
+        """Block timestamp of the meter's registration (0: none): a meter counts in a batch only
+        if registered by its submission. Cached once set (a registration never changes)."""
+        at = self._registered_at.get(meter_id)
+        if at is None:
+            at = self._chain.registry.functions.registeredAt(meter_id).call()
+            if at:
+                self._registered_at[meter_id] = at
+        return at
 
     def lookup(self, meter_ids: list[bytes]) -> dict[bytes, Meter]:
         """The registered meters among `meter_ids`, refreshing once if any is unknown."""

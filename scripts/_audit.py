@@ -25,6 +25,7 @@ from web3 import Web3
 import rust_core
 from rust_core.wire import Leaf, LeafModel, Register, SumNode, parse_hex32
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
+from node.availability import decode_revealed
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
 
@@ -89,6 +90,7 @@ class FinalBatch:
     total_import: int
     total_export: int
     count: int
+    block: int = 0  # where BatchFinalized was emitted
 
 
 @dataclass
@@ -101,6 +103,9 @@ class GridRecord:
     flows: dict[int, dict[bytes, tuple[int, int]]] = field(default_factory=dict)  # period -> member -> (inj, wd)
     rollups: dict[int, dict] = field(default_factory=dict)
     allocations: dict[int, dict[tuple[bytes, bytes], int]] = field(default_factory=dict)
+    loss_bps_at: dict[int, int] = field(default_factory=dict)  # rolled-up period -> lossBpsAt(period)
+    removed: dict[bytes, int] = field(default_factory=dict)  # member -> first period it no longer counts in
+    rollup_blocks: dict[int, int] = field(default_factory=dict)  # period -> block of its PeriodRolledUp
 
 
 @dataclass
@@ -108,13 +113,17 @@ class ChainView:
     meters: dict[bytes, MeterPoint]
     finals: dict[tuple[int, bytes], FinalBatch]
     grids: list[GridRecord]  # inner grids first
-    rejected: list[tuple[int, bytes, bytes, int]]  # (period, group, root, reason)
+    rejected: list[tuple[int, bytes, bytes, int]]  # (period, group, root, reason; 11: an orphan, 12: withheld)
     period_seconds: int
     domain: bytes
     chain_id: int
     registry: str
     ledger: str
     blocks: tuple[int, int]  # the block range read, inclusive
+    # (period, group, root) -> leaves posted in a data availability reveal: the chain alone holds them
+    revealed: dict[tuple[int, bytes, bytes], list[Leaf]] = field(default_factory=dict)
+    # headers (period, group, root, import, export, count) of rejected submissions
+    rejected_headers: set[tuple] = field(default_factory=set)
 
 
 def _logs(contract, event: str, first_block: int, last_block: int) -> list:
@@ -141,9 +150,10 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
     finals = {}
     for e in _logs(ledger, "BatchFinalized", dep.first_block, head):
         key = (e.args.period, bytes(e.args.groupId), bytes(e.args.root))
-        finals[key[:2]] = FinalBatch(*key, *submitted[key])
+        finals[key[:2]] = FinalBatch(*key, *submitted[key], e.blockNumber)
     rejected = [(e.args.period, bytes(e.args.groupId), bytes(e.args.root), e.args.reason)
                 for e in _logs(ledger, "BatchRejected", dep.first_block, head)]
+    rejected_headers = {(*key, *submitted[key]) for key in ((p, g, r) for p, g, r, _ in rejected) if key in submitted}
     grids = []
     for name, address in dep.grids.items():
         grid = contract_at(w3, "Grid", address)
@@ -158,11 +168,42 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
             rec.rollups[e.args.period] = dict(e.args)
         for e in _logs(grid, "Allocated", dep.first_block, head):
             rec.allocations.setdefault(e.args.period, {})[(bytes(e.args.consumer), bytes(e.args.producer))] = e.args.mwh
+        for e in _logs(grid, "PeriodRolledUp", dep.first_block, head):
+            rec.rollup_blocks[e.args.period] = e.blockNumber
+            rec.loss_bps_at[e.args.period] = grid.functions.lossBpsAt(e.args.period).call(block_identifier=head)
+        for e in _logs(grid, "MemberRemoved", dep.first_block, head):
+            rec.removed[bytes(e.args.memberId)] = e.args.fromPeriod
         grids.append(rec)
     chain_id = w3.eth.chain_id
     domain = rust_core.domain_separator(chain_id, bytes.fromhex(dep.ledger[2:]))
     return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain, chain_id, dep.registry, dep.ledger,
-                     (dep.first_block, head))
+                     (dep.first_block, head), _revealed(ledger, dep.first_block, head), rejected_headers)
+
+
+def _revealed(ledger, first_block: int, head: int) -> dict[tuple[int, bytes, bytes], list[Leaf]]:
+    """The leaves of every batch revealed in a data availability challenge, from the chain alone:
+    the LeavesRevealed chunks of the revealer BatchRevealed names, posted after the slot's latest
+    submission, from that revealer's last restart (a chunk at index 0)."""
+    events = [*_logs(ledger, "BatchSubmitted", first_block, head), *_logs(ledger, "LeavesRevealed", first_block, head),
+              *_logs(ledger, "BatchRevealed", first_block, head)]
+    events.sort(key=lambda e: (e.blockNumber, e.logIndex))
+    roots: dict[tuple[int, bytes], bytes] = {}
+    chunks: dict[tuple[int, bytes, str], list[Leaf]] = {}
+    out = {}
+    for e in events:
+        slot = (e.args.period, bytes(e.args.groupId))
+        if e.event == "BatchSubmitted":
+            roots[slot] = bytes(e.args.root)
+            for k in [k for k in chunks if k[:2] == slot]:
+                del chunks[k]
+        elif e.event == "LeavesRevealed":
+            key = (*slot, e.args.revealer)
+            if e.args.firstIndex == 0:
+                chunks[key] = []
+            chunks.setdefault(key, []).extend(decode_revealed(bytes(e.args.leaves)))
+        else:
+            out[(*slot, roots[slot])] = chunks.get((*slot, e.args.revealer), [])
+    return out
 
 
 # -- recomputation ----------------------------------------------------------------------
@@ -198,6 +239,7 @@ FINDING_KINDS = (
     "leaf_order", "meter_unregistered", "meter_group", "meter_inactive", "reading_period", "previous_register",
     "register_backwards", "signature", "rollup_missing_member", "rollup_order", "member_flow",
     "rollup_missing_boundary", "rollup_figure", "conservation", "allocation", "allocation_excess",
+    "rejected_header_final",
 )
 
 
@@ -317,7 +359,11 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
 
     for (period, gid), fb in sorted(view.finals.items()):
         where = name(gid)
-        leaves = export.get((period, gid, fb.root))
+        if (period, gid, fb.root, fb.total_import, fb.total_export, fb.count) in view.rejected_headers:
+            findings.append(Finding(period, "group", where, None, "rejected_header_final", None,
+                                    "0x" + fb.root.hex(), "a header the ledger rejected is final"))
+        # a revealed batch is recomputed from the chain alone; every other from the export
+        leaves = view.revealed.get((period, gid, fb.root)) or export.get((period, gid, fb.root))
         if leaves is None:
             findings.append(Finding(period, "group", where, None, "export_missing_batch", "0x" + fb.root.hex(), None,
                                     f"the archive export has no leaves for final root 0x{fb.root.hex()}"))
@@ -395,6 +441,12 @@ def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: 
     return out
 
 
+def _finalized_past(view: ChainView, group: bytes, period: int, by_block: int) -> bool:
+    """Whether the group's chain had a final batch above `period` by block `by_block` (Grid.rollUp
+    then counts the group as zero in it)."""
+    return any(g == group and p > period and fb.block <= by_block for (p, g), fb in view.finals.items())
+
+
 def _split(amount: int, weights: list[int]) -> list[int]:
     """ProRata.split: floor shares, then the remainder one unit each in member order."""
     total = sum(weights)
@@ -442,14 +494,20 @@ def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: 
     def finding(kind: str, expected: Any, actual: Any, what: str) -> Finding:
         return Finding(period, "grid", grid.name, None, kind, expected, actual, what)
 
-    injected, withdrawn = [], []
+    injected, withdrawn, counted = [], [], []
     for member_id, member_grid in grid.members:
+        if period >= grid.removed.get(member_id, 2**64):
+            continue  # removed from this period on
+        counted.append(member_id)
         if member_grid == ZERO_ADDRESS:
             fb = view.finals.get((period, member_id))
-            if fb is None:
+            if fb is not None:
+                inj, wd = fb.total_export, fb.total_import
+            elif _finalized_past(view, member_id, period, grid.rollup_blocks.get(period, 0)):
+                inj = wd = 0  # nothing settled there: its meters' energy is in its next batch
+            else:
                 return [finding("rollup_missing_member", f"a final batch of member {name(member_id)}", None,
                                 f"rolled up without a final batch of member {name(member_id)}")]
-            inj, wd = fb.total_export, fb.total_import
         else:
             if (member_grid, period) not in exchange:
                 return [finding("rollup_order", f"member grid {member_grid} rolled up first", None,
@@ -467,14 +525,15 @@ def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: 
     from_up = to_up = 0
     if grid.boundary_group != b"\x00" * 32:
         fb = view.finals.get((period, grid.boundary_group))
-        if fb is None:
+        if fb is not None:
+            from_up, to_up = fb.total_import, fb.total_export
+        elif not _finalized_past(view, grid.boundary_group, period, grid.rollup_blocks.get(period, 0)):
             return out + [finding("rollup_missing_boundary", "a final boundary batch", None,
                                   "rolled up without a final boundary batch")]
-        from_up, to_up = fb.total_import, fb.total_export
     total_in, total_out = sum(injected), sum(withdrawn)
     entering, leaving = total_in + from_up, total_out + to_up
     if entering > leaving:
-        losses = min(entering - leaving, entering * grid.loss_bps // 10_000)
+        losses = min(entering - leaving, entering * grid.loss_bps_at.get(period, grid.loss_bps) // 10_000)
         imbalance = entering - leaving - losses
     else:
         losses, imbalance = 0, entering - leaving
@@ -489,7 +548,7 @@ def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: 
         out.append(finding("conservation", entering, leaving + losses + imbalance, "conservation does not hold"))
     received, supplied = _split(local, withdrawn), _split(local, injected)
     matrix = _matrix(local, received, supplied)
-    ids = [mid for mid, _ in grid.members]
+    ids = counted
     allocation = {(ids[i], ids[j]): v for i, row in enumerate(matrix) for j, v in enumerate(row) if v}
     if allocation != grid.allocations.get(period, {}):
         out.append(finding("allocation", allocation, grid.allocations.get(period, {}),

@@ -282,3 +282,27 @@ def test_any_single_malformation_is_rejected_by_reveal(chain, world, ledger, aud
         assert not ledger.availabilityChallenge(p, GROUP_A).revealed
         chain.pending_timestamp = respond_by
         assert ledger.rejectUnrevealed(p, GROUP_A, sender=stranger).events[0].reason == REASON_WITHHELD
+
+
+def test_the_audit_recomputes_a_revealed_batch_from_the_chain_alone(world, ledger, registry, auditor, chain):
+    """No archive export at all: the revealed batch's leaves come from its LeavesRevealed events
+    (a garbage restart by the same revealer is dropped), and every check passes on them."""
+    from scripts._audit import audit, read_chain
+    from scripts._deployment import Deployment
+
+    meters, leaves = batch_of(world, 5)
+    world.submit(SumTree.from_leaves(leaves), world.period)
+    ledger.challengeAvailability(world.period, GROUP_A, sender=auditor)
+    reveal(ledger, world.period, [world.leaf(m, world.period, 1, 0) for m in meters][:2], world.operators[0], 2)
+    reveal(ledger, world.period, leaves, world.operators[0], chunk=2)
+    world.pass_window()
+    world.finalize(world.period)
+    dep = Deployment(chain_id=chain.chain_id, registry=registry.address, ledger=ledger.address,
+                     period_seconds=world.ledger.periodSeconds(), challenge_window_seconds=CHALLENGE_WINDOW,
+                     first_block=0)
+    view = read_chain(chain.provider.web3, dep)
+    assert [lf.struct() for lf in view.revealed[(world.period, GROUP_A, world.batch(world.period).root)]] == [
+        leaf_struct(lf) for lf in leaves]
+    result = audit(view, {})
+    assert result.ok, [str(f) for f in result.findings]
+    assert result.leaves == 5

@@ -44,6 +44,7 @@ from scripts._deployment import (
 )
 from scripts._processes import ManagedProcess, start_nodes, start_oracle
 from scripts._report import write_report
+from scripts._withhold import withhold_attack
 
 SIM_PERIOD_S = 900
 MICROGRID, DISTRICT = "sonnenweg", "district"
@@ -62,6 +63,7 @@ class DemoOptions:
     seed: int = 1
     start_hour: int = 0  # of the simulated day (UTC)
     workdir: Path = Path("var/demo")
+    withhold: bool = False  # after the day, a colluding pair submits a batch and withholds its leaves
 
 
 class AcceleratedClock:
@@ -178,6 +180,7 @@ class NeighbourhoodDemo:
 
         settle_from = self.chain.blocks.head.number + 1
         settled = self._run_day(simulation, boundary, substation, first_period, dep)
+        withheld = withhold_attack(self.project, self.chain, dep, operators[:2], self.echo) if o.withhold else None
         summary = summarize(simulation.history)
         for p in self.processes:
             p.stop()
@@ -192,9 +195,13 @@ class NeighbourhoodDemo:
                   f"(flat tariff EUR {summary.flat_tariff_cost_eur:.2f}, saved EUR {summary.savings_eur:.2f})")
         self.echo(f"gas spent settling     {gas:,} ({gas / max(1, settled):,.0f} per period: "
                   f"{len(dep.groups)} batches submitted and finalized, {len(dep.grids)} roll-ups)")
+        if withheld is not None:
+            self.echo(f"withheld batch         period {withheld.period}: "
+                      + (f"rejected (reason {withheld.reason})" if withheld.reason else "NOT rejected"))
         self.echo(f"audit                  {verdict}")
         self.echo(f"report                 {report}")
-        return 0 if verdict == "PASS" and settled == o.periods else 1
+        attack_defeated = withheld is None or withheld.reason == 12
+        return 0 if verdict == "PASS" and settled == o.periods and attack_defeated else 1
 
     def _start_simulators(self, clock: AcceleratedClock) -> None:
         interval = max(0.25, self.o.period_seconds / 4)

@@ -22,6 +22,22 @@ from scripts._audit import AuditResult  # noqa: E402
 KWH = 1e6  # mWh per kWh
 
 
+# BatchRejected reasons (contracts/README.md: fraud proofs 1-10, 11 orphan, 12 data withheld)
+REJECT_REASONS = {1: "bad signature", 2: "unknown meter", 3: "bad previous register", 4: "out of order",
+                  5: "bad sum", 6: "bad leaf sum", 7: "bad padding", 8: "missing previous", 9: "bad node kind",
+                  10: "bad width", 11: "orphan of a rejected batch", 12: "leaves withheld (not revealed)"}
+
+
+def _rejected_html(result: AuditResult) -> str:
+    if not result.rejected:
+        return ""
+    rows = "".join(f"<tr><td>{p}</td><td>0x{g.hex()[:12]}</td><td>0x{r.hex()[:16]}</td>"
+                   f"<td>{reason} {html.escape(REJECT_REASONS.get(reason, ''))}</td></tr>"
+                   for p, g, r, reason in result.rejected)
+    return ("<h2>Rejected batches</h2><table><tr><th>period</th><th>group</th><th>root</th><th>reason</th></tr>"
+            f"{rows}</table>")
+
+
 def write_report(result: AuditResult, out_dir: Path, title: str = "Settlement audit") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     periods = sorted(result.periods)
@@ -156,7 +172,8 @@ table.provenance th, table.provenance td{{text-align:left}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="verdict">Verdict: {verdict}</p>
 <h2>Provenance</h2>{_provenance_html(result)}
-<p>{result.batches} final batches, {result.leaves} settled readings, {len(result.rejected)} batches rejected by fraud proofs.</p>
+<p>{result.batches} final batches, {result.leaves} settled readings, {len(result.rejected)} batches rejected.</p>
+{_rejected_html(result)}
 <h2>Findings</h2><ul>{findings}</ul>
 {images}
 <h2>Origin of locally consumed energy (all periods)</h2>

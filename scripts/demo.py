@@ -20,7 +20,11 @@ from scripts._demo import DemoOptions, NeighbourhoodDemo
 @click.option("--seed", default=1, show_default=True, help="Seed of the simulated loads, PV and market.")
 @click.option("--workdir", default="var/demo", show_default=True, type=click.Path(path_type=Path),
               help="Where the configs, keystores, logs, archives and the audit report go.")
-def cli(households: int, periods: int, period_seconds: int, challenge_window: int | None, seed: int, workdir: Path):
+@click.option("--withhold", is_flag=True,
+              help="After the day, two colluding operators submit a batch and withhold its leaves: the nodes "
+                   "must challenge it and get it rejected (the report lists it).")
+def cli(households: int, periods: int, period_seconds: int, challenge_window: int | None, seed: int, workdir: Path,
+        withhold: bool):
     """Run the neighbourhood demo on a local chain.
 
     Deploys a network, registers simulated meters, starts three settlement nodes and two meter
@@ -30,5 +34,6 @@ def cli(households: int, periods: int, period_seconds: int, challenge_window: in
     # one's starting registers), so submission plus window must fit in a period.
     window = challenge_window if challenge_window is not None else max(1, period_seconds // 3)
     options = DemoOptions(households=households, periods=periods, period_seconds=period_seconds,
-                          challenge_window_seconds=window, seed=seed, workdir=workdir)
+                          challenge_window_seconds=window, seed=seed, workdir=workdir,
+                          withhold=withhold)
     sys.exit(NeighbourhoodDemo(project, chain, accounts.test_accounts, options, echo=click.echo).run())

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+
+from eth_abi import decode
 
 import rust_core
-from eth_abi import decode
-from rust_core.wire import Leaf, SumNode
-
 from node.archive import Archive
 from node.chain import STATUS_PENDING, Chain, ChainError
 from node.peers import Peers
+from rust_core.wire import Leaf, SumNode
 
 log = logging.getLogger(__name__)
 

@@ -8,17 +8,16 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-import rust_core
 from eth_abi import encode
 from eth_utils import keccak
-from rust_core.reference import pair_proof as _pair_proof
-from rust_core.wire import EMPTY_NODE, Leaf, Register, SumNode, nodes
 
-from node.availability import LEAF_BYTES, decode_revealed
-
+import rust_core
 from node.archive import Archive
+from node.availability import LEAF_BYTES, decode_revealed
 from node.chain import ChainBatch
 from node.registry import RegistryView
+from rust_core.reference import pair_proof as _pair_proof
+from rust_core.wire import EMPTY_NODE, Leaf, Register, SumNode, nodes
 
 EMPTY_LEAF = Leaf(b"\x00" * 32, 0, 0, 0, 0, 0, 0, 0, b"\x00" * 65).struct()  # evidence when none is needed
 

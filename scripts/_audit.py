@@ -23,9 +23,9 @@ from typing import Any
 from web3 import Web3
 
 import rust_core
-from rust_core.wire import Leaf, LeafModel, Register, SumNode, parse_hex32
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
 from node.availability import decode_revealed
+from rust_core.wire import Leaf, LeafModel, Register, SumNode, parse_hex32
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
 

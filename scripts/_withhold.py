@@ -9,9 +9,8 @@ import time
 from dataclasses import dataclass
 
 import rust_core
-from rust_core.wire import group_id
-
 from node.signer import LocalKeySigner
+from rust_core.wire import group_id
 from scripts._deployment import Deployment
 
 WITHHELD_GROUP = "demo:withheld"
@@ -55,8 +54,7 @@ def withhold_attack(project, chain, dep: Deployment, colluders, echo=print,
         try:
             ledger.finalize(period, group, sender=ordered[0])
         except Exception as e:  # noqa: BLE001 (the revert is the point: reported below)
-            reason = str(e).splitlines()[0][:80]
-            echo(f"withhold: colluders' finalize refused: {reason}")
+            echo(f"withhold: colluders' finalize refused: {str(e).splitlines()[0][:80]}")
         time.sleep(1.0)
     rejected = [e for e in ledger.BatchRejected.range(0, chain.blocks.head.number + 1)
                 if e.period == period and bytes(e.groupId) == group]

@@ -10,8 +10,18 @@ from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from settlement_builders import (
-    CHALLENGE_WINDOW, GROUP_A, RESPONSE_TIME, MeterSpec, SumTree, cosign, header_struct, inner_preimage,
-    leaf_struct, leaf_words, parent_hash, ref,
+    CHALLENGE_WINDOW,
+    GROUP_A,
+    RESPONSE_TIME,
+    MeterSpec,
+    SumTree,
+    cosign,
+    header_struct,
+    inner_preimage,
+    leaf_struct,
+    leaf_words,
+    parent_hash,
+    ref,
 )
 
 from node.availability import decode_revealed

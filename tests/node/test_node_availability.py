@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 
 import pytest
-import rust_core
 from eth_account import Account
 from node_harness import NodeProcess, deploy_settlement
 from test_node_three_nodes import Feeder, start_nodes, wait_status
 
+import rust_core
 from node.chain import STATUS_PENDING, Chain
 from scripts._processes import free_port
 

@@ -100,19 +100,20 @@ def test_duplicates_replays_late_and_regressions(api):
     again = post(client, [first])
     assert again.status_code == 200 and again.json()["duplicates"] == [0]
 
-    other_values = reading(dep, 0, ts, 3_000_001)  # validly signed, same meter and time
-    backwards = reading(dep, 0, ts + 1, 2_999_000)
+    other_values = reading(dep, 0, ts, 3_000_001)  # validly signed, same meter and time: an equivocation
+    backwards = reading(dep, 0, ts + 1, 2_999_000)  # below an unsettled reading: kept, the batch rule decides
     old_ts = (ts // PERIOD - 3) * PERIOD + 5     # a period closed long ago
     late = reading(dep, 1, old_ts, 1_500_000)
     fresh = reading(dep, 1, ts, 2_500_000)
     r = post(client, [other_values, backwards, late, fresh])
-    assert r.status_code == 422 and r.json()["accepted"] == [3]
+    assert r.status_code == 422 and r.json()["accepted"] == [1, 3]
     why = refusals(r)
-    assert why[0][0] == "conflicting_reading" and "different reading" in why[0][1]
-    assert why[1][0] == "register_regression"
+    assert why[0][0] == "conflicting_reading" and "equivocation evidence" in why[0][1]
     assert why[2][0] == "period_closed" and "closed" in why[2][1]
     metrics = client.get("/metrics").text
-    assert 'energy_settlement_node_readings_refused_total{code="register_regression"} 1.0' in metrics
+    assert 'energy_settlement_node_readings_refused_total{code="conflicting_reading"} 1.0' in metrics
+    kinds = sorted(e.kind for e in archive.equivocations())
+    assert kinds == ["regression", "regression", "same_timestamp"]  # both ts readings above the later one
 
 
 def test_each_malformed_field_family_has_its_code_and_the_rest_is_kept(api):

@@ -21,8 +21,8 @@ def frame_json(item: MeterFrame | Dropped, **extra) -> dict:
     return {
         **extra,
         "valid": True,
-        "meter_id": "0x" + item.meter_id.hex(),
-        "identity": item.identity,
+        "meter_id": "0x" + item.meter_id.hex() if item.identity else None,  # none: from the configuration
+        "identity": item.identity or None,
         "import_mwh": item.import_mwh,
         "export_mwh": item.export_mwh,
         "import_wh": str(item.import_wh),
@@ -35,7 +35,7 @@ def frame_json(item: MeterFrame | Dropped, **extra) -> dict:
 def cmd_parse(args) -> int:
     bad = 0
     for name in args.files:
-        decoder = FrameDecoder(args.protocol, args.dsmr_version)
+        decoder = FrameDecoder(args.protocol, args.dsmr_version, **_decoder_options(args))
         items = decoder.feed(Path(name).read_bytes())
         if not items:
             items = [Dropped(f"no complete {args.protocol} frame in the file", b"")]
@@ -43,6 +43,23 @@ def cmd_parse(args) -> int:
             bad += isinstance(item, Dropped)
             print(json.dumps(frame_json(item, file=name)), flush=True)
     return 1 if bad else 0
+
+
+def _decoder_options(args) -> dict:
+    from meter_oracle.p1_cipher import parse_key
+
+    return {"identity": args.identity, "crc": args.crc,
+            "decryption_key": parse_key(args.decryption_key, "--decryption-key") if args.decryption_key else None,
+            "authentication_key": parse_key(args.authentication_key, "--authentication-key") if args.authentication_key else None}
+
+
+def _add_decoder_options(p) -> None:
+    p.add_argument("--spec", "--dsmr-version", dest="dsmr_version", choices=sorted(VERSIONS),
+                   help="DSMR telegram specification: force instead of detecting")
+    p.add_argument("--identity", help="the meter's identity, for frames that carry none")
+    p.add_argument("--decryption-key", help="encrypted P1: the meter's key, 32 hex digits")
+    p.add_argument("--authentication-key", help="encrypted P1: default Luxembourg Smarty's public key")
+    p.add_argument("--crc", choices=("x25", "kermit"), default="x25", help="SML frame CRC")
 
 
 def cmd_read(args) -> int:
@@ -53,7 +70,8 @@ def cmd_read(args) -> int:
         driver = SunSpecDriver(args.device, unit=args.unit)
         results = driver.results(stop, 1.0)
     else:
-        results = StreamDriver(args.device, args.protocol, dsmr_version=args.dsmr_version).results(stop)
+        results = StreamDriver(args.device, args.protocol, dsmr_version=args.dsmr_version,
+                               **_decoder_options(args)).results(stop)
     timer = threading.Timer(args.timeout, stop.set)
     timer.start()
     try:
@@ -88,14 +106,14 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("read", help="print one reading of a device")
     p.add_argument("device", help="serial port, socket://host:port, rfc2217://host:port or tcp://host:port")
-    p.add_argument("--protocol", choices=("dsmr", "sml", "sunspec"), default="dsmr")
-    p.add_argument("--dsmr-version", choices=sorted(VERSIONS))
+    p.add_argument("--protocol", choices=("dsmr", "sml", "sunspec", "d0"), default="dsmr")
+    _add_decoder_options(p)
     p.add_argument("--unit", type=int, default=1, help="Modbus unit id (sunspec)")
     p.add_argument("--timeout", type=float, default=30.0)
     p.set_defaults(func=cmd_read)
     p = sub.add_parser("parse", help="check captured frames: one JSON object per frame")
-    p.add_argument("--protocol", choices=("dsmr", "sml"), required=True)
-    p.add_argument("--dsmr-version", choices=sorted(VERSIONS), help="force instead of detecting")
+    p.add_argument("--protocol", choices=("dsmr", "sml", "d0"), required=True)
+    _add_decoder_options(p)
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_parse)
     args = parser.parse_args(argv)

@@ -127,6 +127,18 @@ class Outbox:
     def refusals(self) -> list[tuple[str, str, str | None, str]]:
         return self._db.execute("SELECT source, protocol, meter, reason FROM refusals ORDER BY id").fetchall()
 
+    def refusal_counts(self) -> dict[tuple[str, str], int]:
+        """{(source, reason): n} over every refusal kept."""
+        rows = self._db.execute("SELECT source, reason, count(*) FROM refusals GROUP BY source, reason")
+        return {(source, reason): n for source, reason, n in rows}
+
+    def backlog(self) -> dict[str, int]:
+        """{node: readings not yet delivered}, every configured node (0 when none wait)."""
+        out = {name: 0 for (name,) in self._db.execute("SELECT name FROM nodes")}
+        for node, n in self._db.execute("SELECT node, count(*) FROM deliveries WHERE state = 'pending' GROUP BY node"):
+            out[node] = n
+        return out
+
     def reading_count(self) -> int:
         return self._db.execute("SELECT count(*) FROM readings").fetchone()[0]
 

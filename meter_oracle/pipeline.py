@@ -8,7 +8,7 @@ from collections.abc import Callable
 from rust_core.wire import Reading
 
 from meter_oracle.checks import check_against_last, check_clock
-from meter_oracle.errors import Refused
+from meter_oracle.errors import Refused, UnknownMeter
 from meter_oracle.framing import Dropped
 from meter_oracle.keystore import Keyring
 from meter_oracle.outbox import Outbox
@@ -27,18 +27,23 @@ class Pipeline:
         period_seconds: int = 900,
         max_skew_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        health=None,
     ) -> None:
+        """health: a health.Health told of every decoded frame and accepted reading (MQTT, metrics)."""
         self.outbox = outbox
         self.keyring = keyring
         self.signer = signer
         self.period_seconds = period_seconds
         self.max_skew_s = max_skew_s
         self.clock = clock
+        self.health = health
 
     def accept(self, frame: MeterFrame, min_interval_s: float = 0) -> SignedReading | None:
         """Checks, signs and stores the frame's reading; None when the meter was read less than
         min_interval_s (at least one second) ago (a P1 port sends every second; one reading a minute is plenty).
         Raises a Refused subclass naming the failed check."""
+        if not frame.identity:
+            raise UnknownMeter(f"{frame.protocol} frame carries no meter identity: set identity for this device in the configuration")
         key = self.keyring.key_for(frame.meter_id, frame.meter_label)
         now = self.clock()
         timestamp = int(now)
@@ -66,11 +71,15 @@ class Pipeline:
         if isinstance(item, Dropped):
             self._refuse(source, protocol, frame_no, None, item.reason, item.raw)
             return None
+        if self.health is not None:
+            self.health.frame_seen(source)
         try:
             signed = self.accept(item, min_interval_s)
         except Refused as e:
             self._refuse(source, protocol, frame_no, item.meter_label, e.reason, item.raw_frame)
             return None
+        if signed is not None and self.health is not None:
+            self.health.accepted(source, item, signed)
         if signed is not None:
             log.info("%s frame %d: %s import %s Wh export %s Wh signed for period %d",
                      source, frame_no, item.meter_label, item.import_wh, item.export_wh, signed.period)

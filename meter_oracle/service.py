@@ -6,10 +6,13 @@ import logging
 import signal
 import threading
 
+from meter_oracle import metrics
 from meter_oracle.config import DeviceConfig, OracleConfig
 from meter_oracle.delivery import NodeDelivery
 from meter_oracle.drivers import StreamDriver
+from meter_oracle.health import Health
 from meter_oracle.keystore import Keyring
+from meter_oracle.mqtt import MqttPublisher
 from meter_oracle.outbox import Outbox
 from meter_oracle.pipeline import Pipeline
 from meter_oracle.signing import EthAccountSigner, RustCoreSigner
@@ -25,17 +28,17 @@ def make_signer(config: OracleConfig):
     return SIGNERS[config.signer](config.domain)
 
 
-def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event) -> None:
+def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event, health: Health | None = None) -> None:
     outbox = Outbox(config.outbox)
     pipeline = Pipeline(outbox, Keyring(config.keys), make_signer(config),
-                        period_seconds=config.period_seconds, max_skew_s=config.max_skew_s)
+                        period_seconds=config.period_seconds, max_skew_s=config.max_skew_s, health=health)
     if device.protocol == "sunspec":
-        driver = SunSpecDriver(device.url, unit=device.unit, serial_options=device.serial)
+        driver = SunSpecDriver(device.url, unit=device.unit, serial_options=device.serial, model=device.sunspec_model)
         results = driver.results(stop, device.interval_s)
         interval = 0.0  # the poll interval already spaces the readings
     else:
         results = StreamDriver(device.url, device.protocol, dsmr_version=device.dsmr_version,
-                               serial_options=device.serial).results(stop)
+                               serial_options=device.serial, **device.decoder_options()).results(stop)
         interval = device.interval_s
     try:
         for n, item in enumerate(results, 1):
@@ -76,8 +79,17 @@ def run(config: OracleConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     failures: list[str] = []
-    threads = [threading.Thread(target=_guarded(run_device, stop, failures), args=(config, d, stop),
+    health = Health(config.outbox, [d.name for d in config.devices])
+    publisher, metrics_server = None, None
+    if config.mqtt is not None:
+        publisher = MqttPublisher(config.mqtt.client_config(), health, [n.name for n in config.nodes]).start()
+        health.listeners.append(publisher)
+    if config.metrics is not None:
+        metrics_server = metrics.serve(health, config.metrics.host, config.metrics.port)
+    threads = [threading.Thread(target=_guarded(run_device, stop, failures), args=(config, d, stop, health),
                                 name=f"device {d.name}") for d in config.devices]
+    if publisher is not None:
+        threads.append(threading.Thread(target=_guarded(publisher.run, stop, failures), args=(stop,), name="mqtt health"))
     threads += [threading.Thread(target=_guarded(run_node, stop, failures), args=(config, n.name, n.url, stop),
                                  name=f"node {n.name}") for n in config.nodes]
     for t in threads:
@@ -86,4 +98,8 @@ def run(config: OracleConfig) -> int:
     stop.wait()
     for t in threads:
         t.join()
+    if publisher is not None:
+        publisher.stop()
+    if metrics_server is not None:
+        metrics_server.shutdown()
     return 1 if failures else 0

@@ -36,7 +36,7 @@ BATCH_TYPEHASH = keccak(text=BATCH_TYPE)
 EMPTY_NODE_HASH = b"\x00" * 32
 
 
-PROTOCOLS = ("dsmr", "sml", "sunspec")  # the meter protocols, which are also the meter id schemes
+PROTOCOLS = ("dsmr", "sml", "sunspec", "d0")  # the meter protocols, which are also the meter id schemes
 
 
 def meter_id(scheme: str, identity: str) -> bytes:

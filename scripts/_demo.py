@@ -221,9 +221,8 @@ class NeighbourhoodDemo:
                        # the plausibility limit is scaled by the time acceleration
                        "max_power_w": int((500_000 if boundary else 60_000) * factor)}
                       for m in self.meters if (m.kind == "boundary") == boundary]
-            self.processes.append(start_oracle(self.work, name, chain_id=dep.chain_id, ledger=dep.ledger,
-                                               period_seconds=self.o.period_seconds, max_skew_s=30, nodes=nodes,
-                                               meters=meters))
+            self.processes.append(start_oracle(self.work, name, deployment=self.work / "deployment.json",
+                                               max_skew_s=30, nodes=nodes, meters=meters))
 
     # -- the day ------------------------------------------------------------------------
     def _run_day(self, simulation: Simulation, boundary: MeterRegister, substation: MeterRegister,

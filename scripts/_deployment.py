@@ -1,22 +1,23 @@
 """Deploying a settlement network with ape, registering meter points, and the deployment file.
 
-The deployment file (JSON) is what every other tool reads: node and oracle configs take the
-ledger and registry addresses from it, the audit takes the grids and the first block.
+The deployment file (JSON, rust_core.deployment) is what every other tool reads: node and oracle
+configs take the ledger and registry addresses from it, the audit takes the grids and the first block.
 Used by `ape run deploy`, `ape run register` and the demo; all chain writes go through ape
 accounts, so the same code deploys to the local anvil and to any network ape knows.
 """
 from __future__ import annotations
 
 import csv
-import json
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
 from decimal import Decimal
+from dataclasses import dataclass
 from pathlib import Path
 
 from eth_utils import to_checksum_address
 from rust_core.wire import group_id, meter_label_id, wh_to_mwh
+
+from rust_core.deployment import Deployment
 
 KINDS = {"consumption": 0, "generation": 1, "prosumer": 2, "storage": 3, "boundary": 4}
 OPEN_ENDED = 2**64 - 1
@@ -61,29 +62,6 @@ class NetworkSpec:
             raise SpecError(f"{path}: missing key {e.args[0]!r}") from None
 
 
-@dataclass
-class Deployment:
-    chain_id: int
-    registry: str
-    ledger: str
-    period_seconds: int
-    challenge_window_seconds: int
-    first_block: int
-    grids: dict[str, str] = field(default_factory=dict)  # name -> address, inner grids first
-    groups: dict[str, str] = field(default_factory=dict)  # name -> 0x group id
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=1) + "\n")
-
-    @classmethod
-    def load(cls, path: Path) -> "Deployment":
-        try:
-            return cls(**json.loads(Path(path).read_text()))
-        except (OSError, ValueError, TypeError) as e:
-            raise SpecError(f"deployment file {path}: {e}") from None
-
-
 def deploy(project, chain, admin, spec: NetworkSpec) -> Deployment:
     """Registry, ledger and grids (inner grids first); roles, operators and quorum as specified."""
     first_block = chain.blocks.head.number + 1
@@ -94,8 +72,9 @@ def deploy(project, chain, admin, spec: NetworkSpec) -> Deployment:
         registry.addOperator(op, sender=admin)
     registry.setQuorum(spec.quorum, sender=admin)
     ledger = admin.deploy(project.PeriodLedger, registry, spec.period_seconds, spec.challenge_window_seconds)
-    dep = Deployment(chain.chain_id, registry.address, ledger.address, spec.period_seconds,
-                     spec.challenge_window_seconds, first_block)
+    dep = Deployment(chain_id=chain.chain_id, registry=registry.address, ledger=ledger.address,
+                     period_seconds=spec.period_seconds, challenge_window_seconds=spec.challenge_window_seconds,
+                     first_block=first_block)
     for g in spec.grids:
         if not g.responsible_group:
             raise SpecError(f"grid {g.name!r}: responsible_group (who carries the imbalance) is required")

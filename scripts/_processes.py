@@ -82,16 +82,16 @@ def start_nodes(work: Path, rpc_url: str, registry: str, ledger: str, operator_k
     return started
 
 
-def start_oracle(work: Path, name: str, *, chain_id: int, ledger: str, period_seconds: int, max_skew_s: float,
+def start_oracle(work: Path, name: str, *, deployment: Path, max_skew_s: float,
                  nodes: list[str], meters: list[dict]) -> ManagedProcess:
-    """A `meter-oracle run` process delivering to `nodes`; each meter is a dict with label
+    """A `meter-oracle run` process delivering to `nodes`, signing for the `deployment` file's
+    domain; each meter is a dict with label
     (scheme:identity), key (32 bytes), url (device), max_power_w and interval_s."""
     from meter_oracle.keystore import write_keystore
 
     keys = work / name
     keys.mkdir()
-    lines = [f'outbox = "{name}.sqlite"', f"chain_id = {chain_id}", f'verifying_contract = "{ledger}"',
-             f"period_seconds = {period_seconds}", f"max_skew_s = {max_skew_s}", ""]
+    lines = [f'outbox = "{name}.sqlite"', f'deployment = "{deployment.resolve()}"', f"max_skew_s = {max_skew_s}", ""]
     for i, url in enumerate(nodes):
         lines += ["[[nodes]]", f'name = "node-{chr(ord("a") + i)}"', f'url = "{url}"', ""]
     for n, m in enumerate(meters):

@@ -65,7 +65,7 @@ HEX64 = "0x" + "ab" * 32
     ("signature", HEX64, "malformed_signature", "expected 0x followed by 130 hex digits"),
     ("raw_frame", "not base64!", "malformed_raw_frame", "not valid base64"),
     ("raw_frame", 7, "malformed_raw_frame", "expected base64 text"),
-    ("protocol", "iec", "malformed_protocol", "'dsmr', 'sml' or 'sunspec'"),
+    ("protocol", "iec", "malformed_protocol", "'dsmr', 'sml', 'sunspec' or 'd0'"),
 ])
 def test_every_field_refusal_names_the_field_with_its_code(field, value, code, message):
     with pytest.raises(Refused) as e:
@@ -136,7 +136,7 @@ def test_answers_outside_the_schema_are_refused(model, good, field, bad):
 
 def test_shared_concepts_defined_once():
     assert meter_label_id("sml:0a01") == ref.meter_id("sml", "0a01") == rust_core.keccak256(b"sml:0a01")
-    with pytest.raises(ValueError, match="scheme dsmr, sml or sunspec"):
+    with pytest.raises(ValueError, match="scheme dsmr, sml, sunspec or d0"):
         meter_label_id("iec:1")
     assert wh_to_mwh("6825.5129") == wh_to_mwh(Decimal("6825.5129")) == 6_825_512
     for bad, why in (("-1", "cannot be negative"), ("x", "not a decimal number"), (str(2**64), "exceeds uint64")):

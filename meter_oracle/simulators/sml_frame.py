@@ -6,7 +6,8 @@ from __future__ import annotations
 import itertools
 from decimal import ROUND_FLOOR, Decimal
 
-from smllib.crc import x25
+import smllib.crc
+from smllib.crc import x25  # message CRCs are X.25 whatever the frame CRC
 
 ESC = b"\x1b\x1b\x1b\x1b"
 _txn = itertools.count(1)
@@ -56,15 +57,22 @@ def _entry(obis: bytes, unit: int | None, scaler: int | None, value: bytes) -> b
                value, NONE)
 
 
-def build_frame(server_id: bytes, import_wh: Decimal, export_wh: Decimal, *, power_w: Decimal | None = None,
-                scaler: int = -1) -> bytes:
-    """One transport frame. Registers in Wh with 10**scaler resolution (unit code 30)."""
+def entry(obis_hex: str, unit: int | None, scaler: int | None, value: bytes) -> bytes:
+    """One val_list entry (obis, status, time, unit, scaler, value, signature), for extra entries."""
+    return _entry(bytes.fromhex(obis_hex), unit, scaler, value)
+
+
+def build_frame(server_id: bytes, import_wh: Decimal | None, export_wh: Decimal | None, *,
+                power_w: Decimal | None = None, scaler: int = -1, extra: tuple[bytes, ...] = (),
+                crc: str = "x25") -> bytes:
+    """One transport frame. Registers in Wh with 10**scaler resolution (unit code 30); a register
+    given as None is left out (a generator's meter has no 1.8.0)."""
     step = Decimal(10) ** scaler
-    entries = [
-        _entry(bytes.fromhex("0100600100ff"), None, None, octets(server_id)),
-        _entry(bytes.fromhex("0100010800ff"), 30, scaler, unsigned(int((import_wh / step).to_integral_value(ROUND_FLOOR)), 8)),
-        _entry(bytes.fromhex("0100020800ff"), 30, scaler, unsigned(int((export_wh / step).to_integral_value(ROUND_FLOOR)), 8)),
-    ]
+    entries = [_entry(bytes.fromhex("0100600100ff"), None, None, octets(server_id))]
+    for obis, wh in (("0100010800ff", import_wh), ("0100020800ff", export_wh)):
+        if wh is not None:
+            entries.append(_entry(bytes.fromhex(obis), 30, scaler, unsigned(int((wh / step).to_integral_value(ROUND_FLOOR)), 8)))
+    entries += extra
     if power_w is not None:
         entries.append(_entry(bytes.fromhex("0100100700ff"), 27, 0, signed(int(power_w), 4)))
     payload = (
@@ -73,13 +81,13 @@ def build_frame(server_id: bytes, import_wh: Decimal, export_wh: Decimal, *, pow
                                lst(*entries), NONE, NONE))
         + _message(0x0201, lst(NONE))
     )
-    return wrap_transport(payload)
+    return wrap_transport(payload, crc=crc)
 
 
-def wrap_transport(payload: bytes) -> bytes:
+def wrap_transport(payload: bytes, *, crc: str = "x25", pad: bool = True) -> bytes:
+    """pad=False leaves the end sequence off the 4-byte grid (a misaligned end marker)."""
     # escapes sit on 4-byte boundaries (the frame's alignment), as meters send them
     escaped = b"".join(payload[i : i + 4] * (2 if payload[i : i + 4] == ESC else 1) for i in range(0, len(payload), 4))
-    padding = -len(escaped) % 4
+    padding = -len(escaped) % 4 if pad else 0
     body = ESC + b"\x01\x01\x01\x01" + escaped + b"\x00" * padding + ESC + bytes([0x1A, padding])
-    crc = x25.get_crc(body)
-    return body + crc.to_bytes(2, "big")
+    return body + getattr(smllib.crc, crc).get_crc(body).to_bytes(2, "big")

@@ -1,7 +1,8 @@
-"""A SunSpec device on a real Modbus server (pymodbus; Modbus TCP, or RTU framing over TCP): 'SunS' at 40000, the common model
-(manufacturer, model, serial), then a meter model 203 (import/export registers, for batteries,
-EV chargers, households) or an inverter model 103 (energy produced), then the end model.
-Energy registers are refreshed from the register source on every read."""
+"""A SunSpec device on a real Modbus server (pymodbus; Modbus TCP, or RTU framing over TCP): 'SunS' at
+40000, the common model (manufacturer, model, serial), then one or more energy models laid out
+from pysunspec2's definitions (meters 201-204 / 211-214 / 220, inverters 101-103 / 111-113, DER
+701), then the end model. Points the simulator does not drive read as "not implemented"; energy
+registers are refreshed from the register source on every read."""
 from __future__ import annotations
 
 import asyncio
@@ -32,31 +33,59 @@ def _acc32(value: int) -> list[int]:
 
 class SunSpecServer:
     def __init__(self, source: RegisterSource, *, manufacturer: str, serial: str, model: int = 203,
-                 model_name: str = "SIM-1", wh_scale: int = 0, host: str = "127.0.0.1", port: int = 0,
-                 rtu: bool = False) -> None:
-        """rtu: speak Modbus RTU framing over the TCP port, as an RS-485 device behind a ser2net
-        gateway does (read it with the url socket://host:port)."""
-        if model not in (203, 103):
-            raise ValueError("the simulator offers meter model 203 or inverter model 103")
-        self.source, self.model, self.wh_scale = source, model, wh_scale
+                 models: tuple[int, ...] | None = None, model_name: str = "SIM-1", wh_scale: int = 0,
+                 host: str = "127.0.0.1", port: int = 0, rtu: bool = False) -> None:
+        """models: the energy models to serve after the common model (default: just `model`), laid
+        out from pysunspec2's definitions; every one shows the source's registers. rtu: speak
+        Modbus RTU framing over the TCP port, as an RS-485 device behind a ser2net gateway does
+        (read it with the url socket://host:port)."""
+        self.models = tuple(models or (model,))
+        unknown = [x for x in self.models if x not in m.ENERGY]
+        if unknown:
+            raise ValueError(f"the simulator serves energy models {sorted(m.ENERGY)}, not {unknown}")
+        self.source, self.wh_scale = source, wh_scale
         self.host = host
         self.port = port or _free_port(host)
         self.rtu = rtu
-        common = [m.COMMON, m.COMMON_LEN] + _string(manufacturer, 16) + _string(model_name, 16) + [0] * 8 \
-            + _string("1.0", 8) + _string(serial, 16) + [1, 0x8000]
-        length = m.METER_LEN if model == 203 else m.INVERTER_LEN
-        self._model_at = BASE + 2 + len(common) + 2  # first register of the model's points
-        points = [0] * length
-        if model == 203:
-            points[m.METER_W_SF] = 0
-            points[m.TOT_WH_SF] = wh_scale & 0xFFFF
-        else:
-            points[m.INV_W_SF] = 0
-            points[m.INV_WH_SF] = wh_scale & 0xFFFF
-        self._registers = list(m.SUNS) + common + [model, length] + points + [m.END_MODEL, 0]
+        common = m.layout(m.COMMON)
+        image = [0] * (common.length + 2)
+        self._put(image, common, "ID", m.COMMON)
+        self._put(image, common, "L", common.length)
+        for name, text in (("Mn", manufacturer), ("Md", model_name), ("Vr", "1.0"), ("SN", serial)):
+            point = common.points[name]
+            image[point.offset : point.offset + point.size] = _string(text, point.size)
+        self._put(image, common, "DA", 1)
+        self._registers = list(m.SUNS) + image
+        self._energy_at: list[tuple[int, m.Layout]] = []  # (address of the model's ID, layout)
+        for model_id in self.models:
+            lay = m.layout(model_id)
+            block = [0] * (lay.length + 2)
+            self._put(block, lay, "ID", model_id)
+            self._put(block, lay, "L", lay.length)
+            for point in lay.points.values():
+                if point.type == "sunssf":
+                    self._put(block, lay, point.name, 0)
+                elif point.name not in ("ID", "L") and point.type in m.NOT_IMPLEMENTED:
+                    self._put(block, lay, point.name, m.NOT_IMPLEMENTED[point.type])
+                elif point.type == "float32":
+                    self._put(block, lay, point.name, float("nan"))
+            energy = m.ENERGY[model_id]
+            sf_names = {lay.points[n].sf for n in (energy.import_point, energy.export_point) if n and lay.points[n].sf}
+            for sf in sf_names:
+                self._put(block, lay, sf, wh_scale & 0xFFFF)
+            power = lay.points[energy.power_point]
+            self._put(block, lay, power.name, 0.0 if power.type == "float32" else 0)
+            self._energy_at.append((BASE + len(self._registers), lay))
+            self._registers += block
+        self._registers += [m.END_MODEL, 0]
         self._server: ModbusTcpServer | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
+
+    @staticmethod
+    def _put(block: list[int], lay: m.Layout, name: str, value) -> None:
+        point = lay.points[name]
+        block[point.offset : point.offset + point.size] = m.encode(point, value)
 
     @property
     def url(self) -> str:
@@ -73,15 +102,20 @@ class SunSpecServer:
         if set_values is not None:
             return None
         imp, exp = self.source.registers(time.time())
-        step = Decimal(10) ** self.wh_scale
-        imp_r = int((Decimal(imp) / step).to_integral_value(ROUND_FLOOR))
-        exp_r = int((Decimal(exp) / step).to_integral_value(ROUND_FLOOR))
-        at = self._model_at - start_address
-        if self.model == 203:
-            registers[at + m.TOT_WH_IMP : at + m.TOT_WH_IMP + 2] = _acc32(imp_r)
-            registers[at + m.TOT_WH_EXP : at + m.TOT_WH_EXP + 2] = _acc32(exp_r)
-        else:
-            registers[at + m.INV_WH : at + m.INV_WH + 2] = _acc32(exp_r)
+        for at, lay in self._energy_at:
+            energy = m.ENERGY[lay.id]
+            for name, wh in ((energy.import_point, imp), (energy.export_point, exp)):
+                if name is None:
+                    continue
+                point = lay.points[name]
+                if point.type == "float32":
+                    value = float(wh)
+                else:
+                    step = Decimal(10) ** self.wh_scale
+                    value = int((Decimal(wh) / step).to_integral_value(ROUND_FLOOR))
+                first = at - start_address + point.offset
+                if 0 <= first and first + point.size <= len(registers):
+                    registers[first : first + point.size] = m.encode(point, value)
         return None
 
     def start(self) -> SunSpecServer:

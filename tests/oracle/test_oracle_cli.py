@@ -7,7 +7,7 @@ import sys
 import time
 from decimal import Decimal
 
-from oracle_support import REPO, TESTDATA, load_expected
+from oracle_support import REPO, TESTDATA, load_expected, write_deployment
 from meter_oracle.simulators.profiles import FixedRegisters
 from meter_oracle.simulators.stream_server import SmlMeter, TcpFrameServer, replay
 
@@ -54,10 +54,12 @@ def test_read_prints_one_reading_from_a_device():
 
 def test_run_refuses_a_bad_config_clearly(tmp_path):
     config = tmp_path / "oracle.toml"
-    config.write_text('chain_id = 1\nverifying_contract = "0x12"\n')
+    config.write_text('deployment = "deployment.json"\nverifying_contract = "0x12"\n')
     run = oracle("run", "--config", str(config))
     assert run.returncode == 2
-    assert "is not a 20-byte address" in run.stderr
+    assert f"{config}: deployment: deployment file {tmp_path}/deployment.json: No such file" in run.stderr
+    assert f"{config}: verifying_contract: unknown key" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_run_logs_which_meter_which_frame_and_why(tmp_path):
@@ -69,8 +71,9 @@ def test_run_logs_which_meter_which_frame_and_why(tmp_path):
     # the empty first chunk gives the oracle time to connect: pyserial flushes what came before
     with TcpFrameServer(replay([b"", unknown, corrupt]), interval_s=0.5) as server, open(log_path, "w") as log_file:
         config = tmp_path / "oracle.toml"
+        write_deployment(tmp_path)
         config.write_text(
-            'chain_id = 31337\nverifying_contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"\n'
+            'deployment = "deployment.json"\n'
             f'[[devices]]\nname = "p1-hall"\nprotocol = "dsmr"\nurl = "{server.url}"\n'
         )
         proc = subprocess.Popen([sys.executable, "-m", "meter_oracle.cli", "run", "--config", str(config)],

@@ -9,7 +9,7 @@ import sys
 import time
 from decimal import Decimal
 
-from oracle_support import DOMAIN, REPO, key_for
+from oracle_support import DOMAIN, REPO, key_for, write_deployment
 from meter_oracle.keystore import write_keystore
 from meter_oracle.outbox import Outbox
 from meter_oracle.reading import meter_id
@@ -24,8 +24,7 @@ METERS = ["KILL0001", "KILL0002", "KILL0003"]
 def write_config(tmp_path, node_url: str, device_urls: list[str]) -> str:
     lines = [
         'outbox = "outbox.sqlite"',
-        f"chain_id = {DOMAIN.chain_id}",
-        f'verifying_contract = "0x{DOMAIN.verifying_contract.hex()}"',
+        f'deployment = "{write_deployment(tmp_path).name}"',
         "[[nodes]]", 'name = "op1"', f'url = "{node_url}"',
     ]
     for meter, url in zip(METERS, device_urls):

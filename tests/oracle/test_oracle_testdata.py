@@ -2,45 +2,16 @@
 same driver that reads hardware, decoded as its expected.json says."""
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
 
-from oracle_support import ISKRA, TESTDATA, load_expected, make_pipeline
-from meter_oracle.drivers import StreamDriver
+from oracle_support import ISKRA, TESTDATA, load_expected, make_pipeline, read_stream
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame, meter_id
-from meter_oracle.simulators.stream_server import PtyFrameServer, TcpFrameServer, replay
+from meter_oracle.simulators.stream_server import PtyFrameServer, TcpFrameServer
 
 SERVERS = [TcpFrameServer, PtyFrameServer]
-
-
-def read_stream(server_cls, protocol: str, chunks: list[bytes], expect: int) -> list:
-    """Opens the stream first, then lets the server send (pyserial flushes a pty on open)."""
-    server = server_cls(replay(chunks), interval_s=0.01, chunk=61)
-    driver = StreamDriver(server.url, protocol)
-    stop = threading.Event()
-    out: list = []
-
-    def consume() -> None:
-        for item in driver.results(stop):
-            out.append(item)
-            if len(out) == expect:
-                return
-
-    reader = threading.Thread(target=consume)
-    reader.start()
-    try:
-        assert driver.connected.wait(10), "driver did not open the stream"
-        server.start()
-        reader.join(timeout=20)
-    finally:
-        stop.set()
-        reader.join(timeout=5)
-        server.stop()
-    assert len(out) == expect, f"stream gave {out}"
-    return out
 
 
 @pytest.mark.parametrize("server_cls", SERVERS)

@@ -1,0 +1,171 @@
+"""Three node processes at quorum 2 of 3 agree on their inputs before the root: a reading that
+reached one node only, a meter key that signed three different readings for the three nodes
+(1-1-1), and that equivocation with one node down. Every period settles with the root computed
+here from the reconciled set, identically in every node's archive, the equivocation evidence is
+archived on every node that saw it, and the meter's next honest reading is accepted everywhere
+(also where it lies below an equivocating reading that lost)."""
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from node_harness import Deployment, NodeProcess, deploy_settlement, expected_root, wire
+from test_node_three_nodes import PERIOD, STATUS_FINAL, WINDOW, start_nodes, wait_status
+
+from node.archive import EQUIVOCATION_SAME_TIME, open_archive
+
+pytestmark = pytest.mark.chain
+
+
+class Scenario:
+    """Readings per period as the honest nodes must settle them (the reconciled set)."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.settled: dict[int, list[tuple]] = {}
+        self.sigs: dict[tuple, bytes] = {}
+        self.registers = {m.meter_id: [*m.baseline] for m in dep.meters}
+
+    def period(self) -> tuple[int, int]:
+        """(period, timestamp) with at least 4 s left in the period."""
+        while True:
+            now = time.time()
+            p = int(now) // PERIOD
+            if (p + 1) * PERIOD - now >= 4.0 and p not in self.settled and p >= self.dep.meters[0].active_from:
+                return p, int(now)
+            time.sleep(0.2)
+
+    def honest(self, p: int, ts: int) -> list[tuple[tuple, dict]]:
+        """One reading per meter, (reading, wire entry), registers moving forward."""
+        readings = []
+        for i, m in enumerate(self.dep.meters):
+            self.registers[m.meter_id][0] += 1000 + 17 * i
+            readings.append((m.meter_id, p, ts, *self.registers[m.meter_id]))
+        body = wire(self.dep, readings, [m.key for m in self.dep.meters])
+        return list(zip(readings, body))
+
+    def settle(self, p: int, pairs: list[tuple[tuple, dict]]) -> None:
+        self.settled[p] = [r for r, _ in pairs]
+        for r, entry in pairs:
+            self.sigs[r] = bytes.fromhex(entry["signature"][2:])
+
+    def equivocation(self, p: int, ts: int, meter: int, n: int) -> tuple[list[tuple[tuple, dict]], int]:
+        """n different readings of one meter at one timestamp, and the index of the one the rule
+        settles (the lowest signature), chosen so that it has the lowest registers: the meter's
+        next honest reading then lies below the others, as in a minority node's archive."""
+        m = self.dep.meters[meter]
+        base = self.registers[m.meter_id][0]
+        for attempt in range(50):
+            readings = [(m.meter_id, p, ts, base + 1000 + attempt + 40_000 * k, self.registers[m.meter_id][1])
+                        for k in range(n)]
+            body = wire(self.dep, readings, [m.key] * n)
+            sigs = [bytes.fromhex(e["signature"][2:]) for e in body]
+            if sigs.index(min(sigs)) == 0:
+                self.registers[m.meter_id][0] = readings[0][3]
+                return list(zip(readings, body)), 0
+        raise AssertionError("no ordering found")
+
+
+def post(node: NodeProcess, entries: list[dict]) -> dict:
+    r = httpx.post(node.url + "/v1/readings", json={"readings": entries}, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def assert_settled_everywhere(dep: Deployment, nodes: list[NodeProcess], sc: Scenario, p: int) -> None:
+    b = wait_status(dep, p, STATUS_FINAL, timeout=60)
+    root = expected_root(sc.settled, dep, p, sc.sigs)
+    assert (b[0], b[1], b[2], b[3]) == (*root, len(sc.settled[p]))
+    group = dep.meters[0].group_id
+    for n in nodes:  # each node's archive holds that batch as final, adopted or its own
+        deadline = time.time() + 20
+        while True:
+            a = open_archive(f"sqlite:///{n.db}")
+            final = a.final_batch(p, group)
+            a.close()
+            if final is not None or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert final is not None and final.root == b[0], f"{n.name}: period {p} not final in its archive"
+
+
+def test_a_reading_delivered_to_one_node_only_is_settled_by_all(anvil, tmp_path):
+    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=4)
+    nodes = start_nodes(tmp_path, dep)
+    sc = Scenario(dep)
+    try:
+        p, ts = sc.period()
+        pairs = sc.honest(p, ts)
+        for n in nodes:
+            post(n, [e for r, e in pairs if n is nodes[0] or r[0] != dep.meters[3].meter_id])
+        sc.settle(p, pairs)
+        assert_settled_everywhere(dep, nodes, sc, p)
+        for n in nodes[1:]:
+            assert "energy_settlement_node_readings_reconciled_total 1.0" in httpx.get(n.url + "/metrics").text
+        # the next period, delivered everywhere, counts from the healed one
+        p2, ts2 = sc.period()
+        pairs2 = sc.honest(p2, ts2)
+        for n in nodes:
+            post(n, [e for _, e in pairs2])
+        sc.settle(p2, pairs2)
+        assert_settled_everywhere(dep, nodes, sc, p2)
+        for n in nodes:
+            h = httpx.get(n.url + "/healthz", timeout=5)
+            assert h.status_code == 200, h.text
+            assert h.json()["chain"]["ledger_code"] is True and abs(h.json()["clock_offset_s"]) < 2
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def equivocation_evidence(node: NodeProcess, p: int) -> set[frozenset]:
+    a = open_archive(f"sqlite:///{node.db}")
+    try:
+        return {frozenset((e.first.signature, e.second.signature)) for e in a.equivocations(p)
+                if e.kind == EQUIVOCATION_SAME_TIME}
+    finally:
+        a.close()
+
+
+def run_equivocation(anvil, tmp_path, down: bool) -> None:
+    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=3)
+    nodes = start_nodes(tmp_path, dep)
+    sc = Scenario(dep)
+    try:
+        if down:
+            nodes[2].kill()
+        alive = nodes[:2] if down else nodes
+        p, ts = sc.period()
+        pairs = sc.honest(p, ts)[1:]            # meters 1 and 2 honest, delivered everywhere
+        forks, winner = sc.equivocation(p, ts, meter=0, n=len(alive))
+        for n, fork in zip(alive, forks):
+            post(n, [fork[1], *[e for _, e in pairs]])
+        sc.settle(p, [forks[winner], *pairs])
+        assert_settled_everywhere(dep, alive, sc, p)
+        sigs = [bytes.fromhex(e["signature"][2:]) for _, e in forks]
+        expected = {frozenset((a, b)) for a in sigs for b in sigs if a != b}
+        for n in alive:  # every signed reading of the fork archived as evidence against the key
+            assert equivocation_evidence(n, p) == expected, n.name
+
+        # the meter's next honest reading lies below the losing forks: every node accepts it
+        if down:
+            nodes[2].start()
+        p2, ts2 = sc.period()
+        pairs2 = sc.honest(p2, ts2)
+        for n in nodes:
+            answer = post(n, [e for _, e in pairs2])
+            assert answer["accepted"] == [0, 1, 2], (n.name, answer)
+        sc.settle(p2, pairs2)
+        assert_settled_everywhere(dep, nodes, sc, p2)
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_a_meter_equivocating_1_1_1_across_the_nodes_settles_by_the_rule(anvil, tmp_path):
+    run_equivocation(anvil, tmp_path, down=False)
+
+
+def test_an_equivocation_with_one_node_down_settles_and_the_node_catches_up(anvil, tmp_path):
+    run_equivocation(anvil, tmp_path, down=True)

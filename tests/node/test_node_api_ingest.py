@@ -30,6 +30,7 @@ def api(anvil, tmp_path):
     node = SettlementNode(Chain(dep.rpc_url, dep.registry, dep.ledger, dep.operator_keys[0]), archive, Peers(()),
                           grace_seconds=2.0)
     with TestClient(create_app(node)) as client:
+        client.app_node = node
         yield dep, client, archive
     archive.close()
 
@@ -190,3 +191,15 @@ def test_peer_endpoints_answer_a_problem_for_a_batch_they_do_not_have(api):
                  "/v1/batches/5/0x" + "ab" * 32 + "/leaves?root=0x" + "cd" * 32):
         r = client.get(path)
         assert r.status_code == 404 and Problem.model_validate(r.json()).detail.startswith("no batch")
+
+
+def test_made_up_periods_leave_no_per_period_state(api):
+    dep, client, _ = api
+    node = client.app_node  # set by the fixture
+    ts = safe_now()
+    good = reading(dep, 0, ts, 2_000_000)
+    made_up = [dict(good, period=p, import_wh="x") for p in range(10**6, 10**6 + 500)]
+    made_up += [dict(good, period=p) for p in range(10**9, 10**9 + 500)]  # well-formed, wrong period
+    r = post(client, made_up + [good])
+    assert r.status_code == 422 and r.json()["accepted"] == [1000]
+    assert set(node.ingestor.period_stats) == {ts // PERIOD}

@@ -87,14 +87,15 @@ def cmd_read(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from meter_oracle.outbox import OutboxError
     from meter_oracle.service import run
 
     try:
         config = load_config(args.config)
-    except ConfigError as e:
+        return run(config)
+    except (ConfigError, OutboxError) as e:
         print(f"meter-oracle: {e}", file=sys.stderr)
         return 2
-    return run(config)
 
 
 def main(argv: list[str] | None = None) -> int:

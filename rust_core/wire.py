@@ -249,17 +249,15 @@ def _wh_text(v: Any) -> Decimal:
     if len(v) > WH_TEXT_MAX_CHARS:
         raise PydanticCustomError("wh_text", "decimal text of {n} characters exceeds {max}",
                                   {"n": len(v), "max": WH_TEXT_MAX_CHARS})
-    m = _WH_TEXT.fullmatch(v)
-    if m is None:
-        raise PydanticCustomError("wh_text", "{v} is not a non-negative decimal number", {"v": repr(v)})
-    if m.group(1) is not None and abs(int(m.group(1))) > WH_EXPONENT_MAX:
-        raise PydanticCustomError("wh_text", "{v}: exponent beyond +-{max}", {"v": repr(v), "max": WH_EXPONENT_MAX})
     try:
-        d = Decimal(v)
+        d = Decimal(v)  # only parsed: cheap for a short text, whatever its exponent
     except InvalidOperation:
         raise PydanticCustomError("wh_text", "{v} is not a decimal number", {"v": repr(v)}) from None
-    if not d.is_finite() or d < 0:
+    m = _WH_TEXT.fullmatch(v)
+    if m is None or not d.is_finite() or d < 0:
         raise PydanticCustomError("wh_text", "{v} is not a finite non-negative number", {"v": repr(v)})
+    if m.group(1) is not None and abs(int(m.group(1))) > WH_EXPONENT_MAX:
+        raise PydanticCustomError("wh_text", "{v}: exponent beyond +-{max}", {"v": repr(v), "max": WH_EXPONENT_MAX})
     return d
 
 

@@ -6,6 +6,7 @@ archived on every node that saw it, and the meter's next honest reading is accep
 (also where it lies below an equivocating reading that lost)."""
 from __future__ import annotations
 
+import signal
 import time
 
 import httpx
@@ -169,3 +170,83 @@ def test_a_meter_equivocating_1_1_1_across_the_nodes_settles_by_the_rule(anvil, 
 
 def test_an_equivocation_with_one_node_down_settles_and_the_node_catches_up(anvil, tmp_path):
     run_equivocation(anvil, tmp_path, down=True)
+
+
+def frozen_through_the_close(node: NodeProcess, p: int, until) -> None:
+    """Stops the node's process (SIGSTOP: its port accepts, nothing answers) from just before
+    period p closes until `until()` holds, then lets it run on."""
+    while time.time() < (p + 1) * PERIOD - 0.5:
+        time.sleep(0.05)
+    node.proc.send_signal(signal.SIGSTOP)
+    try:
+        deadline = time.time() + 40
+        while not until() and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        node.proc.send_signal(signal.SIGCONT)
+
+
+def metric(node: NodeProcess, name: str) -> float:
+    for line in httpx.get(node.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(f"energy_settlement_node_{name} "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in {node.name}'s metrics")
+
+
+def test_a_peer_unreachable_at_the_close_is_healed_by_a_rebuild(anvil, tmp_path):
+    """node2 down; node0 alone has meter 0's reading, node1 alone meter 1's, and node0 does not
+    answer while node1 closes: the two build different roots, no quorum. node1 compares headers,
+    reconciles with node0 again and rebuilds: the period settles with both readings."""
+    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=3)
+    nodes = start_nodes(tmp_path, dep)
+    nodes[2].kill()
+    sc = Scenario(dep)
+    group = "0x" + dep.meters[0].group_id.hex()
+    try:
+        p, ts = sc.period()
+        pairs = sc.honest(p, ts)
+        post(nodes[0], [pairs[0][1], pairs[2][1]])
+        post(nodes[1], [pairs[1][1], pairs[2][1]])
+        sc.settle(p, pairs)
+        built = lambda: httpx.get(f"{nodes[1].url}/v1/batches/{p}/{group}/signature", timeout=2).status_code == 200
+        frozen_through_the_close(nodes[0], p, built)
+        assert_settled_everywhere(dep, nodes[:2], sc, p)
+        assert metric(nodes[1], "batches_rebuilt_total") >= 1
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_a_node_whose_root_lost_yields_to_the_final_batch_and_settles_on(anvil, tmp_path):
+    """node0 alone has meter 0's reading and does not answer while the others close: they reach
+    the quorum without it. node0 builds its own root, yields to the final one (metrics, health)
+    and takes part in the next period, which settles everywhere."""
+    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=3)
+    nodes = start_nodes(tmp_path, dep)
+    sc = Scenario(dep)
+    try:
+        p, ts = sc.period()
+        pairs = sc.honest(p, ts)
+        post(nodes[0], [e for _, e in pairs])
+        for n in nodes[1:]:
+            post(n, [e for _, e in pairs[1:]])
+        sc.settle(p, pairs[1:])
+        frozen_through_the_close(nodes[0], p, lambda: dep.batch(p, dep.meters[0].group_id)[5] >= 1)
+        assert_settled_everywhere(dep, nodes, sc, p)
+        deadline = time.time() + 20
+        while metric(nodes[0], "batches_yielded_total") < 1 and time.time() < deadline:
+            time.sleep(0.3)
+        assert metric(nodes[0], "batches_yielded_total") == 1
+        # meter 0's next reading carries its registers on: nothing of its energy is lost
+        p2, ts2 = sc.period()
+        pairs2 = sc.honest(p2, ts2)
+        for n in nodes:
+            post(n, [e for _, e in pairs2])
+        sc.settle(p2, pairs2)
+        assert_settled_everywhere(dep, nodes, sc, p2)
+        h = httpx.get(nodes[0].url + "/healthz", timeout=5).json()
+        assert h["periods_waiting_quorum"] == [] and h["cosigning"]["final_periods"] == 2
+        assert h["cosigning"]["own_root"] == 1  # its root lost period p, made period p2
+    finally:
+        for n in nodes:
+            n.stop()

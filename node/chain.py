@@ -1,42 +1,26 @@
 """The node's view of the chain through web3.py: the MeterRegistry (meters, operators,
-quorum), the PeriodLedger (batches, events, fraud proofs) and transactions signed with the
-operator key. ABIs come from ape's compiled output (.build/__local__.json, `ape compile`)."""
+quorum), the PeriodLedger (batches, events, fraud proofs) and transactions signed by the
+operator's Signer (node.signer). ABIs come with the package (node.abis)."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
-from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
+from node.abis import abi, contract_type  # noqa: F401  (contract_type: build-manifest bytecode, for tests)
+from node.signer import LocalKeySigner, Signer
 from rust_core.wire import BatchHeader, Register, SumNode
 
 log = logging.getLogger(__name__)
 
-BUILD_MANIFEST = Path(__file__).resolve().parent.parent / ".build" / "__local__.json"
 STATUS_NONE, STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 0, 1, 2, 3
 
 
 class ChainError(RuntimeError):
     """A transaction the chain refused (the message carries the revert reason)."""
-
-
-@lru_cache(maxsize=None)
-def contract_type(name: str) -> dict:
-    """ABI and deployment bytecode of a compiled contract, from ape's build manifest."""
-    try:
-        manifest = json.loads(BUILD_MANIFEST.read_text())
-    except OSError as e:
-        raise RuntimeError(f"{BUILD_MANIFEST} missing: run `ape compile` first ({e})") from None
-    try:
-        return manifest["contractTypes"][name]
-    except KeyError:
-        raise RuntimeError(f"contract {name} not in {BUILD_MANIFEST}: run `ape compile`") from None
 
 
 @dataclass(frozen=True)
@@ -76,16 +60,17 @@ class TxResult:
 
 
 class Chain:
-    def __init__(self, rpc_url: str, registry: str, ledger: str, operator_key: bytes) -> None:
+    def __init__(self, rpc_url: str, registry: str, ledger: str, signer: Signer | bytes) -> None:
+        """`signer`: the operator's Signer, or a raw private key (tests, read-only tools)."""
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
         self.registry = self.w3.eth.contract(
-            address=Web3.to_checksum_address(registry), abi=contract_type("MeterRegistry")["abi"]
+            address=Web3.to_checksum_address(registry), abi=abi("MeterRegistry")
         )
         self.ledger = self.w3.eth.contract(
-            address=Web3.to_checksum_address(ledger), abi=contract_type("PeriodLedger")["abi"]
+            address=Web3.to_checksum_address(ledger), abi=abi("PeriodLedger")
         )
-        self.account = Account.from_key(operator_key)
-        self.address = bytes.fromhex(self.account.address[2:])
+        self.signer: Signer = LocalKeySigner(signer) if isinstance(signer, bytes) else signer
+        self.address = bytes.fromhex(self.signer.address[2:])
         self._tx_lock = threading.Lock()
         self._period_seconds: int | None = None
         self._window: int | None = None
@@ -157,16 +142,15 @@ class Chain:
         # minutes old, and the ledger's time checks must see the current time.
         with self._tx_lock:
             try:
-                gas = fn.estimate_gas({"from": self.account.address}, block_identifier="pending")
+                gas = fn.estimate_gas({"from": self.signer.address}, block_identifier="pending")
             except ContractLogicError as e:
                 raise ChainError(f"reverted: {self._decode(e)}") from None
             tx = fn.build_transaction({
-                "from": self.account.address,
+                "from": self.signer.address,
                 "gas": gas + gas // 5,
-                "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending"),
+                "nonce": self.w3.eth.get_transaction_count(self.signer.address, "pending"),
             })
-            signed = self.account.sign_transaction(tx)
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            tx_hash = self.w3.eth.send_raw_transaction(self.signer.sign_transaction(tx))
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
         if receipt["status"] != 1:
             raise ChainError(f"transaction 0x{bytes(tx_hash).hex()} failed")
@@ -176,16 +160,16 @@ class Chain:
         """Names a custom error by the ledger's / registry's ABI (e.g. PeriodNotClosed(5, 4500))."""
         data = e.data if isinstance(e.data, str) else ""
         if data.startswith("0x") and len(data) >= 10:
-            for abi in (*self.ledger.abi, *self.registry.abi, *contract_type("Grid")["abi"]):
-                if abi.get("type") == "error":
-                    types = [i["type"] for i in abi["inputs"]]
-                    sig = f"{abi['name']}({','.join(types)})"
+            for entry in (*self.ledger.abi, *self.registry.abi, *abi("Grid")):
+                if entry.get("type") == "error":
+                    types = [i["type"] for i in entry["inputs"]]
+                    sig = f"{entry['name']}({','.join(types)})"
                     if Web3.keccak(text=sig)[:4].hex().removeprefix("0x") == data[2:10]:
                         try:
                             args = self.w3.codec.decode(types, bytes.fromhex(data[10:]))
                         except Exception:
                             args = (data[10:],)
-                        return f"{abi['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
+                        return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
         return str(e.message or e)
 
     def submit_batch(self, header: BatchHeader, signatures: list[bytes]) -> TxResult:
@@ -195,7 +179,7 @@ class Chain:
         return self._send(self.ledger.functions.finalize(period, group_id))
 
     def grid(self, address: str):
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=contract_type("Grid")["abi"])
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi("Grid"))
 
     def grid_rolled_up(self, grid: str, period: int) -> bool:
         return bool(self.grid(grid).functions.exchange(period).call()[0])

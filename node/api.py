@@ -3,7 +3,7 @@ endpoint, the readings and batch endpoints peers use, /healthz and /metrics in P
 The bodies are the models of rust_core.wire.
 
 Every request costs bounded work before it is refused: a delivery body is read up to
-MAX_BODY_BYTES only (413 beyond), at most MAX_ENTRIES entries, nesting deeper than JSON's
+max_body_bytes only (413 beyond), at most max_entries entries, nesting deeper than JSON's
 recursion limit is a 400, each field is size-checked on its text before it is decoded (see
 rust_core.wire), and path parameters out of the archive's range are 422: 4xx, never 5xx."""
 from __future__ import annotations
@@ -27,19 +27,19 @@ from node.archive import ARCHIVE_MAX, BATCH_FINAL
 from node.peers import READINGS_PAGE_MAX
 from node.settlement import SettlementNode
 
-# Delivery limits (node config settings once it is a model): the oracle sends 200 readings of a
-# few kB at most per request.
+# Delivery limits, the defaults of the node config's max_body_bytes and max_delivery_readings:
+# the oracle sends 200 readings of a few kB at most per request.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_ENTRIES = 2000
 
 Period = Annotated[int, Path(ge=0, le=ARCHIVE_MAX, description="period number")]
 GroupId = Annotated[str, Path(max_length=66, description="balance group id, 0x and 64 hex digits")]
 
-DELIVERY_DOC = f"""Each entry is judged on its own: a refused entry never costs the others of the same
+DELIVERY_DOC = """Each entry is judged on its own: a refused entry never costs the others of the same
 delivery. Every index of the body ends in exactly one of `accepted`, `duplicates` (already
 archived, acknowledged too) or `rejected` (with a stable `code` and a `message`). The answer is 200
-when nothing was rejected, 422 when something was; a body that is not `{{"readings": [...]}}` is
-400, one over {MAX_BODY_BYTES} bytes or {MAX_ENTRIES} entries 413, and 503 (code `node_not_ready`,
+when nothing was rejected, 422 when something was; a body that is not `{"readings": [...]}` is
+400, one over the node's body or entry limit 413, and 503 (code `node_not_ready`,
 retry later) while the node cannot reach its chain or the deployment is gone.
 
 The meter signs the reading, not `raw_frame` and `protocol`: those are unauthenticated evidence.
@@ -52,15 +52,15 @@ def _problem(status: int, detail: str, code: RefusalCode | None = None) -> JSONR
                         headers=headers)
 
 
-async def _bounded_body(request: Request) -> bytes | None:
-    """The body, or None as soon as it exceeds MAX_BODY_BYTES (never read in full)."""
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds `limit` bytes (never read in full)."""
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+    if length is not None and (not length.isdigit() or int(length) > limit):
         return None
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
@@ -95,7 +95,7 @@ def _cursor(text: str) -> tuple[bytes, int, bytes] | None:
     return (m, int(parts[1]), sig) if m is not None and len(sig) == 65 else None
 
 
-def create_app(node: SettlementNode) -> FastAPI:
+def create_app(node: SettlementNode, *, max_body_bytes: int = MAX_BODY_BYTES, max_entries: int = MAX_ENTRIES) -> FastAPI:
     app = FastAPI(title="Settlement node", version="1", description=__doc__)
     _with_request_schemas(app)
 
@@ -112,9 +112,9 @@ def create_app(node: SettlementNode) -> FastAPI:
         not_ready = node.health_check.not_ready
         if not_ready:
             return _problem(503, f"node not ready: {not_ready}", RefusalCode.NODE_NOT_READY)
-        raw = await _bounded_body(request)
+        raw = await _bounded_body(request, max_body_bytes)
         if raw is None:
-            return _problem(413, f"body exceeds {MAX_BODY_BYTES} bytes")
+            return _problem(413, f"body exceeds {max_body_bytes} bytes")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
@@ -123,8 +123,8 @@ def create_app(node: SettlementNode) -> FastAPI:
             return _problem(400, "malformed JSON: nested too deeply")
         if not isinstance(body, dict) or not isinstance(body.get("readings"), list):
             return _problem(400, 'body must be an object {"readings": [...]}')
-        if len(body["readings"]) > MAX_ENTRIES:
-            return _problem(413, f"{len(body['readings'])} readings exceed {MAX_ENTRIES} per delivery")
+        if len(body["readings"]) > max_entries:
+            return _problem(413, f"{len(body['readings'])} readings exceed {max_entries} per delivery")
         answer = await run_in_threadpool(node.ingestor.deliver, body["readings"])
         return JSONResponse(answer.model_dump(mode="json"), status_code=422 if answer.rejected else 200)
 

@@ -27,6 +27,7 @@ BATCH_REJECTED = "rejected"    # rejected on chain by a fraud proof
 BATCH_SUPERSEDED = "superseded"  # another root became final for its period and group
 BATCH_RETIRED = "retired"      # an own batch replaced by a rebuild from the reconciled readings
 FRAME_COPIES_MAX = 4           # distinct raw frames kept per signed reading (unauthenticated evidence)
+EVIDENCE_PAIRS_MAX = 8         # evidence pairs recorded per reading and kind (one pair already proves it)
 EQUIVOCATION_SAME_TIME = "same_timestamp"   # two signed readings of one meter at one timestamp
 EQUIVOCATION_REGRESSION = "regression"      # a later signed reading with lower registers
 ARCHIVE_MAX = 2**63 - 1        # integers are kept in signed 64-bit columns (SQLite INTEGER, BIGINT)
@@ -182,15 +183,17 @@ class Archive:
                     out.append((RefusalCode.REGISTER_REGRESSION,
                                 f"below the register settled for period {settled[0]}"))
                     continue
-                same = tx.execute("SELECT ts, signature FROM readings WHERE meter_id = ? AND ts = ?",
-                                  (r.meter_id, r.timestamp)).fetchall()
+                same = tx.execute(f"SELECT ts, signature FROM readings WHERE meter_id = ? AND ts = ? "
+                                  f"LIMIT {EVIDENCE_PAIRS_MAX}", (r.meter_id, r.timestamp)).fetchall()
                 before = tx.execute(
                     "SELECT ts, signature FROM readings WHERE meter_id = ? AND ts < ? "
-                    "AND (import_mwh > ? OR export_mwh > ?)", (r.meter_id, r.timestamp, r.import_mwh, r.export_mwh),
+                    f"AND (import_mwh > ? OR export_mwh > ?) LIMIT {EVIDENCE_PAIRS_MAX}",
+                    (r.meter_id, r.timestamp, r.import_mwh, r.export_mwh),
                 ).fetchall()
                 after = tx.execute(
                     "SELECT ts, signature FROM readings WHERE meter_id = ? AND ts > ? "
-                    "AND (import_mwh < ? OR export_mwh < ?)", (r.meter_id, r.timestamp, r.import_mwh, r.export_mwh),
+                    f"AND (import_mwh < ? OR export_mwh < ?) LIMIT {EVIDENCE_PAIRS_MAX}",
+                    (r.meter_id, r.timestamp, r.import_mwh, r.export_mwh),
                 ).fetchall()
                 tx.execute(
                     f"INSERT INTO readings ({_READING_COLUMNS}, group_id, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -207,7 +210,7 @@ class Archive:
                      for kind, a, b in pairs],
                 )
                 out.append((RefusalCode.CONFLICTING_READING,
-                            f"the meter signed {len(same)} other reading(s) at timestamp {r.timestamp}: kept as "
+                            f"the meter signed other reading(s) at timestamp {r.timestamp}: kept as "
                             "equivocation evidence; the batch takes the lowest signature") if same else None)
         return out
 

@@ -72,11 +72,11 @@ class Peers:
         return out
 
     def signatures(self, header: BatchHeader, digest: bytes, operators: set[bytes]
-                   ) -> tuple[dict[bytes, bytes], tuple[str, ...]]:
-        """({signer: signature} from every reachable peer that built the same header, the urls
+                   ) -> tuple[dict[bytes, bytes], dict[str, bytes]]:
+        """({signer: signature} from every reachable peer that built the same header, {url: root}
         of the peers that built another header)."""
         out = {}
-        differ = []
+        differ: dict[str, bytes] = {}
         for url in self.urls:
             try:
                 r = self._client.get(url + batch_path(header.period, header.group_id) + "/signature")
@@ -86,7 +86,7 @@ class Peers:
                 if answer.header.value() != header:
                     log.info("peer %s built another header for period %d: root 0x%s", url, header.period,
                              answer.header.root.hex())
-                    differ.append(url)
+                    differ[url] = answer.header.root
                     continue
                 signer = rust_core.recover_signer(digest, answer.signature)
             except (httpx.HTTPError, pydantic.ValidationError, rust_core.CoreError) as e:
@@ -94,7 +94,7 @@ class Peers:
                 continue
             if signer in operators:
                 out[signer] = answer.signature
-        return out, tuple(differ)
+        return out, differ
 
     def leaves(self, period: int, group_id: bytes, root: bytes) -> list[Leaf] | None:
         """The leaves of the batch with that root from the first peer that has them."""

@@ -68,6 +68,7 @@ class SettlementNode:
         self.reconcile_retry = reconcile_retry_seconds
         self._waiting: dict[tuple[int, bytes], float] = {}        # own batch not on chain: since when
         self._compared: dict[tuple[int, bytes], float] = {}       # last comparison with the peers' headers
+        self._reconciled: dict[tuple[int, bytes, str], bytes] = {}  # peer root last reconciled against
         self.health_check = HealthCheck(chain, archive, self.metrics, clock, chain_id=chain_id,
                                         max_clock_offset_s=max_clock_offset_seconds or max(grace_seconds, 1.0),
                                         stale_after_s=max(30.0, 20 * poll_seconds))
@@ -234,7 +235,12 @@ class SettlementNode:
         sigs, differ = self.peers.signatures(rec.header, digest, set(operators))
         if compare_due:
             self._compared[key] = now
-            if differ and self.rebuild(rec, differ) is not None:
+            # reconcile again only with a peer whose root changed since (a peer repeating one
+            # other root costs one comparison, not a fetch of the period's readings every time)
+            fresh = tuple(url for url, root in differ.items() if self._reconciled.get((*key, url)) != root)
+            for url in fresh:
+                self._reconciled[(*key, url)] = differ[url]
+            if fresh and self.rebuild(rec, fresh) is not None:
                 return  # the peers see the new header on their next comparison
         if submit_due:
             self.submit(rec, sigs)
@@ -254,9 +260,16 @@ class SettlementNode:
                     new.count, rec.root.hex(), rec.count)
         return new
 
+    def _forget(self, period: int, group: bytes) -> None:
+        """Drops what the loop tracked for a period that is settled."""
+        self._waiting.pop((period, group), None)
+        self._compared.pop((period, group), None)
+        for k in [k for k in self._reconciled if k[:2] == (period, group)]:
+            del self._reconciled[k]
+
     def _yield(self, rec: BatchRecord, why: str) -> None:
         self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_SUPERSEDED)
-        self._waiting.pop((rec.period, rec.group_id), None)
+        self._forget(rec.period, rec.group_id)
         self.metrics.batches_yielded.inc()
         log.warning("%s: period %d group %s: own batch 0x%s yielded: %s", self.name, rec.period,
                     rec.group_id.hex()[:8], rec.root.hex(), why)
@@ -289,8 +302,7 @@ class SettlementNode:
         own = self.archive.own_batch(period, group)
         if own is not None and own.root != root and own.status == BATCH_BUILT:
             self._yield(own, f"root 0x{root.hex()} reached quorum and is final")
-        self._waiting.pop((period, group), None)
-        self._compared.pop((period, group), None)
+        self._forget(period, group)
         self.archive.set_batch_status(period, group, root, BATCH_FINAL)
         if rec.own:
             self.metrics.batches_finalized.inc()

@@ -165,8 +165,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, well under a minute, the same JSON keys")
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--meters", type=int, help="override the size's meter count")
+    parser.add_argument("--periods", type=int, help="override the size's period count")
+    parser.add_argument("--period-seconds", type=int, help="override the size's period length")
     args = parser.parse_args()
     cfg = QUICK if args.quick else FULL
+    cfg = cfg._replace(**{k: v for k, v in (("meters", args.meters), ("periods", args.periods),
+                                            ("period_seconds", args.period_seconds)) if v is not None})
     workdir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     try:
         result = run(cfg, workdir, random.Random(args.seed))

@@ -34,8 +34,8 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 
 import rust_core
-from bench._network import Network, reading_entry
 from scripts._hostile import hostile_requests, send
+from scripts._network import Network, reading_entry
 
 GRACE = 0.5
 

@@ -32,7 +32,8 @@ from typing import NamedTuple
 import httpx
 
 import rust_core
-from bench._network import Network, reading_entry
+from rust_core.wire import Reading
+from scripts._network import Network, reading_entry
 
 GRACE = 0.5
 
@@ -87,15 +88,14 @@ def run(cfg: Sizes, workdir: Path, rng: random.Random) -> dict:
                 if k == cfg.restart_at + 1:
                     net.up(2)
                 live = [i for i in range(3) if net.nodes[i] is not None]
-                readings, owners = [], []
+                readings: list[Reading] = []
                 for mid, _ in net.meters:
                     registers[mid][0] += rng.randrange(1, 5000)
-                    readings.append((mid, p, ts, *registers[mid]))
-                    owners.append(mid)
-                forks_of: dict[bytes, list[tuple]] = {}
+                    readings.append(Reading(mid, p, ts, registers[mid][0], registers[mid][1]))
+                forks_of: dict[bytes, list[Reading]] = {}
                 for mid in rng.sample([m for m, _ in net.meters], cfg.equivocating):
                     base = registers[mid]
-                    forks_of[mid] = [(mid, p, ts, base[0] + 7 * j, base[1]) for j in range(1, len(live))]
+                    forks_of[mid] = [Reading(mid, p, ts, base[0] + 7 * j, base[1]) for j in range(1, len(live))]
                     registers[mid][0] += 7 * len(live)  # the next reading lies above every fork
                 extra = [r for fs in forks_of.values() for r in fs]
                 sigs = rust_core.sign_readings(net.domain, readings + extra, [keys[r[0]] for r in readings + extra])
@@ -124,7 +124,7 @@ def run(cfg: Sizes, workdir: Path, rng: random.Random) -> dict:
                 print(f"period {p}: delivered to nodes {live}, {len(forks_of)} equivocating meters",
                       file=sys.stderr, flush=True)
         deadline = time.time() + 60 + 3 * cfg.period_seconds
-        final = {}
+        final: dict[int, tuple] = {}
         while time.time() < deadline and len(final) < len(expected):
             for p in expected:
                 if p not in final and net.batch(p)[5] == 2:
@@ -139,10 +139,10 @@ def run(cfg: Sizes, workdir: Path, rng: random.Random) -> dict:
                 lost += len(settled)
                 continue
             leaves = {lf.meter_id: lf for lf in node0.archive.leaves(p, net.group, final[p][0])}
-            for mid, (r, sig) in settled.items():
+            for mid, (want, sig) in settled.items():
                 lf = leaves.get(mid)
-                if lf is None or lf.reading != r or lf.signature != sig:
-                    print(f"period {p}: meter 0x{mid.hex()[:12]} settled {lf and lf.reading} instead of {r}",
+                if lf is None or lf.reading != want or lf.signature != sig:
+                    print(f"period {p}: meter 0x{mid.hex()[:12]} settled {lf and lf.reading} instead of {want}",
                           file=sys.stderr)
                     lost += 1
         by_rule = sum(1 for p in final for e in node0.archive.equivocations(p) if e.kind == "same_timestamp")

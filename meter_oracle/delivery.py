@@ -17,15 +17,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Callable
 
 import httpx
 import pydantic
-from rust_core.wire import Delivery, DeliveryAnswer, Refusal
 
 from meter_oracle.errors import ClockSkew
 from meter_oracle.outbox import Outbox
+from rust_core.wire import Delivery, DeliveryAnswer, Refusal
 
 log = logging.getLogger("meter_oracle.delivery")
 

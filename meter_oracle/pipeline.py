@@ -5,14 +5,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from rust_core.wire import Reading
-
 from meter_oracle.checks import check_against_last, check_clock
 from meter_oracle.errors import Refused, UnknownMeter
 from meter_oracle.framing import Dropped
 from meter_oracle.keystore import Keyring
 from meter_oracle.outbox import Outbox
 from meter_oracle.reading import MeterFrame, SignedReading
+from rust_core.wire import Reading
 
 log = logging.getLogger("meter_oracle")
 

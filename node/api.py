@@ -18,14 +18,21 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
-from rust_core.wire import (
-    BatchHeaderModel, Delivery, DeliveryAnswer, LeafModel, LeavesAnswer, Problem, ReadingsPage, RefusalCode,
-    SignatureAnswer, parse_hex32,
-)
-
 from node.archive import ARCHIVE_MAX, BATCH_FINAL
 from node.peers import READINGS_PAGE_MAX
 from node.settlement import SettlementNode
+from rust_core.wire import (
+    BatchHeaderModel,
+    Delivery,
+    DeliveryAnswer,
+    LeafModel,
+    LeavesAnswer,
+    Problem,
+    ReadingsPage,
+    RefusalCode,
+    SignatureAnswer,
+    parse_hex32,
+)
 
 # Delivery limits, the defaults of the node config's max_body_bytes and max_delivery_readings:
 # the oracle sends 200 readings of a few kB at most per request.

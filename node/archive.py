@@ -16,8 +16,8 @@ import hashlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from rust_core.wire import BatchHeader, Leaf, Reading, RefusalCode, Register, SignedReading
 
@@ -125,7 +125,7 @@ class Archive:
         return sql if self._ph == "?" else sql.replace("?", self._ph)
 
     class _Tx:
-        def __init__(self, archive: "Archive") -> None:
+        def __init__(self, archive: Archive) -> None:
             self.a = archive
 
         def __enter__(self):
@@ -151,7 +151,7 @@ class Archive:
                 self.cur.close()
                 self.a._lock.release()
 
-    def _tx(self) -> "_Tx":
+    def _tx(self) -> _Tx:
         return Archive._Tx(self)
 
     def close(self) -> None:
@@ -215,7 +215,7 @@ class Archive:
         return out
 
     @staticmethod
-    def _keep_frame(tx: "Archive._Tx", r: SignedReading, now: float) -> None:
+    def _keep_frame(tx: Archive._Tx, r: SignedReading, now: float) -> None:
         copies = tx.execute("SELECT count(*) FROM reading_frames WHERE meter_id = ? AND ts = ? AND signature = ?",
                             (r.meter_id, r.timestamp, r.signature)).fetchone()[0]
         if copies < FRAME_COPIES_MAX:
@@ -308,7 +308,7 @@ class Archive:
             self._insert_batch(tx, rec, leaves)
 
     @staticmethod
-    def _insert_batch(tx: "Archive._Tx", rec: BatchRecord, leaves: list[Leaf]) -> None:
+    def _insert_batch(tx: Archive._Tx, rec: BatchRecord, leaves: list[Leaf]) -> None:
         if tx.execute(
             "SELECT 1 FROM batches WHERE period = ? AND group_id = ? AND root = ?",
             (rec.period, rec.group_id, rec.root),

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
-import rust_core
 from web3 import Web3
 
+import rust_core
 from node.archive import Archive
 from node.chain import Chain
 from node.metrics import NodeMetrics

@@ -6,16 +6,15 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import rust_core
-from rust_core.wire import FIELD_CODES, DeliveryAnswer, Refusal, RefusalCode, Refused, SignedReading, parse_reading
-
 from node.archive import ARCHIVE_MAX, Archive
-from node.metrics import NodeMetrics
 from node.chain import Meter
+from node.metrics import NodeMetrics
 from node.registry import RegistryView
+from rust_core.wire import FIELD_CODES, DeliveryAnswer, Refusal, RefusalCode, Refused, SignedReading, parse_reading
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ import logging
 
 import httpx
 import pydantic
+
 import rust_core
 from rust_core.wire import BatchHeader, Leaf, LeavesAnswer, ReadingsPage, SignatureAnswer, SignedReading
 

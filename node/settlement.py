@@ -10,22 +10,19 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 import rust_core
-from rust_core.wire import BatchHeader, SumNode
-
-from node.archive import (
-    BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord,
-)
-from node.health import Health, HealthCheck
+from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord
 from node.batching import build_batch
 from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
 from node.fraud import FraudProof, find_fraud
+from node.health import Health, HealthCheck
 from node.ingest import Ingestor, PeriodGate
 from node.metrics import NodeMetrics
 from node.peers import Peers
 from node.registry import RegistryView
+from rust_core.wire import BatchHeader, SumNode
 
 log = logging.getLogger(__name__)
 

@@ -49,9 +49,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rust_core.reference import (
-    PROTOCOLS, U64_MAX, BatchHeader, Domain, group_id, meter_id, meter_label_id, wh_to_mwh,
-)
+from rust_core.reference import PROTOCOLS, U64_MAX, BatchHeader, Domain, group_id, meter_id, meter_label_id, wh_to_mwh
 
 __all__ = [
     "PROTOCOLS", "U64_MAX", "U32_MAX", "Domain", "group_id", "meter_id", "meter_label_id", "wh_to_mwh",

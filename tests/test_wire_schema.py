@@ -7,12 +7,32 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 import rust_core
 from rust_core import reference as ref
 from rust_core.wire import (
-    FIELD_CODES, BatchHeader, BatchHeaderModel, Delivery, DeliveryAnswer, Domain, Leaf, LeafModel, LeavesAnswer,
-    Problem, Reading, RefusalCode, Refused, Register, SignatureAnswer, SignedReading, SumNode, meter_label_id, nodes,
-    parse_hex32, parse_reading, wh_to_mwh,
+    FIELD_CODES,
+    BatchHeader,
+    BatchHeaderModel,
+    Delivery,
+    DeliveryAnswer,
+    Domain,
+    Leaf,
+    LeafModel,
+    LeavesAnswer,
+    Problem,
+    Reading,
+    RefusalCode,
+    Refused,
+    Register,
+    SignatureAnswer,
+    SignedReading,
+    SumNode,
+    meter_label_id,
+    nodes,
+    parse_hex32,
+    parse_reading,
+    wh_to_mwh,
 )
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "encoding.json").read_text())

@@ -208,7 +208,9 @@ def test_a_peer_unreachable_at_the_close_is_healed_by_a_rebuild(anvil, tmp_path)
         post(nodes[0], [pairs[0][1], pairs[2][1]])
         post(nodes[1], [pairs[1][1], pairs[2][1]])
         sc.settle(p, pairs)
-        built = lambda: httpx.get(f"{nodes[1].url}/v1/batches/{p}/{group}/signature", timeout=2).status_code == 200
+        def built() -> bool:
+            return httpx.get(f"{nodes[1].url}/v1/batches/{p}/{group}/signature", timeout=2).status_code == 200
+
         frozen_through_the_close(nodes[0], p, built)
         assert_settled_everywhere(dep, nodes[:2], sc, p)
         assert metric(nodes[1], "batches_rebuilt_total") >= 1

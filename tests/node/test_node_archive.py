@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from node.archive import (
-    BATCH_BUILT, BATCH_FINAL, BATCH_RETIRED, BATCH_SUPERSEDED, EQUIVOCATION_REGRESSION, EQUIVOCATION_SAME_TIME,
-    FRAME_COPIES_MAX, BatchRecord, open_archive,
+    BATCH_BUILT,
+    BATCH_FINAL,
+    BATCH_RETIRED,
+    BATCH_SUPERSEDED,
+    EQUIVOCATION_REGRESSION,
+    EQUIVOCATION_SAME_TIME,
+    FRAME_COPIES_MAX,
+    BatchRecord,
+    open_archive,
 )
 from rust_core.wire import RefusalCode, SignedReading
 

@@ -11,13 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from node_harness import deploy_settlement, wire
 
-from rust_core.wire import Problem, RefusalCode
-
 from node.api import create_app
 from node.archive import open_archive
 from node.chain import Chain
 from node.peers import Peers
 from node.settlement import SettlementNode
+from rust_core.wire import Problem, RefusalCode
 
 pytestmark = pytest.mark.chain
 PERIOD = 60

@@ -10,14 +10,14 @@ import time
 from decimal import Decimal
 
 import pytest
-
 from oracle_support import make_pipeline
+from receiver import Receiver
+
 from meter_oracle.delivery import Backoff, DeliveryError, NodeClocks, NodeDelivery
+from meter_oracle.drivers import FrameDecoder
 from meter_oracle.errors import ClockSkew
 from meter_oracle.outbox import Outbox, OutboxError
-from meter_oracle.drivers import FrameDecoder
 from meter_oracle.simulators.dsmr_telegram import build_telegram
-from receiver import Receiver
 from rust_core.wire import RefusalCode, SignedReading
 from scripts._processes import free_port
 

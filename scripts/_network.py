@@ -1,7 +1,6 @@
 """Three settlement nodes (quorum 2 of 3) in this process against a fresh anvil, each with its
 HTTP API (uvicorn) and settlement loop, and meters registered with real keys: what bench/node.py
-and bench/soak.py run on. Not a benchmark itself (the leading underscore keeps it out of the
-benchmark glob)."""
+and bench/soak.py run on."""
 from __future__ import annotations
 
 import secrets
@@ -76,7 +75,7 @@ class Network:
                                   2**64 - 1, 0, 0, gas=400_000, wait=False)
         w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
-        assert w3.eth.wait_for_transaction_receipt(last, timeout=600)["status"] == 1
+        assert last is not None and w3.eth.wait_for_transaction_receipt(last, timeout=600)["status"] == 1
         self.register_s = time.perf_counter() - t
         self.ledger_contract = contract_at(w3, "PeriodLedger", self.ledger)
         self.ports = [free_port() for _ in self.op_keys]

@@ -68,6 +68,34 @@ class Scenario:
         raise AssertionError("no ordering found")
 
 
+@pytest.fixture
+def three_nodes(anvil, tmp_path):
+    """make(n_meters) -> (deployment, three node processes at quorum 2, Scenario); all stopped after."""
+    started: list[NodeProcess] = []
+
+    def make(n_meters: int) -> tuple[Deployment, list[NodeProcess], Scenario]:
+        dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2,
+                                n_meters=n_meters)
+        nodes = start_nodes(tmp_path, dep)
+        started.extend(nodes)
+        return dep, nodes, Scenario(dep)
+
+    yield make
+    for n in started:
+        n.stop()
+
+
+def settle_next_everywhere(dep: Deployment, nodes: list[NodeProcess], sc: Scenario) -> None:
+    """The next period, every meter's reading delivered to every node, settles everywhere."""
+    p, ts = sc.period()
+    pairs = sc.honest(p, ts)
+    for n in nodes:
+        answer = post(n, [e for _, e in pairs])
+        assert len(answer["accepted"]) == len(pairs), (n.name, answer)
+    sc.settle(p, pairs)
+    assert_settled_everywhere(dep, nodes, sc, p)
+
+
 def post(node: NodeProcess, entries: list[dict]) -> dict:
     r = httpx.post(node.url + "/v1/readings", json={"readings": entries}, timeout=10)
     assert r.status_code == 200, r.text
@@ -91,33 +119,21 @@ def assert_settled_everywhere(dep: Deployment, nodes: list[NodeProcess], sc: Sce
         assert final is not None and final.root == b[0], f"{n.name}: period {p} not final in its archive"
 
 
-def test_a_reading_delivered_to_one_node_only_is_settled_by_all(anvil, tmp_path):
-    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=4)
-    nodes = start_nodes(tmp_path, dep)
-    sc = Scenario(dep)
-    try:
-        p, ts = sc.period()
-        pairs = sc.honest(p, ts)
-        for n in nodes:
-            post(n, [e for r, e in pairs if n is nodes[0] or r[0] != dep.meters[3].meter_id])
-        sc.settle(p, pairs)
-        assert_settled_everywhere(dep, nodes, sc, p)
-        for n in nodes[1:]:
-            assert "energy_settlement_node_readings_reconciled_total 1.0" in httpx.get(n.url + "/metrics").text
-        # the next period, delivered everywhere, counts from the healed one
-        p2, ts2 = sc.period()
-        pairs2 = sc.honest(p2, ts2)
-        for n in nodes:
-            post(n, [e for _, e in pairs2])
-        sc.settle(p2, pairs2)
-        assert_settled_everywhere(dep, nodes, sc, p2)
-        for n in nodes:
-            h = httpx.get(n.url + "/healthz", timeout=5)
-            assert h.status_code == 200, h.text
-            assert h.json()["chain"]["ledger_code"] is True and abs(h.json()["clock_offset_s"]) < 2
-    finally:
-        for n in nodes:
-            n.stop()
+def test_a_reading_delivered_to_one_node_only_is_settled_by_all(three_nodes):
+    dep, nodes, sc = three_nodes(4)
+    p, ts = sc.period()
+    pairs = sc.honest(p, ts)
+    for n in nodes:
+        post(n, [e for r, e in pairs if n is nodes[0] or r[0] != dep.meters[3].meter_id])
+    sc.settle(p, pairs)
+    assert_settled_everywhere(dep, nodes, sc, p)
+    for n in nodes[1:]:
+        assert "energy_settlement_node_readings_reconciled_total 1.0" in httpx.get(n.url + "/metrics").text
+    settle_next_everywhere(dep, nodes, sc)  # counting from the healed period
+    for n in nodes:
+        h = httpx.get(n.url + "/healthz", timeout=5)
+        assert h.status_code == 200, h.text
+        assert h.json()["chain"]["ledger_code"] is True and abs(h.json()["clock_offset_s"]) < 2
 
 
 def equivocation_evidence(node: NodeProcess, p: int) -> set[frozenset]:
@@ -129,47 +145,35 @@ def equivocation_evidence(node: NodeProcess, p: int) -> set[frozenset]:
         a.close()
 
 
-def run_equivocation(anvil, tmp_path, down: bool) -> None:
-    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=3)
-    nodes = start_nodes(tmp_path, dep)
-    sc = Scenario(dep)
-    try:
-        if down:
-            nodes[2].kill()
-        alive = nodes[:2] if down else nodes
-        p, ts = sc.period()
-        pairs = sc.honest(p, ts)[1:]            # meters 1 and 2 honest, delivered everywhere
-        forks, winner = sc.equivocation(p, ts, meter=0, n=len(alive))
-        for n, fork in zip(alive, forks):
-            post(n, [fork[1], *[e for _, e in pairs]])
-        sc.settle(p, [forks[winner], *pairs])
-        assert_settled_everywhere(dep, alive, sc, p)
-        sigs = [bytes.fromhex(e["signature"][2:]) for _, e in forks]
-        expected = {frozenset((a, b)) for a in sigs for b in sigs if a != b}
-        for n in alive:  # every signed reading of the fork archived as evidence against the key
-            assert equivocation_evidence(n, p) == expected, n.name
+def run_equivocation(three_nodes, down: bool) -> None:
+    dep, nodes, sc = three_nodes(3)
+    if down:
+        nodes[2].kill()
+    alive = nodes[:2] if down else nodes
+    p, ts = sc.period()
+    pairs = sc.honest(p, ts)[1:]            # meters 1 and 2 honest, delivered everywhere
+    forks, winner = sc.equivocation(p, ts, meter=0, n=len(alive))
+    for n, fork in zip(alive, forks):
+        post(n, [fork[1], *[e for _, e in pairs]])
+    sc.settle(p, [forks[winner], *pairs])
+    assert_settled_everywhere(dep, alive, sc, p)
+    sigs = [bytes.fromhex(e["signature"][2:]) for _, e in forks]
+    expected = {frozenset((a, b)) for a in sigs for b in sigs if a != b}
+    for n in alive:  # every signed reading of the fork archived as evidence against the key
+        assert equivocation_evidence(n, p) == expected, n.name
 
-        # the meter's next honest reading lies below the losing forks: every node accepts it
-        if down:
-            nodes[2].start()
-        p2, ts2 = sc.period()
-        pairs2 = sc.honest(p2, ts2)
-        for n in nodes:
-            answer = post(n, [e for _, e in pairs2])
-            assert answer["accepted"] == [0, 1, 2], (n.name, answer)
-        sc.settle(p2, pairs2)
-        assert_settled_everywhere(dep, nodes, sc, p2)
-    finally:
-        for n in nodes:
-            n.stop()
+    # the meter's next honest reading lies below the losing forks: every node accepts it
+    if down:
+        nodes[2].start()
+    settle_next_everywhere(dep, nodes, sc)
 
 
-def test_a_meter_equivocating_1_1_1_across_the_nodes_settles_by_the_rule(anvil, tmp_path):
-    run_equivocation(anvil, tmp_path, down=False)
+def test_a_meter_equivocating_1_1_1_across_the_nodes_settles_by_the_rule(three_nodes):
+    run_equivocation(three_nodes, down=False)
 
 
-def test_an_equivocation_with_one_node_down_settles_and_the_node_catches_up(anvil, tmp_path):
-    run_equivocation(anvil, tmp_path, down=True)
+def test_an_equivocation_with_one_node_down_settles_and_the_node_catches_up(three_nodes):
+    run_equivocation(three_nodes, down=True)
 
 
 def frozen_through_the_close(node: NodeProcess, p: int, until) -> None:
@@ -193,62 +197,45 @@ def metric(node: NodeProcess, name: str) -> float:
     raise AssertionError(f"{name} not in {node.name}'s metrics")
 
 
-def test_a_peer_unreachable_at_the_close_is_healed_by_a_rebuild(anvil, tmp_path):
+def test_a_peer_unreachable_at_the_close_is_healed_by_a_rebuild(three_nodes):
     """node2 down; node0 alone has meter 0's reading, node1 alone meter 1's, and node0 does not
     answer while node1 closes: the two build different roots, no quorum. node1 compares headers,
     reconciles with node0 again and rebuilds: the period settles with both readings."""
-    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=3)
-    nodes = start_nodes(tmp_path, dep)
+    dep, nodes, sc = three_nodes(3)
     nodes[2].kill()
-    sc = Scenario(dep)
     group = "0x" + dep.meters[0].group_id.hex()
-    try:
-        p, ts = sc.period()
-        pairs = sc.honest(p, ts)
-        post(nodes[0], [pairs[0][1], pairs[2][1]])
-        post(nodes[1], [pairs[1][1], pairs[2][1]])
-        sc.settle(p, pairs)
-        def built() -> bool:
-            return httpx.get(f"{nodes[1].url}/v1/batches/{p}/{group}/signature", timeout=2).status_code == 200
+    p, ts = sc.period()
+    pairs = sc.honest(p, ts)
+    post(nodes[0], [pairs[0][1], pairs[2][1]])
+    post(nodes[1], [pairs[1][1], pairs[2][1]])
+    sc.settle(p, pairs)
 
-        frozen_through_the_close(nodes[0], p, built)
-        assert_settled_everywhere(dep, nodes[:2], sc, p)
-        assert metric(nodes[1], "batches_rebuilt_total") >= 1
-    finally:
-        for n in nodes:
-            n.stop()
+    def built() -> bool:
+        return httpx.get(f"{nodes[1].url}/v1/batches/{p}/{group}/signature", timeout=2).status_code == 200
+
+    frozen_through_the_close(nodes[0], p, built)
+    assert_settled_everywhere(dep, nodes[:2], sc, p)
+    assert metric(nodes[1], "batches_rebuilt_total") >= 1
 
 
-def test_a_node_whose_root_lost_yields_to_the_final_batch_and_settles_on(anvil, tmp_path):
+def test_a_node_whose_root_lost_yields_to_the_final_batch_and_settles_on(three_nodes):
     """node0 alone has meter 0's reading and does not answer while the others close: they reach
     the quorum without it. node0 builds its own root, yields to the final one (metrics, health)
     and takes part in the next period, which settles everywhere."""
-    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=3)
-    nodes = start_nodes(tmp_path, dep)
-    sc = Scenario(dep)
-    try:
-        p, ts = sc.period()
-        pairs = sc.honest(p, ts)
-        post(nodes[0], [e for _, e in pairs])
-        for n in nodes[1:]:
-            post(n, [e for _, e in pairs[1:]])
-        sc.settle(p, pairs[1:])
-        frozen_through_the_close(nodes[0], p, lambda: dep.batch(p, dep.meters[0].group_id)[5] >= 1)
-        assert_settled_everywhere(dep, nodes, sc, p)
-        deadline = time.time() + 20
-        while metric(nodes[0], "batches_yielded_total") < 1 and time.time() < deadline:
-            time.sleep(0.3)
-        assert metric(nodes[0], "batches_yielded_total") == 1
-        # meter 0's next reading carries its registers on: nothing of its energy is lost
-        p2, ts2 = sc.period()
-        pairs2 = sc.honest(p2, ts2)
-        for n in nodes:
-            post(n, [e for _, e in pairs2])
-        sc.settle(p2, pairs2)
-        assert_settled_everywhere(dep, nodes, sc, p2)
-        h = httpx.get(nodes[0].url + "/healthz", timeout=5).json()
-        assert h["periods_waiting_quorum"] == [] and h["cosigning"]["final_periods"] == 2
-        assert h["cosigning"]["own_root"] == 1  # its root lost period p, made period p2
-    finally:
-        for n in nodes:
-            n.stop()
+    dep, nodes, sc = three_nodes(3)
+    p, ts = sc.period()
+    pairs = sc.honest(p, ts)
+    post(nodes[0], [e for _, e in pairs])
+    for n in nodes[1:]:
+        post(n, [e for _, e in pairs[1:]])
+    sc.settle(p, pairs[1:])
+    frozen_through_the_close(nodes[0], p, lambda: dep.batch(p, dep.meters[0].group_id)[5] >= 1)
+    assert_settled_everywhere(dep, nodes, sc, p)
+    deadline = time.time() + 20
+    while metric(nodes[0], "batches_yielded_total") < 1 and time.time() < deadline:
+        time.sleep(0.3)
+    assert metric(nodes[0], "batches_yielded_total") == 1
+    settle_next_everywhere(dep, nodes, sc)  # meter 0's next reading carries its registers on
+    h = httpx.get(nodes[0].url + "/healthz", timeout=5).json()
+    assert h["periods_waiting_quorum"] == [] and h["cosigning"]["final_periods"] == 2
+    assert h["cosigning"]["own_root"] == 1  # its root lost period p, made period p2

@@ -45,6 +45,9 @@ def fetch_readings(client: httpx.Client, url: str, period: int, group_id: bytes)
         r = client.get(url + readings_path(period, group_id), params=params)
         r.raise_for_status()
         page = ReadingsPage.model_validate_json(r.content)
+        if len(page.readings) > READINGS_PAGE_MAX:
+            raise httpx.DecodingError(f"peer {url} sent a page of {len(page.readings)} readings "
+                                      f"(at most {READINGS_PAGE_MAX} asked)")
         out.extend(page.readings)
         after = page.next_after
         if after is None:

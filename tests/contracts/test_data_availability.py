@@ -316,3 +316,44 @@ def test_the_audit_recomputes_a_revealed_batch_from_the_chain_alone(world, ledge
     result = audit(view, {})
     assert result.ok, [str(f) for f in result.findings]
     assert result.leaves == 5
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(n=st.integers(1, 8), fault=st.sampled_from(["field", "swap", "duplicate", "drop", "extra", "signature"]),
+       pick=st.integers(0, 2**16), chunk=st.integers(1, 4))
+def test_any_single_malformation_of_the_revealed_leaves_never_reveals(chain, world, ledger, auditor, stranger, n,
+                                                                       fault, pick, chunk):
+    """Against an honest committed tree, revealed leaves with one change (a field, two swapped, a
+    duplicate, one left out, one too many, another signature) never mark it revealed; the honest
+    leaves still do afterwards, from the same revealer."""
+    with chain.isolate():
+        p = world.period
+        meters = sorted((MeterSpec(f"dar{next(_labels)}-{i}", GROUP_A, active_from=p - 3) for i in range(n + 1)),
+                        key=lambda m: m.meter_id)
+        for m in meters:
+            world.register(m)
+        leaves = [world.leaf(m, p, 10 + 3 * i, i) for i, m in enumerate(meters[:n])]
+        world.submit(SumTree.from_leaves(leaves), p)
+        ledger.challengeAvailability(p, GROUP_A, sender=auditor)
+        k = pick % n
+        bad = list(leaves)
+        if fault == "field" or (fault in ("swap", "duplicate", "drop") and n < 2):
+            bad[k] = world.leaf(meters[k], p, 11 + 3 * k, k)
+        elif fault == "swap":
+            j = min(k, n - 2)
+            bad[j], bad[j + 1] = bad[j + 1], bad[j]
+        elif fault == "duplicate":
+            bad[min(k + 1, n - 1)] = bad[min(k, n - 2)]
+        elif fault == "drop":
+            del bad[k]
+        elif fault == "extra":
+            bad = sorted([*bad, world.leaf(meters[n], p, 5, 0)], key=lambda lf: lf.reading.meter_id)
+        else:
+            bad[k] = world.leaf(meters[k], p, 10 + 3 * k, k, signer=b"\x31" * 32)
+        try:
+            reveal(ledger, p, bad, stranger, chunk=chunk)
+        except ape.exceptions.ContractLogicError:
+            pass
+        assert not ledger.availabilityChallenge(p, GROUP_A).revealed
+        reveal(ledger, p, leaves, stranger, chunk=chunk)
+        assert ledger.availabilityChallenge(p, GROUP_A).revealed

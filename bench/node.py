@@ -99,7 +99,7 @@ def baseline_eth_account(domain: bytes, chain_id: int, ledger: str, readings, si
 
 def run_size(n_meters: int, workdir: Path) -> dict:
     anvil_port = port()
-    anvil = subprocess.Popen([str(ANVIL), "--hardfork", "cancun", "--port", str(anvil_port), "--silent",
+    anvil = subprocess.Popen([str(ANVIL), "--hardfork", "paris", "--port", str(anvil_port), "--silent",
                               "--gas-limit", "3000000000"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     servers, threads, nodes = [], [], []

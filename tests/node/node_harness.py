@@ -55,7 +55,7 @@ class Anvil:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [str(ANVIL), "--hardfork", "cancun", "--port", str(self.port), "--silent"],
+            [str(ANVIL), "--hardfork", "paris", "--port", str(self.port), "--silent"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.time() + 20

@@ -50,3 +50,22 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules .build rust_core/target
+
+# --- the multi-operator Clique network (issue 12; devnet/) ---------------------------------
+# geth v1.13.15 from the Go module proxy into tools/geth/ (once); `make network` starts
+# SIGNERS validators on loopback (state, keys and chain in var/network/) and prints their RPC
+# URLs; `ape run deploy --network ethereum:settlement:node ...` deploys on it.
+.PHONY: geth network network-stop
+SIGNERS ?= 3
+BLOCK_PERIOD ?= 2
+
+geth: tools/geth/bin/geth
+
+tools/geth/bin/geth:
+	$(PY) -m devnet geth
+
+network: $(VENV)/.deps tools/geth/bin/geth
+	$(PY) -m devnet start --signers $(SIGNERS) --period $(BLOCK_PERIOD)
+
+network-stop:
+	$(PY) -m devnet stop

@@ -106,7 +106,8 @@ class CliqueNetwork:
         for i in range(n_signers):
             ports = ((base_port + i, base_port + 100 + i, base_port + 200 + i) if base_port is not None
                      else (free_port(), free_port(), free_port()))
-            signers.append(Signer(i, Account.create().address, secrets.token_hex(32), secrets.token_hex(32),
+            key = secrets.token_hex(32)
+            signers.append(Signer(i, Account.from_key(key).address, key, secrets.token_hex(32),
                                   p2p_port=ports[1], http_port=ports[0], auth_port=ports[2]))
         net = cls(directory, chain_id, period, signers, funded if funded is not None else dev_accounts())
         net._init_datadirs()

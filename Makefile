@@ -1,6 +1,6 @@
-# The README's two commands: `make demo` and `make test`. Both set everything up themselves
+# The README's commands: `make demo`, `make test` and `make bench`. Each sets everything up itself
 # from a fresh clone (venv, pinned Python packages, npm toolchain, the Rust extension) and
-# download nothing at run time.
+# downloads nothing at run time.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +9,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: setup test demo bench clean rust contracts postgres
+.PHONY: setup test test-suite lint demo bench clean rust contracts postgres
 
 setup: $(VENV)/.deps node_modules/.deps rust contracts
 
@@ -36,17 +36,41 @@ contracts: $(VENV)/.deps node_modules/.deps
 postgres:
 	scripts/ensure_postgres.sh
 
-test: setup postgres
+# ruff (rules in pyproject.toml [tool.ruff]) over the whole tree; mypy over the packages listed
+# in [tool.mypy] files.
+lint: $(VENV)/.deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# What the work tree looks like to git: a clean clone must look the same after `make test`.
+TREE_STATE := { git status --porcelain --untracked-files=all; git diff HEAD | sha256sum; } 2>/dev/null
+
+# `make test`: lint, set up, the Rust core's own tests, the whole pytest suite (which also runs
+# every bench/NAME.py once with --quick), then a check that none of it changed the work tree
+# (whatever the suite writes belongs in a temp dir or in .gitignore).
+test:
+	@before="$$($(TREE_STATE))"; \
+	$(MAKE) --no-print-directory test-suite || exit $$?; \
+	after="$$($(TREE_STATE))"; \
+	if [ "$$before" != "$$after" ]; then \
+		echo "make test: the suite changed the work tree (git status before / after):" >&2; \
+		diff <(echo "$$before") <(echo "$$after") >&2; \
+		echo "make test: write such files to a temp dir or list them in .gitignore" >&2; \
+		exit 1; \
+	fi
+
+test-suite: lint setup postgres
 	cd rust_core && cargo test --release --quiet
 	$(PY) -m pytest --network ethereum:local:foundry
 
-# The neighbourhood demo: ape starts anvil (cancun), the demo deploys, runs a simulated day of
+# The neighbourhood demo: ape starts anvil (paris), the demo deploys, runs a simulated day of
 # 96 periods through meters, oracles and three nodes, and audits it (scripts/_demo.py).
 demo: setup
 	$(VENV)/bin/ape run demo --network ethereum:local:foundry
 
+# Every benchmark at full size, each as the README says (`.venv/bin/python bench/NAME.py`).
 bench: setup
-	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) node_modules .build rust_core/target

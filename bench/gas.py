@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, this folder is sys.path[0], where bench/node.py would shadow the node package:
+# the repository root takes its place.
+sys.path.pop(0)
+sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / "tools" / "solc"))
 os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"

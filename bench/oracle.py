@@ -13,6 +13,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+# Run as a script, this folder is sys.path[0], where bench/node.py would shadow the node package:
+# the repository root takes its place.
+sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_keys.backends import get_backend  # noqa: E402
@@ -156,9 +159,10 @@ def main() -> None:
     global N, SUNSPEC_READS, SIGNATURES
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a few seconds), the same JSON keys")
-    if parser.parse_args().quick:
+    quick = parser.parse_args().quick
+    if quick:
         N, SUNSPEC_READS, SIGNATURES = 50, 20, 50
-    out: dict = {"frames": N}
+    out: dict = {"quick": quick, "frames": N}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         for protocol in PROTOCOLS:

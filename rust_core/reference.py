@@ -40,7 +40,7 @@ PROTOCOLS = ("dsmr", "sml", "sunspec", "d0")  # the meter protocols, which are a
 
 
 def meter_id(scheme: str, identity: str) -> bytes:
-    """bytes32 meter id: keccak256 of "scheme:identity" (scheme dsmr, sml or sunspec)."""
+    """bytes32 meter id: keccak256 of "scheme:identity" (scheme: one of PROTOCOLS)."""
     return keccak(text=f"{scheme}:{identity}")
 
 

@@ -3,24 +3,29 @@ and recomputes every leaf, signature, previous register, Merkle-sum root, total,
 conservation check and allocation. Nothing is taken from a node's own conclusions: the export is
 only the leaves (readings with their signatures), and everything else is recomputed here.
 
-A finding names the period, the group (or grid), the meter where there is one, and what differs.
+A finding names the period, the group (or grid), the meter where there is one, a stable kind,
+and what the recomputation expected beside what the chain (or the leaf) actually records.
+`write_findings` writes them as JSON with the audit's provenance: chain id, contract addresses,
+block range read, the export's sha256, the software version and the time of the audit.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+from web3 import Web3
 
 import rust_core
 from rust_core.wire import Leaf, LeafModel, Register, SumNode, parse_hex32
-from web3 import Web3
-
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
-from node.chain import contract_type
-from scripts._deployment import Deployment
-
-ZERO_ADDRESS = "0x" + "00" * 20
+from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
 
 # -- archive export -----------------------------------------------------------------------
@@ -106,62 +111,133 @@ class ChainView:
     rejected: list[tuple[int, bytes, bytes, int]]  # (period, group, root, reason)
     period_seconds: int
     domain: bytes
+    chain_id: int
+    registry: str
+    ledger: str
+    blocks: tuple[int, int]  # the block range read, inclusive
 
 
-def _logs(contract, event: str, first_block: int) -> list:
-    return list(getattr(contract.events, event)().get_logs(from_block=first_block, to_block="latest"))
+def _logs(contract, event: str, first_block: int, last_block: int) -> list:
+    return list(getattr(contract.events, event)().get_logs(from_block=first_block, to_block=last_block))
 
 
 def read_chain(w3: Web3, dep: Deployment) -> ChainView:
-    registry = w3.eth.contract(address=dep.registry, abi=contract_type("MeterRegistry")["abi"])
-    ledger = w3.eth.contract(address=dep.ledger, abi=contract_type("PeriodLedger")["abi"])
+    """Everything from `dep.first_block` to the head block at the time of the call (one snapshot:
+    the state calls read the same block)."""
+    head = w3.eth.block_number
+    registry = contract_at(w3, "MeterRegistry", dep.registry)
+    ledger = contract_at(w3, "PeriodLedger", dep.ledger)
     meters = {
         bytes(e.args.meterId): MeterPoint(bytes.fromhex(e.args.key[2:]), e.args.kind, bytes(e.args.groupId),
                                           e.args.activeFrom, e.args.activeUntil,
                                           (e.args.baselineImportMwh, e.args.baselineExportMwh))
-        for e in _logs(registry, "MeterRegistered", dep.first_block)
+        for e in _logs(registry, "MeterRegistered", dep.first_block, head)
     }
     submitted = {
         (e.args.period, bytes(e.args.groupId), bytes(e.args.root)):
             (e.args.totalImportMwh, e.args.totalExportMwh, e.args.count)
-        for e in _logs(ledger, "BatchSubmitted", dep.first_block)
+        for e in _logs(ledger, "BatchSubmitted", dep.first_block, head)
     }
     finals = {}
-    for e in _logs(ledger, "BatchFinalized", dep.first_block):
+    for e in _logs(ledger, "BatchFinalized", dep.first_block, head):
         key = (e.args.period, bytes(e.args.groupId), bytes(e.args.root))
         finals[key[:2]] = FinalBatch(*key, *submitted[key])
     rejected = [(e.args.period, bytes(e.args.groupId), bytes(e.args.root), e.args.reason)
-                for e in _logs(ledger, "BatchRejected", dep.first_block)]
+                for e in _logs(ledger, "BatchRejected", dep.first_block, head)]
     grids = []
     for name, address in dep.grids.items():
-        grid = w3.eth.contract(address=address, abi=contract_type("Grid")["abi"])
-        rec = GridRecord(name, address, bytes(grid.functions.boundaryGroup().call()),
-                         # the allowance in force now; a grid whose setLossBps changed it after
-                         # earlier roll-ups would show those periods as findings
-                         grid.functions.lossBps().call(),
-                         [(bytes(e.args.memberId), e.args.grid) for e in _logs(grid, "MemberAdded", dep.first_block)])
-        for e in _logs(grid, "MemberFlowRecorded", dep.first_block):
+        grid = contract_at(w3, "Grid", address)
+        rec = GridRecord(name, address, bytes(grid.functions.boundaryGroup().call(block_identifier=head)),
+                         # the allowance in force at the head; a grid whose setLossBps changed it
+                         # after earlier roll-ups would show those periods as findings
+                         grid.functions.lossBps().call(block_identifier=head),
+                         [(bytes(e.args.memberId), e.args.grid) for e in _logs(grid, "MemberAdded", dep.first_block, head)])
+        for e in _logs(grid, "MemberFlowRecorded", dep.first_block, head):
             rec.flows.setdefault(e.args.period, {})[bytes(e.args.memberId)] = (e.args.injected, e.args.withdrawn)
-        for e in _logs(grid, "PeriodRolledUp", dep.first_block):
+        for e in _logs(grid, "PeriodRolledUp", dep.first_block, head):
             rec.rollups[e.args.period] = dict(e.args)
-        for e in _logs(grid, "Allocated", dep.first_block):
+        for e in _logs(grid, "Allocated", dep.first_block, head):
             rec.allocations.setdefault(e.args.period, {})[(bytes(e.args.consumer), bytes(e.args.producer))] = e.args.mwh
         grids.append(rec)
-    domain = rust_core.domain_separator(w3.eth.chain_id, bytes.fromhex(dep.ledger[2:]))
-    return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain)
+    chain_id = w3.eth.chain_id
+    domain = rust_core.domain_separator(chain_id, bytes.fromhex(dep.ledger[2:]))
+    return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain, chain_id, dep.registry, dep.ledger,
+                     (dep.first_block, head))
 
 
 # -- recomputation ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Finding:
+    """One mismatch. `expected` is what the audit recomputed from the evidence (or what a rule
+    demands), `actual` what the chain or the leaf records; both JSON values."""
+
     period: int
-    where: str  # group or grid name
-    meter: str | None
-    what: str
+    scope: str  # "group" or "grid"
+    name: str  # the group's or grid's name (or a shortened id when it has none)
+    meter: str | None  # 0x meter id, where the finding is about one meter
+    kind: str  # stable: see FINDING_KINDS
+    expected: Any
+    actual: Any
+    what: str  # the same for a person
+
+    def __post_init__(self) -> None:
+        if self.kind not in FINDING_KINDS:
+            raise ValueError(f"finding kind {self.kind!r} is not one of FINDING_KINDS")
+
+    @property
+    def where(self) -> str:
+        return f"{self.scope} {self.name}"
 
     def __str__(self) -> str:
         meter = f" meter {self.meter}" if self.meter else ""
         return f"period {self.period} {self.where}{meter}: {self.what}"
+
+
+FINDING_KINDS = (
+    "export_missing_batch", "tree_invalid", "root", "import_total", "export_total", "leaf_count",
+    "leaf_order", "meter_unregistered", "meter_group", "meter_inactive", "reading_period", "previous_register",
+    "register_backwards", "signature", "rollup_missing_member", "rollup_order", "member_flow",
+    "rollup_missing_boundary", "rollup_figure", "conservation", "allocation", "allocation_excess",
+)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What an audit read and with what: enough to repeat it and to tell two audits apart."""
+
+    chain_id: int
+    registry: str
+    ledger: str
+    grids: dict[str, str]  # name -> address
+    from_block: int
+    to_block: int
+    export: str  # the archive export's path
+    export_sha256: str
+    software_version: str
+    git_commit: str | None  # of the checkout the audit ran from, when it is one
+    audited_at: str  # UTC, ISO 8601
+
+    @classmethod
+    def of(cls, view: ChainView, export_path: Path, now: datetime | None = None) -> Provenance:
+        return cls(view.chain_id, view.registry, view.ledger, {g.name: g.address for g in view.grids}, *view.blocks,
+                   str(export_path), hashlib.sha256(Path(export_path).read_bytes()).hexdigest(), _version(),
+                   _git_commit(), (now or datetime.now(UTC)).isoformat(timespec="seconds"))
+
+
+def _version() -> str:
+    try:
+        return metadata.version("energy-settlement")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 @dataclass
@@ -180,14 +256,56 @@ class AuditResult:
     batches: int
     leaves: int
     rejected: list[tuple[int, bytes, bytes, int]]
+    period_seconds: int
+    provenance: Provenance | None = None
 
     @property
     def ok(self) -> bool:
         return not self.findings
 
+    @property
+    def verdict(self) -> str:
+        return "PASS" if self.ok else "FAIL"
+
+    def period_start(self, period: int) -> datetime:
+        """When `period` began (UTC), by the ledger's period length."""
+        return datetime.fromtimestamp(period * self.period_seconds, UTC)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else "->".join(map(str, _jsonable(k))): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def findings_document(result: AuditResult) -> dict:
+    """The machine-readable audit: provenance, verdict, counts and every finding."""
+    return {
+        "provenance": asdict(result.provenance) if result.provenance else None,
+        "verdict": result.verdict,
+        "final_batches": result.batches,
+        "readings": result.leaves,
+        "rejected_batches": len(result.rejected),
+        "periods": {str(p): result.period_start(p).isoformat() for p in sorted(result.periods)},
+        "findings": [{"period": f.period, "period_start": result.period_start(f.period).isoformat(),
+                      "scope": f.scope, "name": f.name, "meter": f.meter, "kind": f.kind,
+                      "expected": _jsonable(f.expected), "actual": _jsonable(f.actual), "what": f.what}
+                     for f in result.findings],
+    }
+
+
+def write_findings(result: AuditResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(findings_document(result), indent=1) + "\n")
+    return path
+
 
 def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
-          names: dict[bytes, str] | None = None) -> AuditResult:
+          names: dict[bytes, str] | None = None, provenance: Provenance | None = None) -> AuditResult:
     names = dict(names or {})
     name = lambda gid: names.get(gid, "0x" + gid.hex()[:12])  # noqa: E731
     meter_name = lambda mid: "0x" + mid.hex()  # noqa: E731
@@ -198,10 +316,11 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
     boundaries = {g.boundary_group for g in view.grids}
 
     for (period, gid), fb in sorted(view.finals.items()):
-        where = f"group {name(gid)}"
+        where = name(gid)
         leaves = export.get((period, gid, fb.root))
         if leaves is None:
-            findings.append(Finding(period, where, None, f"the archive export has no leaves for final root 0x{fb.root.hex()}"))
+            findings.append(Finding(period, "group", where, None, "export_missing_batch", "0x" + fb.root.hex(), None,
+                                    f"the archive export has no leaves for final root 0x{fb.root.hex()}"))
             continue
         n_leaves += len(leaves)
         findings += _check_leaves(view, period, gid, where, leaves, state, meter_name)
@@ -209,13 +328,15 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
             tree = rust_core.MerkleSumTree(leaves, check_order=False)
             root, imp, exp = SumNode._make(tree.root)
         except rust_core.CoreError as e:
-            findings.append(Finding(period, where, None, f"the leaves do not build a tree: {e}"))
+            findings.append(Finding(period, "group", where, None, "tree_invalid", "a Merkle-sum tree", str(e),
+                                    f"the leaves do not build a tree: {e}"))
             continue
-        for what, mine, chain in (("root", "0x" + root.hex(), "0x" + fb.root.hex()),
-                                  ("import total", imp, fb.total_import), ("export total", exp, fb.total_export),
-                                  ("leaf count", len(leaves), fb.count)):
+        for kind, mine, chain in (("root", "0x" + root.hex(), "0x" + fb.root.hex()),
+                                  ("import_total", imp, fb.total_import), ("export_total", exp, fb.total_export),
+                                  ("leaf_count", len(leaves), fb.count)):
             if mine != chain:
-                findings.append(Finding(period, where, None, f"{what}: recomputed {mine}, chain says {chain}"))
+                findings.append(Finding(period, "group", where, None, kind, mine, chain,
+                                        f"{kind.replace('_', ' ')}: recomputed {mine}, chain says {chain}"))
         if gid not in boundaries:  # boundary meters show as a grid's exchange, not as a member
             periods[period].groups[name(gid)] = (fb.total_export, fb.total_import)
         for leaf in leaves:
@@ -225,41 +346,52 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
     for grid in view.grids:
         for period, chain_rollup in sorted(grid.rollups.items()):
             findings += _check_rollup(view, grid, period, chain_rollup, exchange, periods[period], name)
-    return AuditResult(findings, dict(periods), len(view.finals), n_leaves, view.rejected)
+    return AuditResult(findings, dict(periods), len(view.finals), n_leaves, view.rejected, view.period_seconds,
+                       provenance)
 
 
 def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: list[Leaf],
                   state: dict[bytes, Register], meter_name) -> list[Finding]:
     out = []
+
+    def finding(mid: bytes, kind: str, expected: Any, actual: Any, what: str) -> Finding:
+        return Finding(period, "group", where, meter_name(mid), kind, expected, actual, what)
+
     for a, b in zip(leaves, leaves[1:]):
         if a.meter_id >= b.meter_id:
-            out.append(Finding(period, where, meter_name(b.meter_id), "leaves not in strictly ascending meter id order"))
+            out.append(finding(b.meter_id, "leaf_order", f"a meter id above {meter_name(a.meter_id)}",
+                               meter_name(b.meter_id), "leaves not in strictly ascending meter id order"))
     signers = []
     for leaf in leaves:
         mid = leaf.meter_id
         m = view.meters.get(mid)
         if m is None:
-            out.append(Finding(period, where, meter_name(mid), "meter is not registered"))
+            out.append(finding(mid, "meter_unregistered", "a registered meter", None, "meter is not registered"))
             signers.append(b"\x00" * 20)
             continue
         signers.append(m.key)
         if m.group_id != gid:
-            out.append(Finding(period, where, meter_name(mid), "meter belongs to another group"))
+            out.append(finding(mid, "meter_group", "0x" + m.group_id.hex(), "0x" + gid.hex(),
+                               "meter belongs to another group"))
         if not m.active_from <= period <= m.active_until:
-            out.append(Finding(period, where, meter_name(mid), f"meter not active (active {m.active_from}..{m.active_until})"))
+            out.append(finding(mid, "meter_inactive", [m.active_from, m.active_until], period,
+                               f"meter not active (active {m.active_from}..{m.active_until})"))
         if leaf.period != period or leaf.timestamp // view.period_seconds != period:
-            out.append(Finding(period, where, meter_name(mid),
+            out.append(finding(mid, "reading_period", period, [leaf.period, leaf.timestamp],
                                f"reading of period {leaf.period} / time {leaf.timestamp} in this batch"))
         expected = state.get(mid, Register(m.active_from - 1, *m.baseline))
         if leaf.prev != expected:
-            out.append(Finding(period, where, meter_name(mid),
+            out.append(finding(mid, "previous_register", list(expected), list(leaf.prev),
                                f"counts from {tuple(leaf.prev)} (period, import, export), "
                                f"the previous final register is {tuple(expected)}"))
         if leaf.import_mwh < leaf.prev_import_mwh or leaf.export_mwh < leaf.prev_export_mwh:
-            out.append(Finding(period, where, meter_name(mid), "register ran backwards"))
+            out.append(finding(mid, "register_backwards",
+                               {"import_mwh_at_least": leaf.prev_import_mwh, "export_mwh_at_least": leaf.prev_export_mwh},
+                               {"import_mwh": leaf.import_mwh, "export_mwh": leaf.export_mwh}, "register ran backwards"))
     readings = [leaf.reading for leaf in leaves]
     for index, reason in rust_core.verify_readings(view.domain, readings, [leaf.signature for leaf in leaves], signers):
-        out.append(Finding(period, where, meter_name(leaves[index].meter_id), f"signature: {reason}"))
+        out.append(finding(leaves[index].meter_id, "signature", "signed by the registered key 0x" + signers[index].hex(),
+                           reason, f"signature: {reason}"))
     return out
 
 
@@ -305,30 +437,39 @@ def _matrix(amount: int, rows: list[int], cols: list[int]) -> list[list[int]]:
 
 def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: dict,
                   exchange: dict, figures: PeriodFigures, name) -> list[Finding]:
-    where = f"grid {grid.name}"
     out = []
+
+    def finding(kind: str, expected: Any, actual: Any, what: str) -> Finding:
+        return Finding(period, "grid", grid.name, None, kind, expected, actual, what)
+
     injected, withdrawn = [], []
     for member_id, member_grid in grid.members:
         if member_grid == ZERO_ADDRESS:
             fb = view.finals.get((period, member_id))
             if fb is None:
-                return [Finding(period, where, None, f"rolled up without a final batch of member {name(member_id)}")]
+                return [finding("rollup_missing_member", f"a final batch of member {name(member_id)}", None,
+                                f"rolled up without a final batch of member {name(member_id)}")]
             inj, wd = fb.total_export, fb.total_import
         else:
             if (member_grid, period) not in exchange:
-                return [Finding(period, where, None, f"rolled up before member grid {member_grid}")]
+                return [finding("rollup_order", f"member grid {member_grid} rolled up first", None,
+                                f"rolled up before member grid {member_grid}")]
             inj, wd = exchange[(member_grid, period)]
         injected.append(inj)
         withdrawn.append(wd)
         recorded = grid.flows.get(period, {}).get(member_id)
         if recorded != (inj, wd):
-            out.append(Finding(period, where, None,
-                               f"member {name(member_id)} flow (injected, withdrawn): recomputed {(inj, wd)}, chain says {recorded}"))
+            out.append(finding("member_flow", {"member": name(member_id), "injected": inj, "withdrawn": wd},
+                               None if recorded is None else {"member": name(member_id), "injected": recorded[0],
+                                                              "withdrawn": recorded[1]},
+                               f"member {name(member_id)} flow (injected, withdrawn): recomputed {(inj, wd)}, "
+                               f"chain says {recorded}"))
     from_up = to_up = 0
     if grid.boundary_group != b"\x00" * 32:
         fb = view.finals.get((period, grid.boundary_group))
         if fb is None:
-            return out + [Finding(period, where, None, "rolled up without a final boundary batch")]
+            return out + [finding("rollup_missing_boundary", "a final boundary batch", None,
+                                  "rolled up without a final boundary batch")]
         from_up, to_up = fb.total_import, fb.total_export
     total_in, total_out = sum(injected), sum(withdrawn)
     entering, leaving = total_in + from_up, total_out + to_up
@@ -342,17 +483,20 @@ def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: 
             "losses": losses, "imbalance": imbalance, "localAllocated": local}
     for key, value in mine.items():
         if chain_rollup.get(key) != value:
-            out.append(Finding(period, where, None, f"{key}: recomputed {value}, chain says {chain_rollup.get(key)}"))
+            out.append(finding("rollup_figure", {key: value}, {key: chain_rollup.get(key)},
+                               f"{key}: recomputed {value}, chain says {chain_rollup.get(key)}"))
     if entering != leaving + losses + imbalance:
-        out.append(Finding(period, where, None, "conservation does not hold"))
+        out.append(finding("conservation", entering, leaving + losses + imbalance, "conservation does not hold"))
     received, supplied = _split(local, withdrawn), _split(local, injected)
     matrix = _matrix(local, received, supplied)
     ids = [mid for mid, _ in grid.members]
     allocation = {(ids[i], ids[j]): v for i, row in enumerate(matrix) for j, v in enumerate(row) if v}
     if allocation != grid.allocations.get(period, {}):
-        out.append(Finding(period, where, None, "origin allocation differs from the pro-rata recomputation"))
+        out.append(finding("allocation", allocation, grid.allocations.get(period, {}),
+                           "origin allocation differs from the pro-rata recomputation"))
     if sum(allocation.values()) > local:
-        out.append(Finding(period, where, None, "more energy allocated than was generated locally"))
+        out.append(finding("allocation_excess", local, sum(allocation.values()),
+                           "more energy allocated than was generated locally"))
     exchange[(grid.address, period)] = (to_up, from_up)
     figures.grids[grid.name] = mine
     for (c, p), v in allocation.items():

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 from tqdm import tqdm
@@ -30,9 +31,16 @@ from neighbourhood.household import MeterRegister
 from neighbourhood.scenario import DEFAULT_START, DEFAULT_TARIFF, build_households
 from neighbourhood.simulation import Simulation, summarize
 from rust_core.wire import PROTOCOLS
-from scripts._audit import audit, export_archive, read_chain, read_export
+from scripts._audit import Provenance, audit, export_archive, read_chain, read_export, write_findings
 from scripts._deployment import (
-    Deployment, GridSpec, MeterRow, NetworkSpec, deploy, register, write_meter_csv,
+    ApeTransactor,
+    Deployment,
+    GridSpec,
+    MeterRow,
+    NetworkSpec,
+    deploy,
+    register,
+    write_meter_csv,
 )
 from scripts._processes import ManagedProcess, start_nodes, start_oracle
 from scripts._report import write_report
@@ -88,7 +96,7 @@ class SimMeter:
     kind: str
     register: MeterRegister
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    server: object = None
+    server: Any = None  # the protocol simulator serving this meter
     device_url: str = ""
 
 
@@ -131,7 +139,7 @@ class NeighbourhoodDemo:
              GridSpec(DISTRICT, (), (MICROGRID,), SUBSTATION, SUBSTATION, 200)),
         )
         t0 = time.time()
-        dep = deploy(self.project, self.chain, admin, spec)
+        dep = deploy(ApeTransactor(admin), spec)
         dep.save(self.work / "deployment.json")
         self.echo(f"deployed on chain {dep.chain_id}: registry {dep.registry}, ledger {dep.ledger}, "
                   f"grids {', '.join(f'{n} {a}' for n, a in dep.grids.items())}")
@@ -163,7 +171,7 @@ class NeighbourhoodDemo:
         rows = [MeterRow(m.label, Account.from_key(m.key).address, m.kind, m.group, first_period,
                          *(v // 1000 * 1000 for v in m.register.totals_mwh)) for m in self.meters]
         write_meter_csv(self.work / "meters.csv", rows)
-        register(self.project, admin, dep, rows)
+        register(ApeTransactor(admin), dep, rows)
         clock.start_at(first_period * o.period_seconds)
         self.echo(f"{len(self.meters)} meters served and registered, 3 nodes and 2 oracles running "
                   f"({time.time() - t0:.0f} s); the day starts at period {first_period}")
@@ -276,9 +284,11 @@ class NeighbourhoodDemo:
         export = self.work / "archive-export.jsonl"
         export_archive(f"sqlite:///{self.work / 'node-a.db'}", export)
         names = {bytes.fromhex(gid[2:]): name for name, gid in dep.groups.items()}
-        result = audit(read_chain(self.chain.provider.web3, dep), read_export(export), names)
+        view = read_chain(self.chain.provider.web3, dep)
+        result = audit(view, read_export(export), names, Provenance.of(view, export))
         for f in result.findings:
             self.echo(f"audit finding: {f}")
+        write_findings(result, self.work / "report" / "findings.json")
         report = write_report(result, self.work / "report", "Neighbourhood demo: settlement audit")
         return ("PASS" if result.ok else f"FAIL ({len(result.findings)} findings)"), report
 

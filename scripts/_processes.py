@@ -1,5 +1,6 @@
-"""Child processes of the demo (settlement nodes, meter oracles): started with their own log
-file, waited for until their health URL answers, stopped with SIGTERM (SIGKILL after a grace)."""
+"""Child processes of the demo, the node tests and the benchmarks: a local anvil chain, settlement
+nodes and meter oracles, each started with its own log file, waited for until it answers, and
+stopped with SIGTERM (SIGKILL after a grace)."""
 from __future__ import annotations
 
 import os
@@ -7,17 +8,62 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
+from eth_account import Account
+from web3 import Web3
 
 ROOT = Path(__file__).resolve().parents[1]
+ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+# anvil's funded development accounts derive from this mnemonic (m/44'/60'/0'/0/i)
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
 
 
 def free_port() -> int:
+    """A loopback TCP port that was free a moment ago (the OS picks it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def dev_key(i: int) -> bytes:
+    """The private key of anvil's i-th funded development account."""
+    Account.enable_unaudited_hdwallet_features()
+    return bytes(Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
+
+
+class Anvil:
+    """A fresh anvil chain on a free loopback port, at the pinned hardfork (ape-config.yaml)."""
+
+    def __init__(self, *extra_args: str, timeout: float = 20.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen([str(ANVIL), "--hardfork", "paris", "--port", str(self.port), "--silent",
+                                      *extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.w3 = Web3(Web3.HTTPProvider(self.url))
+        deadline = time.time() + timeout
+        while not self.w3.is_connected():
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"anvil ({ANVIL}) did not start on port {self.port}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        stop_process(self.proc, grace=10)
+
+
+def stop_process(proc: subprocess.Popen | None, grace: float = 15) -> None:
+    """SIGTERM, and SIGKILL if it has not exited after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 class ManagedProcess:
@@ -25,7 +71,7 @@ class ManagedProcess:
         self.name, self.argv, self.log, self.health_url = name, argv, log, health_url
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "ManagedProcess":
+    def start(self, timeout: float = 30.0) -> ManagedProcess:
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen([sys.executable, *self.argv], stdout=self.log.open("a"),
                                      stderr=subprocess.STDOUT, env=env, cwd=ROOT)
@@ -36,9 +82,9 @@ class ManagedProcess:
                 try:
                     httpx.get(self.health_url, timeout=1.0)
                     break
-                except httpx.HTTPError:
+                except httpx.HTTPError as e:
                     if time.time() > deadline:
-                        raise RuntimeError(f"{self.name} did not answer at {self.health_url} (log: {self.log})")
+                        raise RuntimeError(f"{self.name} did not answer at {self.health_url} (log: {self.log})") from e
                     time.sleep(0.2)
         return self
 
@@ -48,18 +94,11 @@ class ManagedProcess:
             raise RuntimeError(f"{self.name} exited with status {self.proc.returncode}; see {self.log}")
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def start_nodes(work: Path, rpc_url: str, registry: str, ledger: str, operator_keys: list[str], *,
-                grace_seconds: float, takeover_seconds: float, grids: list[str] = ()) -> list[tuple[ManagedProcess, str]]:
+                grace_seconds: float, takeover_seconds: float, grids: Sequence[str] = ()) -> list[tuple[ManagedProcess, str]]:
     """One settlement node per operator key (hex), each peered with the others: (process, url).
     `grids`: the Grid contracts the nodes roll up once periods are final, innermost first."""
     ports = [free_port() for _ in operator_keys]

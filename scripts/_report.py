@@ -1,16 +1,20 @@
 """The audit report a person would rather look at than read: PNG plots and one HTML page.
 
-Per period: energy injected and withdrawn per group, each grid's imbalance and losses, local
-self-sufficiency, and the origin of consumed local energy (which group's generation it was)."""
+Per period (on the axis: when it started, UTC): energy injected and withdrawn per group, each
+grid's imbalance and losses, local self-sufficiency, and the origin of consumed local energy
+(which group's generation it was). The page opens with the audit's provenance."""
 from __future__ import annotations
 
 import html
 from collections import defaultdict
+from dataclasses import asdict
+from datetime import UTC
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
+import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
 from scripts._audit import AuditResult  # noqa: E402
@@ -39,31 +43,36 @@ def write_report(result: AuditResult, out_dir: Path, title: str = "Settlement au
     return page
 
 
-def _period_axis(ax) -> None:
-    ax.ticklabel_format(axis="x", useOffset=False, style="plain")  # ledger period numbers, in full
-    ax.set_xlabel("period")
+def _period_axis(ax, result: AuditResult, periods: list[int]) -> list:
+    """Sets the x axis to UTC clock time; returns the periods' start times to plot over."""
+    span = (periods[-1] - periods[0] + 1) * result.period_seconds if periods else 0
+    clock = "%H:%M:%S" if span < 3600 else "%H:%M" if span <= 2 * 86400 else "%Y-%m-%d"
+    ax.xaxis.set_major_formatter(mdates.DateFormatter(clock, tz=UTC))
+    first = f" on {result.period_start(periods[0]):%Y-%m-%d}" if periods else ""
+    ax.set_xlabel(f"period start (UTC{first})")
+    return [result.period_start(p) for p in periods]
 
 
 def _energy_plot(ax, result: AuditResult, periods: list[int]) -> None:
-    _period_axis(ax)
+    starts = _period_axis(ax, result, periods)
     groups = sorted({g for p in periods for g in result.periods[p].groups})
     for g in groups:
         inj = [result.periods[p].groups.get(g, (0, 0))[0] / KWH for p in periods]
         wd = [-result.periods[p].groups.get(g, (0, 0))[1] / KWH for p in periods]
-        line = ax.plot(periods, inj, label=f"{g} injected")[0]
-        ax.plot(periods, wd, linestyle="--", color=line.get_color(), label=f"{g} withdrawn")
+        line = ax.plot(starts, inj, label=f"{g} injected")[0]
+        ax.plot(starts, wd, linestyle="--", color=line.get_color(), label=f"{g} withdrawn")
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.set_ylabel("kWh (withdrawn negative)")
     ax.legend(fontsize="x-small", ncol=2)
 
 
 def _balance_plot(ax, result: AuditResult, periods: list[int]) -> None:
-    _period_axis(ax)
+    starts = _period_axis(ax, result, periods)
     grids = sorted({g for p in periods for g in result.periods[p].grids})
     for g in grids:
-        ax.plot(periods, [result.periods[p].grids.get(g, {}).get("imbalance", 0) / KWH for p in periods],
+        ax.plot(starts, [result.periods[p].grids.get(g, {}).get("imbalance", 0) / KWH for p in periods],
                 label=f"{g} imbalance")
-        ax.plot(periods, [result.periods[p].grids.get(g, {}).get("losses", 0) / KWH for p in periods],
+        ax.plot(starts, [result.periods[p].grids.get(g, {}).get("losses", 0) / KWH for p in periods],
                 linestyle=":", label=f"{g} losses")
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.set_ylabel("kWh")
@@ -76,10 +85,10 @@ def _self_sufficiency(figures: dict) -> float:
 
 
 def _self_sufficiency_plot(ax, result: AuditResult, periods: list[int]) -> None:
-    _period_axis(ax)
+    starts = _period_axis(ax, result, periods)
     grids = sorted({g for p in periods for g in result.periods[p].grids})
     for g in grids:
-        ax.plot(periods, [100 * _self_sufficiency(result.periods[p].grids.get(g, {})) for p in periods], label=g)
+        ax.plot(starts, [100 * _self_sufficiency(result.periods[p].grids.get(g, {})) for p in periods], label=g)
     ax.set_ylim(0, 105)
     ax.set_ylabel("% of withdrawal covered locally")
     ax.legend(fontsize="x-small")
@@ -110,6 +119,17 @@ def _origin_plot(ax, result: AuditResult, periods: list[int]) -> None:
         ax.text(0.5, 0.5, "no local generation was consumed locally", ha="center", transform=ax.transAxes)
 
 
+def _provenance_html(result: AuditResult) -> str:
+    if result.provenance is None:
+        return "<p>No provenance recorded.</p>"
+    rows = []
+    for key, value in asdict(result.provenance).items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+        rows.append(f"<tr><th>{html.escape(key.replace('_', ' '))}</th><td>{html.escape(str(value))}</td></tr>")
+    return f"<table class=provenance>{''.join(rows)}</table>"
+
+
 def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:
     verdict = "PASS" if result.ok else f"FAIL ({len(result.findings)} findings)"
     rows = []
@@ -121,7 +141,8 @@ def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:
             f"<td>{100 * _self_sufficiency(g):.0f}%</td>"
             for _, g in sorted(f.grids.items())
         )
-        rows.append(f"<tr class={'bad' if bad else 'ok'}><td>{p}</td><td>{'FAIL' if bad else 'ok'}</td>{grid_cells}</tr>")
+        rows.append(f"<tr class={'bad' if bad else 'ok'}><td>{p}</td><td>{result.period_start(p):%Y-%m-%d %H:%M:%S}</td>"
+                    f"<td>{'FAIL' if bad else 'ok'}</td>{grid_cells}</tr>")
     grid_names = sorted({g for p in periods for g in result.periods[p].grids})
     head = "".join(f"<th>{html.escape(g)} in / out kWh</th><th>imbalance kWh</th><th>self-sufficiency</th>" for g in grid_names)
     findings = "".join(f"<li>{html.escape(str(x))}</li>" for x in result.findings) or "<li>none</li>"
@@ -130,14 +151,16 @@ def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:
     images = "".join(f"<h2>{h}</h2><img src='{fn}' alt='{h}'>" for fn, h, _ in figures)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:right}}
-tr.bad{{background:#fdd}} .verdict{{font-size:1.4em;font-weight:bold}}</style></head><body>
+tr.bad{{background:#fdd}} .verdict{{font-size:1.4em;font-weight:bold}}
+table.provenance th, table.provenance td{{text-align:left}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="verdict">Verdict: {verdict}</p>
+<h2>Provenance</h2>{_provenance_html(result)}
 <p>{result.batches} final batches, {result.leaves} settled readings, {len(result.rejected)} batches rejected by fraud proofs.</p>
 <h2>Findings</h2><ul>{findings}</ul>
 {images}
 <h2>Origin of locally consumed energy (all periods)</h2>
 <table><tr><th>consumer</th><th>producer</th><th>kWh</th></tr>{origin}</table>
-<h2>Per period</h2><table><tr><th>period</th><th>verdict</th>{head}</tr>{''.join(rows)}</table>
+<h2>Per period</h2><table><tr><th>period</th><th>start (UTC)</th><th>verdict</th>{head}</tr>{''.join(rows)}</table>
 </body></html>
 """

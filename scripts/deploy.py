@@ -6,10 +6,10 @@ On the local network the first test account is the admin unless --account names 
 from pathlib import Path
 
 import click
-from ape import accounts, chain, project
+from ape import accounts
 from ape.cli import ConnectedProviderCommand
 
-from scripts._deployment import NetworkSpec, deploy
+from scripts._deployment import ApeTransactor, NetworkSpec, deploy
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -18,7 +18,7 @@ from scripts._deployment import NetworkSpec, deploy
 @click.option("--account", "alias", default=None, help="ape account alias of the admin (default: test account 0)")
 def cli(spec_path: Path, out: Path, alias: str | None):
     admin = accounts.load(alias) if alias else accounts.test_accounts[0]
-    dep = deploy(project, chain, admin, NetworkSpec.from_toml(spec_path))
+    dep = deploy(ApeTransactor(admin), NetworkSpec.from_toml(spec_path))
     dep.save(out)
     click.echo(f"registry {dep.registry}\nledger   {dep.ledger}")
     for name, addr in dep.grids.items():

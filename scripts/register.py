@@ -5,10 +5,10 @@ read_meter_csv). Meters already registered are skipped, so the same CSV can be r
 from pathlib import Path
 
 import click
-from ape import accounts, project
+from ape import accounts
 from ape.cli import ConnectedProviderCommand
 
-from scripts._deployment import Deployment, read_meter_csv, register
+from scripts._deployment import ApeTransactor, Deployment, read_meter_csv, register
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -19,5 +19,5 @@ def cli(dep_path: Path, csv_path: Path, alias: str | None):
     operator = accounts.load(alias) if alias else accounts.test_accounts[0]
     dep = Deployment.load(dep_path)
     rows = read_meter_csv(csv_path, dep.period_seconds)
-    done = register(project, operator, dep, rows)
+    done = register(ApeTransactor(operator), dep, rows)
     click.echo(f"registered {len(done)} of {len(rows)} meters ({len(rows) - len(done)} already registered)")

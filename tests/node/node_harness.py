@@ -1,11 +1,12 @@
 """A real anvil chain, the deployed MeterRegistry + PeriodLedger, registered meters with real
-keys, a delivery client speaking the oracle protocol, and node processes (for node tests)."""
+keys, a delivery client speaking the oracle protocol, and node processes (for node tests).
+Contracts are deployed and meters registered by the project's one deploy path
+(scripts/_deployment.py) with a raw key on the anvil the `anvil` fixture started."""
 from __future__ import annotations
 
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,27 +15,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
-import rust_core
 from eth_account import Account
 from rust_core.wire import Reading, SignedReading, group_id, meter_id
 from web3 import Web3
 
-from node.chain import contract_type
-
-ROOT = Path(__file__).resolve().parents[2]
-ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-MNEMONIC = "test test test test test test test test test test test junk"
-Account.enable_unaudited_hdwallet_features()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def dev_key(i: int) -> bytes:
-    return bytes(Account.from_mnemonic(MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key)
+import rust_core
+from scripts import _deployment
+from scripts._deployment import GridSpec, MeterRow, NetworkSpec, Web3Transactor, add_grid, contract_at, deploy, register
+from scripts._processes import ROOT, Anvil, dev_key, stop_process
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
@@ -50,45 +38,6 @@ def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = N
     raise RuntimeError(f"{url} did not come up in {timeout} s")
 
 
-class Anvil:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen(
-            [str(ANVIL), "--hardfork", "paris", "--port", str(self.port), "--silent"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.time() + 20
-        self.w3 = Web3(Web3.HTTPProvider(self.url))
-        while not self.w3.is_connected():
-            if time.time() > deadline or self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError("anvil did not start")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def send(w3: Web3, key: bytes, fn_or_ctor, **kw):
-    acct = Account.from_key(key)
-    tx = fn_or_ctor.build_transaction({"from": acct.address, "nonce": w3.eth.get_transaction_count(acct.address), **kw})
-    h = w3.eth.send_raw_transaction(acct.sign_transaction(tx).raw_transaction)
-    receipt = w3.eth.wait_for_transaction_receipt(h)
-    assert receipt["status"] == 1
-    return receipt
-
-
-def deploy(w3: Web3, admin_key: bytes, name: str, *args) -> str:
-    ct = contract_type(name)
-    factory = w3.eth.contract(abi=ct["abi"], bytecode=ct["deploymentBytecode"]["bytecode"])
-    return send(w3, admin_key, factory.constructor(*args))["contractAddress"]
-
-
 @dataclass
 class MeterKey:
     meter_id: bytes
@@ -100,21 +49,38 @@ class MeterKey:
 
 @dataclass
 class Deployment:
+    """What a node test needs of its network: the deployment record, the chain, the keys."""
+
     w3: Web3
     rpc_url: str
-    registry: str
-    ledger: str
-    period_seconds: int
-    window: int
+    deployment: _deployment.Deployment  # what the deployment file holds
+    admin: Web3Transactor
+    group: str
     operator_keys: list[bytes]
     meters: list[MeterKey] = field(default_factory=list)
+
+    @property
+    def registry(self) -> str:
+        return self.deployment.registry
+
+    @property
+    def ledger(self) -> str:
+        return self.deployment.ledger
+
+    @property
+    def period_seconds(self) -> int:
+        return self.deployment.period_seconds
+
+    @property
+    def window(self) -> int:
+        return self.deployment.challenge_window_seconds
 
     @property
     def domain(self) -> bytes:
         return rust_core.domain_separator(self.w3.eth.chain_id, bytes.fromhex(self.ledger[2:]))
 
     def ledger_contract(self):
-        return self.w3.eth.contract(address=self.ledger, abi=contract_type("PeriodLedger")["abi"])
+        return contract_at(self.w3, "PeriodLedger", self.ledger)
 
     def batch(self, period: int, group_id: bytes) -> tuple:
         return tuple(self.ledger_contract().functions.getBatch(period, group_id).call())
@@ -122,38 +88,28 @@ class Deployment:
 
 def deploy_settlement(anvil: Anvil, *, period_seconds: int, window: int, n_operators: int, quorum: int,
                       n_meters: int, group: str = "community-a", active_from: int | None = None) -> Deployment:
-    w3 = anvil.w3
-    admin = dev_key(0)
-    admin_addr = Account.from_key(admin).address
-    registry = deploy(w3, admin, "MeterRegistry", admin_addr)
-    ledger = deploy(w3, admin, "PeriodLedger", registry, period_seconds, window)
-    reg = w3.eth.contract(address=registry, abi=contract_type("MeterRegistry")["abi"])
-    send(w3, admin, reg.functions.grantRole(reg.functions.METER_OPERATOR_ROLE().call(), admin_addr))
+    """Registry and ledger (admin: dev account 0, also the meter operator), operators dev
+    accounts 1..n, and `n_meters` prosumer meters of one group with fresh keys."""
+    admin = Web3Transactor(anvil.w3, dev_key(0))
     op_keys = [dev_key(1 + i) for i in range(n_operators)]
-    for k in op_keys:
-        send(w3, admin, reg.functions.addOperator(Account.from_key(k).address))
-    send(w3, admin, reg.functions.setQuorum(quorum))
-    gid = group_id(group)
+    spec = NetworkSpec(period_seconds, window, quorum, tuple(Account.from_key(k).address for k in op_keys),
+                       (admin.address,))
+    dep = Deployment(anvil.w3, anvil.url, deploy(admin, spec), admin, group, op_keys)
     start = active_from if active_from is not None else int(time.time()) // period_seconds
-    dep = Deployment(w3, anvil.url, registry, ledger, period_seconds, window, op_keys)
+    rows = []
     for i in range(n_meters):
         key = secrets.token_bytes(32)
-        m = MeterKey(meter_id("sml", f"0a01{i:08x}"), key, gid, (1_000_000 + i, 5_000 * i), start)
-        send(w3, admin, reg.functions.registerMeter(
-            m.meter_id, Web3.to_checksum_address(rust_core.address_of(key)), 2, gid, start, 2**64 - 1, *m.baseline))
-        dep.meters.append(m)
+        label = f"sml:0a01{i:08x}"
+        baseline = (1_000_000 + i, 5_000 * i)
+        dep.meters.append(MeterKey(meter_id("sml", f"0a01{i:08x}"), key, group_id(group), baseline, start))
+        rows.append(MeterRow(label, Account.from_key(key).address, "prosumer", group, start, *baseline))
+    register(admin, dep.deployment, rows)
     return dep
 
 
 def deploy_grid(dep: Deployment, name: str = "street-1") -> str:
     """A Grid over the deployment's one group, without upstream; the group carries the imbalance."""
-    admin = dev_key(0)
-    group = dep.meters[0].group_id
-    grid = deploy(dep.w3, admin, "Grid", dep.registry, dep.ledger, rust_core.keccak256(name.encode()), b"\x00" * 32,
-                  group, 0)
-    c = dep.w3.eth.contract(address=grid, abi=contract_type("Grid")["abi"])
-    send(dep.w3, admin, c.functions.addGroup(group))
-    return grid
+    return add_grid(dep.admin, dep.deployment, GridSpec(name, (dep.group,), responsible_group=dep.group))
 
 
 def wire(dep: Deployment, readings: list[tuple], keys: list[bytes]) -> list[dict]:
@@ -203,13 +159,7 @@ class NodeProcess:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def expected_root(readings_by_period: dict[int, list[tuple]], dep: Deployment, period: int,

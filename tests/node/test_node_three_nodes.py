@@ -11,8 +11,9 @@ import sqlite3
 import httpx
 import pytest
 
-from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, free_port, wire
+from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, wire
 
+from scripts._processes import free_port
 from node.chain import contract_type
 
 pytestmark = pytest.mark.chain

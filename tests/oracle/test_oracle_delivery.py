@@ -4,7 +4,6 @@ and 5xx / a node that is down keep everything pending until it comes back."""
 from __future__ import annotations
 
 import base64
-import socket
 from decimal import Decimal
 
 import pytest
@@ -15,6 +14,7 @@ from meter_oracle.drivers import FrameDecoder
 from meter_oracle.simulators.dsmr_telegram import build_telegram
 from receiver import Receiver
 from rust_core.wire import RefusalCode, SignedReading
+from scripts._processes import free_port
 
 T0 = 1_700_000_000.0
 METERS = ["E001", "E002", "E003"]
@@ -27,12 +27,6 @@ def fill(outbox, readings_per_meter: int) -> None:
         for meter in METERS:
             [frame] = FrameDecoder("dsmr").feed(build_telegram(meter, Decimal(1000 + step), Decimal(step), clock.now))
             assert pipeline.accept(frame) is not None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_delivered_on_acknowledgement(outbox):

@@ -27,7 +27,7 @@ def test_a_good_row_reads_with_registers_in_mwh_and_the_next_period(tmp_path):
     (GOOD.replace(KEY, "0x1234"), "is not an address"),
     (GOOD.replace("6825.5129", "-1"), "cannot be negative"),
     (GOOD.replace("6825.5129", "lots"), "baseline_import_wh"),
-    (GOOD.replace("dsmr:", "iec:"), "scheme dsmr, sml or sunspec"),
+    (GOOD.replace("dsmr:", "iec:"), "scheme dsmr, sml, sunspec or d0"),
     (GOOD + GOOD, "listed twice"),
 ])
 def test_bad_rows_are_refused_naming_line_and_field(tmp_path, body, message):

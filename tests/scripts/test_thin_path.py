@@ -14,7 +14,7 @@ from eth_account import Account
 from meter_oracle.simulators.stream_server import TcpFrameServer
 from scripts._audit import audit, export_archive, read_chain, read_export
 from rust_core.wire import group_id, meter_label_id
-from scripts._deployment import MeterRow, NetworkSpec, deploy, register
+from scripts._deployment import ApeTransactor, MeterRow, NetworkSpec, deploy, register
 from scripts._processes import start_nodes, start_oracle
 
 TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "dsmr"
@@ -26,7 +26,7 @@ def test_a_captured_telegram_is_settled_on_chain_and_audited(wall_clock, project
     good = (TESTDATA / "v5_iskra.txt").read_bytes()
     corrupt = (TESTDATA / "v5_iskra_corrupted_crc.txt").read_bytes()
     admin, operator = accounts[0], accounts[4]
-    dep = deploy(project, chain, admin, NetworkSpec(PERIOD_S, 2, 1, (operator.address,), (admin.address,)))
+    dep = deploy(ApeTransactor(admin), NetworkSpec(PERIOD_S, 2, 1, (operator.address,), (admin.address,)))
     meter_key = secrets.token_bytes(32)
     frames = iter([good, corrupt] * 1000)
     server = TcpFrameServer(lambda now: next(frames), interval_s=0.5).start()
@@ -41,7 +41,7 @@ def test_a_captured_telegram_is_settled_on_chain_and_audited(wall_clock, project
                                       meters=[{"label": ISKRA, "key": meter_key, "url": server.url,
                                                "interval_s": 1, "max_power_w": 50_000}]))
         period = int(time.time() // PERIOD_S) + 2
-        register(project, admin, dep, [MeterRow(ISKRA, Account.from_key(meter_key).address, "prosumer", "thin",
+        register(ApeTransactor(admin), dep, [MeterRow(ISKRA, Account.from_key(meter_key).address, "prosumer", "thin",
                                                 period, 6_800_000, 2_400_000)])
         ledger = project.PeriodLedger.at(dep.ledger)
         deadline = time.time() + 90

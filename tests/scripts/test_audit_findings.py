@@ -1,0 +1,122 @@
+"""The audit's machine-readable findings file and provenance, and the report's time axis, on
+audit results built here (the end-to-end run on a settled chain is in test_demo_and_audit.py)."""
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+import pytest
+
+from scripts._audit import (
+    FINDING_KINDS,
+    AuditResult,
+    ChainView,
+    Finding,
+    GridRecord,
+    PeriodFigures,
+    Provenance,
+    write_findings,
+)
+from scripts._report import _balance_plot, _energy_plot, write_report
+
+PERIOD_S = 900
+FIRST = 1_959_464  # 2025-11-19 02:00 UTC
+PERIODS = range(FIRST, FIRST + 4)
+METER = "0x" + "ab" * 32
+
+
+def view() -> ChainView:
+    grid = GridRecord("street", "0x" + "33" * 20, b"\x00" * 32, 0, [])
+    return ChainView({}, {}, [grid], [], PERIOD_S, b"\x00" * 32, 31337, "0x" + "11" * 20, "0x" + "22" * 20, (7, 42))
+
+
+def result(findings: list[Finding], provenance: Provenance | None = None) -> AuditResult:
+    periods = {p: PeriodFigures(groups={"street-a": (1_000_000 * (p - FIRST), 2_000_000)},
+                                grids={"street": {"injected": 1, "withdrawn": 2, "imbalance": 0, "losses": 0,
+                                                  "localAllocated": 1}})
+               for p in PERIODS}
+    return AuditResult(findings, periods, 4, 12, [], PERIOD_S, provenance)
+
+
+@pytest.fixture
+def export(tmp_path):
+    path = tmp_path / "export.jsonl"
+    path.write_text('{"period": 1}\n')
+    return path
+
+
+def test_provenance_records_chain_contracts_blocks_export_hash_version_and_time(export):
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    prov = Provenance.of(view(), export, now=at)
+    assert (prov.chain_id, prov.registry, prov.ledger) == (31337, "0x" + "11" * 20, "0x" + "22" * 20)
+    assert prov.grids == {"street": "0x" + "33" * 20}
+    assert (prov.from_block, prov.to_block) == (7, 42)
+    assert prov.export_sha256 == hashlib.sha256(b'{"period": 1}\n').hexdigest()
+    assert prov.audited_at == "2026-01-02T03:04:05+00:00"
+    assert prov.software_version and prov.software_version[0].isdigit()
+    # another export is another audit
+    export.write_text('{"period": 2}\n')
+    assert Provenance.of(view(), export, now=at).export_sha256 != prov.export_sha256
+
+
+def test_findings_file_names_period_scope_meter_kind_expected_and_actual(export, tmp_path):
+    bad = [
+        Finding(FIRST + 1, "group", "street-a", METER, "signature", "signed by the registered key 0x" + "44" * 20,
+                "signer 0x55 is not the meter's key", "signature: signer 0x55 is not the meter's key"),
+        Finding(FIRST + 2, "grid", "street", None, "allocation", {(b"\x01", b"\x02"): 5}, {}, "allocation differs"),
+    ]
+    path = write_findings(result(bad, Provenance.of(view(), export)), tmp_path / "out" / "findings.json")
+    doc = json.loads(path.read_text())
+    assert doc["verdict"] == "FAIL" and doc["final_batches"] == 4 and doc["readings"] == 12
+    assert doc["provenance"]["chain_id"] == 31337 and doc["provenance"]["to_block"] == 42
+    first, second = doc["findings"]
+    assert first == {"period": FIRST + 1, "period_start": "2025-11-19T02:15:00+00:00", "scope": "group",
+                     "name": "street-a", "meter": METER, "kind": "signature",
+                     "expected": "signed by the registered key 0x" + "44" * 20,
+                     "actual": "signer 0x55 is not the meter's key",
+                     "what": "signature: signer 0x55 is not the meter's key"}
+    # values that are not JSON as they stand (bytes, tuple keys) are written as hex
+    assert second["scope"] == "grid" and second["meter"] is None
+    assert second["expected"] == {"0x01->0x02": 5} and second["actual"] == {}
+    assert doc["periods"][str(FIRST)] == "2025-11-19T02:00:00+00:00"
+
+
+def test_a_clean_audit_writes_pass_and_no_findings(tmp_path):
+    doc = json.loads(write_findings(result([]), tmp_path / "f.json").read_text())
+    assert doc["verdict"] == "PASS" and doc["findings"] == [] and doc["provenance"] is None
+
+
+def test_a_finding_of_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="'rooot' is not one of FINDING_KINDS"):
+        Finding(FIRST, "group", "g", None, "rooot", 1, 2, "typo")
+    assert "root" in FINDING_KINDS
+
+
+@pytest.mark.parametrize("plot", [_energy_plot, _balance_plot])
+def test_plots_are_over_period_start_times_in_utc(plot):
+    fig, ax = plt.subplots()
+    try:
+        plot(ax, result([]), list(PERIODS))
+        fig.canvas.draw()
+        starts = [datetime.fromtimestamp(p * PERIOD_S, UTC) for p in PERIODS]
+        series = [line for line in ax.get_lines() if len(line.get_xdata()) == len(starts)]  # not the zero line
+        assert series
+        for line in series:
+            assert list(mdates.date2num(line.get_xdata())) == list(mdates.date2num(starts))
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+        assert labels and all(len(t) == 5 and t[2] == ":" for t in labels), labels  # HH:MM clock time
+        assert "02:00" in labels or "02:15" in labels
+        assert ax.get_xlabel() == "period start (UTC on 2025-11-19)"
+    finally:
+        plt.close(fig)
+
+
+def test_report_page_shows_provenance_and_period_start_times(export, tmp_path):
+    page = write_report(result([], Provenance.of(view(), export)), tmp_path / "report")
+    text = page.read_text()
+    assert "<h2>Provenance</h2>" in text and hashlib.sha256(export.read_bytes()).hexdigest() in text
+    assert "<th>chain id</th><td>31337</td>" in text and "street 0x" + "33" * 20 in text
+    assert f"<td>{FIRST}</td><td>2025-11-19 02:00:00</td>" in text

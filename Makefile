@@ -93,3 +93,6 @@ network: $(VENV)/.deps tools/geth/bin/geth
 
 network-stop:
 	$(PY) -m devnet stop
+
+# the network tests (tests/network/) run on geth signers
+test: tools/geth/bin/geth

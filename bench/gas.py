@@ -3,11 +3,15 @@
 StromDAO-style NaiveLedger that writes every reading in its own transaction (measured in the
 same run), and the gas of each fraud proof against a 10,000-leaf batch.
 
-Run: .venv/bin/python bench/gas.py  (starts its own anvil with the pinned cancun hardfork).
-Prints a table, then one JSON object on its last line.
+Run: .venv/bin/python bench/gas.py [--quick]  (starts its own anvil with the pinned cancun
+hardfork; --quick: batches of 6 / 12 / 24 readings, a few seconds, the same JSON keys, with
+"quick": true and the real "sizes"). Prints a table, then one JSON object on its last line.
+The tree and leaf builders are tests/contracts/settlement_builders.py, which depends on
+rust_core only (not on the `node` package, which bench/node.py shadows here).
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import os
@@ -22,16 +26,19 @@ sys.path.insert(0, str(ROOT))
 os.chdir(ROOT)
 os.environ.setdefault("SOLCX_BINARY_PATH", str(ROOT / "tools" / "solc"))
 os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"
-sys.path.insert(0, str(ROOT / "tests" / "contracts"))  # the shared tree/leaf builders of the contract tests
+sys.path.insert(0, str(ROOT / "tests" / "contracts"))  # the shared tree/leaf builders (no `node` import)
 
 import ape  # noqa: E402
+from eth_utils import keccak  # noqa: E402
 from settlement_builders import (  # noqa: E402
-    PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, leaf_struct, make_leaf, node_struct, ref,
+    PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, leaf_struct, leaf_words, make_leaf, node_struct, ref,
 )
 
 SIZES = (100, 1_000, 10_000)
+QUICK_SIZES = (6, 12, 24)  # not powers of two: the largest has padding
 NAIVE_READINGS = 40
 WINDOW = 600
+U64 = 2**64
 
 
 def is_cancun(web3) -> bool:
@@ -41,6 +48,11 @@ def is_cancun(web3) -> bool:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny batches (a few seconds), same JSON keys")
+    quick = parser.parse_args().quick
+    sizes = QUICK_SIZES if quick else SIZES
+    naive_readings = 4 if quick else NAIVE_READINGS
     with ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
         chain, project = ape.chain, ape.project
         accts = ape.accounts.test_accounts
@@ -67,9 +79,10 @@ def main() -> None:
             h = tree.header(p, group, count)
             return ledger.submitBatch(header_struct(h), cosign(domain, h, op_keys), sender=ops[0])
 
-        results: dict = {"hardfork_cancun": is_cancun(provider.web3), "quorum": "3-of-5"}
+        results: dict = {"hardfork_cancun": is_cancun(provider.web3), "quorum": "3-of-5", "quick": quick,
+                         "sizes": list(sizes)}
         trees = {}
-        for n in SIZES:
+        for n, key in zip(sizes, SIZES):
             group = ref.group_id(f"bench:{n}")
             ms = meters(n, f"b{n}-", group)
             tree = SumTree.from_leaves(leaves_of(ms, period))
@@ -78,14 +91,14 @@ def main() -> None:
             chain.pending_timestamp += WINDOW
             fin = ledger.finalize(period, group, sender=ops[0])
             total = sub.gas_used + fin.gas_used
-            results[f"gas_per_batch_{n}"] = total
-            results[f"gas_per_reading_{n}"] = round(total / n, 2)
+            results[f"gas_per_batch_{key}"] = total
+            results[f"gas_per_reading_{key}"] = round(total / n, 2)
             print(f"batch {n:>6} readings: submit {sub.gas_used:>7} + finalize {fin.gas_used:>6} = {total:>7} gas,"
                   f" {total / n:8.2f} gas/reading")
 
         # naive baseline: every reading its own transaction, two rounds (first write, then steady state)
         naive_domain = ref.Domain(chain.chain_id, naive.address)
-        nms = meters(NAIVE_READINGS, "naive-", ref.group_id("bench:naive"))
+        nms = meters(naive_readings, "naive-", ref.group_id("bench:naive"))
         for m in nms:
             registry.registerMeter(*m.register_args(), sender=meter_op)
         rounds = []
@@ -97,27 +110,27 @@ def main() -> None:
                 tx = naive.submitReading(r.meter_id, r.period, r.timestamp, r.import_mwh, r.export_mwh,
                                          lf.signature, sender=ops[0])
                 gas += tx.gas_used
-            rounds.append(gas / NAIVE_READINGS)
+            rounds.append(gas / naive_readings)
         results["naive_gas_per_reading_first"] = round(rounds[0], 2)
         results["naive_gas_per_reading"] = round(rounds[1], 2)
         print(f"naive: first reading of a meter {rounds[0]:.0f} gas, later readings {rounds[1]:.0f} gas per reading")
 
         results["fraud_proof_gas_by_kind"] = fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain,
-                                                       trees[10_000], period, submit, leaves_of)
+                                                       trees[sizes[-1]], period, submit)
         for kind, gas in results["fraud_proof_gas_by_kind"].items():
-            print(f"fraud proof at 10,000 leaves, {kind:<16} {gas:>7} gas")
+            print(f"fraud proof at {sizes[-1]:,} leaves, {kind:<16} {gas:>7} gas")
         results["fraud_proof_gas"] = max(results["fraud_proof_gas_by_kind"].values())
         results["ratio_naive_to_batched_10000"] = round(results["naive_gas_per_reading"]
                                                         / results["gas_per_reading_10000"], 1)
         print(json.dumps(results))
 
 
-def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, period, submit, leaves_of) -> dict:
-    """Each fraud proof against its own 10,000-leaf batch with one fault (copies of the final
-    honest tree, so that the previous-register proof has its final evidence batch)."""
+def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, period, submit) -> dict:
+    """Each fraud proof against its own batch (the largest size) with one fault (copies of the
+    final honest tree, so that the previous-register proof has its final evidence batch)."""
     tree, ms, group = honest  # final at `period`
     p = period + 1
-    i = 4_321
+    i = len(tree.leaves) * 4_321 // 10_000 | 1  # odd: its left neighbour shares its parent
     target = ms[i]
     registry.registerMeter(*target.register_args(), sender=meter_op)
     out = {}
@@ -174,6 +187,34 @@ def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, pe
     out["bad_sum"] = ledger.proveBadSum(p, g, 1, i // 2, node_struct(t.node(1, i // 2)),
                                         node_struct(t.node(0, i & ~1)), node_struct(t.node(0, i | 1)),
                                         t.proof(i // 2, 1), sender=prover).gas_used
+
+    # a child's sum 2^64 wider than it is, its parent's sum as the honest one
+    def wide_sum(t):
+        h, imp, exp = t.node(0, i & ~1)
+        t.corrupt(0, i & ~1, (h, imp + U64, exp))
+        ph, pi, pe = t.node(1, i // 2)
+        t.corrupt(1, i // 2, (ph, pi - U64, pe))
+    t, g = variant("wide", wide_sum)
+    out["bad_width_sum"] = ledger.proveBadSum(p, g, 1, i // 2, node_struct(t.node(1, i // 2)), t.node(0, i & ~1),
+                                              node_struct(t.node(0, i | 1)), t.proof(i // 2, 1),
+                                              sender=prover).gas_used
+
+    # a leaf's hash one level up, with its sums
+    def kind(t):
+        t.corrupt(1, i // 2, (t.leaves[i].hash(), 5, 0))
+    t, g = variant("kind", kind)
+    out["bad_node_kind"] = ledger.proveBadNodeKind(p, g, 1, i // 2, node_struct(t.node(1, i // 2)),
+                                                   keccak(t.leaves[i].encoded()), t.proof(i // 2, 1),
+                                                   sender=prover).gas_used
+
+    # a leaf whose registers are hashed 2^64 wider than uint64 (same delta)
+    words = leaf_words(tree.leaves[i], import_mwh=U64 + tree.leaves[i].reading.import_mwh, prev_import_mwh=U64)
+
+    def malformed(t):
+        t.corrupt(0, i, (keccak(keccak(words)), *t.node(0, i)[1:]))
+    t, g = variant("malformed", malformed)
+    out["malformed_leaf"] = ledger.proveMalformedLeaf(p, g, i, node_struct(t.node(0, i)), words, t.proof(i),
+                                                      sender=prover).gas_used
 
     # a leaf node whose delta is not its fields'
     def bad_leaf(t):

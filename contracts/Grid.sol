@@ -9,6 +9,7 @@ import {
 import {ILedgerBatches, IGridExchange} from "./interfaces/IGridViews.sol";
 import {Batch, STATUS_FINAL} from "./lib/SettlementTypes.sol";
 import {ProRata} from "./grid/ProRata.sol";
+import {Checkpoints} from "@openzeppelin/contracts/utils/structs/Checkpoints.sol";
 
 /// @title Grid
 /// @notice One level of the coinless cascade. Its members are balance groups (settled by the
@@ -18,9 +19,12 @@ import {ProRata} from "./grid/ProRata.sol";
 /// (injected + fromUpstream = withdrawn + toUpstream + losses + imbalance), books what does not
 /// balance as imbalance of the responsible group, and allocates local generation pro rata to
 /// local consumption, recording the origin of each consumer member's local energy.
+/// A member group whose chain finalized past a period without a batch in it counts zero there.
 /// @dev losses = min(surplus, (injected + fromUpstream) * lossBps / 10000) for a surplus, 0 for
 /// a deficit; imbalance (signed) is the rest, so nothing is ever dropped.
 contract Grid is IGridExchange {
+    using Checkpoints for Checkpoints.Trace160;
+
     uint256 public constant MAX_MEMBERS = 16;
     uint16 public constant BPS = 10_000;
 
@@ -55,17 +59,22 @@ contract Grid is IGridExchange {
     bytes32 public immutable boundaryGroup;
     /// @notice The group whose imbalance account carries what does not balance.
     bytes32 public immutable responsibleGroup;
-    /// @notice Allowed technical losses, in basis points of the energy entering the grid.
-    uint16 public lossBps;
+    /// @dev Allowed technical losses (basis points of the energy entering the grid) by the first
+    /// period they apply to: a change applies only from the period after the current one, so
+    /// no period that can be rolled up (closed) sees it.
+    Checkpoints.Trace160 private _lossBps;
 
     Member[] private _members;
     mapping(bytes32 id => bool) public isMember;
+    /// @notice The first period a removed member no longer counts in (0: not removed).
+    mapping(bytes32 id => uint64) public removedFrom;
     mapping(uint64 period => Rollup) private _rollups;
     mapping(uint64 period => mapping(bytes32 memberId => Flow)) private _flows;
     mapping(uint64 period => mapping(bytes32 consumer => mapping(bytes32 producer => uint64))) private _origin;
 
     event MemberAdded(bytes32 indexed memberId, address grid);
-    event LossBpsSet(uint16 lossBps);
+    event MemberRemoved(bytes32 indexed memberId, uint64 fromPeriod);
+    event LossBpsSet(uint16 lossBps, uint64 fromPeriod);
     event MemberFlowRecorded(uint64 indexed period, bytes32 indexed memberId, uint64 injected, uint64 withdrawn);
     event Allocated(uint64 indexed period, bytes32 indexed consumer, bytes32 indexed producer, uint64 mwh);
     event ImbalanceRecorded(uint64 indexed period, bytes32 indexed responsibleGroup, int96 imbalance);
@@ -110,7 +119,7 @@ contract Grid is IGridExchange {
         gridId = gridId_;
         boundaryGroup = boundaryGroup_;
         responsibleGroup = responsibleGroup_;
-        lossBps = lossBps_;
+        _lossBps.push(0, lossBps_);
     }
 
     modifier onlyRole(bytes32 role) {
@@ -130,14 +139,36 @@ contract Grid is IGridExchange {
         IGridExchange child = IGridExchange(grid);
         bytes32 id = child.gridId();
         if (child.boundaryGroup() == bytes32(0)) revert InvalidMember(id, "grid without boundary");
+        if (_contains(grid)) revert InvalidMember(id, "cycle");
         _add(Member(id, grid));
     }
 
-    /// @notice Sets the allowed losses in basis points (<= 10000). Admin only.
+    /// @notice Removes a member from the period after the current one on (closed periods, rolled
+    /// up or not, keep it). Its place is kept (it counts toward MAX_MEMBERS). Admin only.
+    function removeMember(bytes32 id) external onlyRole(0x00) {
+        if (!isMember[id] || removedFrom[id] != 0) revert InvalidMember(id, "not a member");
+        uint64 from = _nextPeriod();
+        removedFrom[id] = from;
+        emit MemberRemoved(id, from);
+    }
+
+    /// @notice Sets the allowed losses in basis points (<= 10000) from the period after the
+    /// current one on (periods already closed or running keep theirs). Admin only.
     function setLossBps(uint16 bps) external onlyRole(0x00) {
         if (bps > BPS) revert InvalidConfig("lossBps");
-        lossBps = bps;
-        emit LossBpsSet(bps);
+        uint64 from = _nextPeriod();
+        _lossBps.push(from, bps);
+        emit LossBpsSet(bps, from);
+    }
+
+    /// @notice The latest loss allowance set (it may apply only from a future period).
+    function lossBps() external view returns (uint16) {
+        return uint16(_lossBps.latest());
+    }
+
+    /// @notice The loss allowance that applies to `period`.
+    function lossBpsAt(uint64 period) public view returns (uint16) {
+        return uint16(_lossBps.upperLookupRecent(period));
     }
 
     /// @notice Rolls up a period once every member group's batch (and the boundary group's) is
@@ -152,6 +183,8 @@ contract Grid is IGridExchange {
         uint256 totalIn;
         uint256 totalOut;
         for (uint256 i; i < n; ++i) {
+            uint64 gone = removedFrom[_members[i].id];
+            if (gone != 0 && period >= gone) continue; // removed: no flow, no share
             (injected[i], withdrawn[i]) = _memberFlow(period, _members[i]);
             totalIn += injected[i];
             totalOut += withdrawn[i];
@@ -160,7 +193,7 @@ contract Grid is IGridExchange {
         (uint256 fromUp, uint256 toUp) = boundaryGroup == bytes32(0) ? (0, 0) : _finalTotals(period, boundaryGroup);
         if (totalIn > type(uint64).max || totalOut > type(uint64).max) revert SumOverflow();
 
-        (uint256 losses, int256 imbalance) = _balance(totalIn + fromUp, totalOut + toUp);
+        (uint256 losses, int256 imbalance) = _balance(totalIn + fromUp, totalOut + toUp, lossBpsAt(period));
         uint256 local = totalIn < totalOut ? totalIn : totalOut;
         _allocate(period, local, injected, withdrawn);
 
@@ -207,6 +240,22 @@ contract Grid is IGridExchange {
         return _members;
     }
 
+    /// @dev The period after the current one: the first a configuration change may apply to.
+    function _nextPeriod() private view returns (uint64) {
+        return uint64(block.timestamp / ledger.periodSeconds()) + 1;
+    }
+
+    /// @dev Whether `grid` is this grid or contains it, directly or through its member grids
+    /// (adding it would close a membership cycle).
+    function _contains(address grid) private view returns (bool) {
+        if (grid == address(this)) return true;
+        Member[] memory ms = Grid(grid).members();
+        for (uint256 i; i < ms.length; ++i) {
+            if (ms[i].grid != address(0) && _contains(ms[i].grid)) return true;
+        }
+        return false;
+    }
+
     function _add(Member memory m) private {
         if (isMember[m.id]) revert InvalidMember(m.id, "duplicate");
         if (_members.length >= MAX_MEMBERS) revert TooManyMembers();
@@ -229,13 +278,20 @@ contract Grid is IGridExchange {
 
     function _finalTotals(uint64 period, bytes32 groupId) private view returns (uint256 imp, uint256 exp) {
         Batch memory b = ledger.getBatch(period, groupId);
-        if (b.status != STATUS_FINAL) revert MemberNotFinal(period, groupId);
-        return (b.totalImportMwh, b.totalExportMwh);
+        if (b.status == STATUS_FINAL) return (b.totalImportMwh, b.totalExportMwh);
+        // the group's chain finalized past the period without a batch in it: it settled nothing
+        // there (its meters' energy counts in its next batch), so the period is zero for it
+        if (ledger.lastFinalPeriod(groupId) > period) return (0, 0);
+        revert MemberNotFinal(period, groupId);
     }
 
-    function _balance(uint256 entering, uint256 leaving) private view returns (uint256 losses, int256 imbalance) {
+    function _balance(uint256 entering, uint256 leaving, uint256 bps)
+        private
+        pure
+        returns (uint256 losses, int256 imbalance)
+    {
         if (entering > leaving) {
-            uint256 allowed = entering * lossBps / BPS;
+            uint256 allowed = entering * bps / BPS;
             uint256 surplus = entering - leaving;
             losses = surplus < allowed ? surplus : allowed;
             imbalance = int256(surplus - losses);

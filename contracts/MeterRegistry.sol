@@ -19,6 +19,9 @@ contract MeterRegistry is AccessControlEnumerable {
     uint8 public constant KIND_BOUNDARY = 4;
 
     mapping(bytes32 meterId => Meter) private _meters;
+    /// @notice Block timestamp of each meter's registration (0: not registered): a meter counts
+    /// in a batch only if registered by the batch's submission.
+    mapping(bytes32 meterId => uint64) public registeredAt;
     /// @notice Distinct operator signatures a batch header needs (0 until governed).
     uint8 public quorum;
 
@@ -65,6 +68,7 @@ contract MeterRegistry is AccessControlEnumerable {
         if (activeFrom == 0 || activeUntil < activeFrom) revert InvalidMeter(meterId, "activeWindow");
         _meters[meterId] =
             Meter(key, kind, groupId, activeFrom, activeUntil, baselineImportMwh, baselineExportMwh);
+        registeredAt[meterId] = uint64(block.timestamp);
         emit MeterRegistered(
             meterId, key, kind, groupId, activeFrom, activeUntil, baselineImportMwh, baselineExportMwh
         );

@@ -300,6 +300,17 @@ def proof(levels: list[list[Node]], index: int) -> list[Node]:
     return out
 
 
+def pair_proof(tree, index: int) -> list[Node]:
+    """Siblings of the adjacent leaves index and index + 1 of `tree` (anything with
+    `proof(i)`, sibling nodes from the leaf level up) as PeriodLedger.proveMissingPrevious takes
+    them: below the level m where they meet, the first's then the second's; then the shared ones."""
+    m = 1
+    while (index >> (m - 1)) & 1:
+        m += 1
+    a, b = tree.proof(index), tree.proof(index + 1)
+    return a[:m - 1] + b[:m - 1] + a[m:]
+
+
 def verify_proof(root_node: Node, node: Node, index: int, siblings: list[Node]) -> bool:
     for sib in siblings:
         node = parent(sib, node) if index & 1 else parent(node, sib)

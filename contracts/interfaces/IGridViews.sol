@@ -6,6 +6,8 @@ import {Batch} from "../lib/SettlementTypes.sol";
 /// @notice What a Grid reads from the period ledger.
 interface ILedgerBatches {
     function getBatch(uint64 period, bytes32 groupId) external view returns (Batch memory);
+    function periodSeconds() external view returns (uint64);
+    function lastFinalPeriod(bytes32 groupId) external view returns (uint64);
 }
 
 /// @notice What a containing grid reads from a member grid: only its boundary exchange.

@@ -15,6 +15,8 @@ struct Meter {
 /// @notice What the ledger and the grids read from the registry.
 interface IMeterRegistry {
     function getMeter(bytes32 meterId) external view returns (Meter memory);
+    /// @notice Block timestamp of the meter's registration (0: not registered).
+    function registeredAt(bytes32 meterId) external view returns (uint64);
     function isOperator(address account) external view returns (bool);
     function quorum() external view returns (uint8);
     function hasRole(bytes32 role, address account) external view returns (bool);

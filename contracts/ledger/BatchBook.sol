@@ -11,6 +11,7 @@ import {
 import {
     Batch,
     BatchHeader,
+    GroupChain,
     Leaf,
     SumNode,
     STATUS_PENDING,
@@ -22,9 +23,12 @@ import {MerkleSum} from "../lib/MerkleSum.sol";
 /// @title BatchBook
 /// @notice The period ledger's book of batches: k-of-n co-signed headers per period and balance
 /// group, the challenge window, finalization, rejection, and the EIP-712 digests.
-/// @dev Finality per group only moves forward: a batch for a period at or before the group's
-/// latest final period can neither be submitted nor finalized, so a meter's register chain
-/// (each leaf counting from the latest earlier final leaf) never overlaps.
+/// @dev Each group's batches form one chain: a batch is submitted on top of the group's latest
+/// live batch (its parent, final or pending), its leaves count from the chain below it, it
+/// finalizes only once its parent is final (so the earliest finalizes first, whoever calls), and
+/// a rejection cuts the chain at the rejected batch's parent: its descendants become orphans,
+/// which never finalize and are overwritten (or, when skipped, rejected) as the chain regrows.
+/// The challenge window is therefore independent of the period length.
 abstract contract BatchBook is EIP712 {
     bytes32 public constant READING_TYPEHASH =
         keccak256("Reading(bytes32 meterId,uint64 period,uint64 timestamp,uint64 importMwh,uint64 exportMwh)");
@@ -32,16 +36,20 @@ abstract contract BatchBook is EIP712 {
         "BatchHeader(uint64 period,bytes32 groupId,bytes32 root,uint64 totalImportMwh,uint64 totalExportMwh,uint32 count)"
     );
 
+    /// @notice The shortest challenge window a ledger accepts (seconds). A forged batch must
+    /// never finalize at once; field deployments set hours (ARCHITECTURE.md), the demo seconds.
+    uint64 public constant MIN_CHALLENGE_WINDOW = 1;
+
     IMeterRegistry public immutable registry;
     uint64 public immutable periodSeconds;
     /// @notice Seconds after submission during which fraud proofs are accepted.
     uint64 public immutable challengeWindow;
 
     mapping(uint64 period => mapping(bytes32 groupId => Batch)) internal _batches;
-    /// @notice Roots of rejected batches; such a root can never be submitted again.
-    mapping(bytes32 root => bool) public rootRejected;
-    /// @notice The latest finalized period of each group (0: none yet).
-    mapping(bytes32 groupId => uint64) public lastFinalPeriod;
+    /// @notice Rejected headers by `headerHash` (period, group, root, totals, count): such a
+    /// header can never be submitted again, while a corrected header over the same tree can.
+    mapping(bytes32 headerHash => bool) public headerRejected;
+    mapping(bytes32 groupId => GroupChain) internal _chains;
 
     event BatchSubmitted(
         uint64 indexed period,
@@ -55,18 +63,29 @@ abstract contract BatchBook is EIP712 {
     event BatchFinalized(uint64 indexed period, bytes32 indexed groupId, bytes32 root);
     event BatchRejected(uint64 indexed period, bytes32 indexed groupId, bytes32 root, uint8 reason, address prover);
 
+    /// @notice BatchRejected reason of an orphan (a descendant of a rejected batch) that a new
+    /// batch skips over.
+    uint8 public constant REASON_ORPHANED = 11;
+
     error InvalidConfig();
+    /// @notice A header with count 0 whose root or totals are not the empty node's.
     error EmptyBatch();
     error InvalidGroup();
     error PeriodNotClosed(uint64 period, uint256 closesAt);
     error PeriodSuperseded(uint64 period, uint64 lastFinalPeriod);
     error BatchExists(uint64 period, bytes32 groupId, uint8 status);
-    error RootRejected(bytes32 root);
+    error HeaderRejected(bytes32 headerHash);
     error QuorumNotSet();
     error QuorumNotReached(uint256 signatures, uint256 quorum);
     error SignersNotAscending(uint256 index, address signer);
     error NotAnOperator(address signer);
     error BatchNotPending(uint64 period, bytes32 groupId, uint8 status);
+    /// @notice The period is at or below the group's chain tip: only the next batch can be submitted.
+    error BehindTip(uint64 period, uint64 tip);
+    /// @notice A descendant of a rejected batch: it can neither be challenged nor finalized.
+    error BatchOrphaned(uint64 period, bytes32 groupId);
+    /// @notice The batch's parent is not final yet.
+    error ParentNotFinal(uint64 period, bytes32 groupId, uint64 parent);
     error ChallengeWindowOpen(uint64 period, bytes32 groupId, uint256 closesAt);
     error ChallengeWindowClosed(uint64 period, bytes32 groupId, uint256 closedAt);
     error BadProof();
@@ -74,7 +93,9 @@ abstract contract BatchBook is EIP712 {
     error RegisterRegression(bytes32 meterId);
 
     constructor(address registry_, uint64 periodSeconds_, uint64 challengeWindow_) EIP712("EnergySettlement", "1") {
-        if (registry_ == address(0) || periodSeconds_ == 0) revert InvalidConfig();
+        if (registry_ == address(0) || periodSeconds_ == 0 || challengeWindow_ < MIN_CHALLENGE_WINDOW) {
+            revert InvalidConfig();
+        }
         registry = IMeterRegistry(registry_);
         periodSeconds = periodSeconds_;
         challengeWindow = challengeWindow_;
@@ -89,40 +110,64 @@ abstract contract BatchBook is EIP712 {
 
     /// @notice Accepts a batch header co-signed by at least `quorum` distinct settlement
     /// operators and opens its challenge window. Replaces a rejected batch of the same period
-    /// and group, but never with a rejected root.
+    /// and group, but never with a rejected header. An empty batch (count 0, root 0x00..00,
+    /// totals 0) records a period in which the group settled nothing, so grids can roll it up.
     /// @param h the header (period, groupId, root, totals, count)
     /// @param signatures 65-byte r||s||v EIP-712 signatures over `batchDigest(h)`, sorted by
     /// signer address ascending
     function submitBatch(BatchHeader calldata h, bytes[] calldata signatures) external onlyOperator {
-        if (h.count == 0) revert EmptyBatch();
+        if (h.count == 0 && (h.root != bytes32(0) || h.totalImportMwh != 0 || h.totalExportMwh != 0)) {
+            revert EmptyBatch(); // no leaves: the root is the empty node
+        }
         if (h.groupId == bytes32(0)) revert InvalidGroup();
         uint256 closesAt = (uint256(h.period) + 1) * periodSeconds;
         if (closesAt > block.timestamp) revert PeriodNotClosed(h.period, closesAt);
-        Batch storage b = _batches[h.period][h.groupId];
-        uint8 status = b.status;
-        if (status == STATUS_PENDING || status == STATUS_FINAL) revert BatchExists(h.period, h.groupId, status);
-        uint64 lastFinal = lastFinalPeriod[h.groupId];
-        if (h.period <= lastFinal) revert PeriodSuperseded(h.period, lastFinal);
-        if (rootRejected[h.root]) revert RootRejected(h.root);
-        _checkQuorum(batchDigest(h), signatures);
+        GroupChain memory c = _chains[h.groupId];
+        if (h.period <= c.tip) {
+            uint8 status = _batches[h.period][h.groupId].status;
+            if (status == STATUS_PENDING || status == STATUS_FINAL) revert BatchExists(h.period, h.groupId, status);
+            if (h.period <= c.lastFinal) revert PeriodSuperseded(h.period, c.lastFinal);
+            revert BehindTip(h.period, c.tip);
+        }
+        bytes32 hh = headerHash(h);
+        if (headerRejected[hh]) revert HeaderRejected(hh);
+        _checkQuorum(_hashTypedDataV4(hh), signatures);
+        if (c.tip + 1 < h.period && c.tip < c.highWater) _rejectSkippedOrphans(h.groupId, c, h.period);
+        // whatever the slot held (none, rejected, or an orphan) is replaced
         _batches[h.period][h.groupId] = Batch(
-            h.root, h.totalImportMwh, h.totalExportMwh, h.count, uint40(block.timestamp), STATUS_PENDING
+            h.root, h.totalImportMwh, h.totalExportMwh, h.count, uint40(block.timestamp), STATUS_PENDING,
+            uint48(c.tip) // below 2^48: the period has closed
         );
+        _chains[h.groupId] =
+            GroupChain(c.lastFinal, h.period, h.period > c.highWater ? h.period : c.highWater, c.orphansFrom);
         emit BatchSubmitted(h.period, h.groupId, h.root, h.totalImportMwh, h.totalExportMwh, h.count, msg.sender);
     }
 
-    /// @notice Finalizes a pending batch once its challenge window has passed.
+    /// @notice Finalizes a pending batch once its challenge window has passed and its parent
+    /// is final (so a group's batches finalize in chain order).
     function finalize(uint64 period, bytes32 groupId) external onlyOperator {
         Batch storage b = _batches[period][groupId];
         uint8 status = b.status;
         if (status != STATUS_PENDING) revert BatchNotPending(period, groupId, status);
+        GroupChain storage c = _chains[groupId];
+        if (period > c.tip) revert BatchOrphaned(period, groupId);
         uint256 closesAt = uint256(b.submittedAt) + challengeWindow;
         if (block.timestamp < closesAt) revert ChallengeWindowOpen(period, groupId, closesAt);
-        uint64 lastFinal = lastFinalPeriod[groupId];
-        if (period <= lastFinal) revert PeriodSuperseded(period, lastFinal);
+        if (b.parent != c.lastFinal) revert ParentNotFinal(period, groupId, b.parent);
         b.status = STATUS_FINAL;
-        lastFinalPeriod[groupId] = period;
+        c.lastFinal = period;
         emit BatchFinalized(period, groupId, b.root);
+    }
+
+    /// @notice The latest finalized period of a group (0: none yet).
+    function lastFinalPeriod(bytes32 groupId) external view returns (uint64) {
+        return _chains[groupId].lastFinal;
+    }
+
+    /// @notice A group's chain: latest final period, tip (latest live batch), latest period ever
+    /// submitted, and where orphans may start.
+    function groupChain(bytes32 groupId) external view returns (GroupChain memory) {
+        return _chains[groupId];
     }
 
     /// @notice The batch of a period and group (status 0 none, 1 pending, 2 final, 3 rejected).
@@ -137,7 +182,12 @@ abstract contract BatchBook is EIP712 {
 
     /// @notice EIP-712 digest of a batch header (what operators sign).
     function batchDigest(BatchHeader calldata h) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(BATCH_TYPEHASH, h)));
+        return _hashTypedDataV4(headerHash(h));
+    }
+
+    /// @notice The EIP-712 struct hash of a batch header (the key of `headerRejected`).
+    function headerHash(BatchHeader calldata h) public pure returns (bytes32) {
+        return keccak256(abi.encode(BATCH_TYPEHASH, h));
     }
 
     /// @notice EIP-712 digest of the reading inside a leaf (what the meter key signs).
@@ -174,10 +224,31 @@ abstract contract BatchBook is EIP712 {
         }
     }
 
-    /// @dev The batch, if it is pending and its challenge window still open.
+    /// @dev Whether (period, groupId) is on the group's live chain: final, or pending at or below the tip.
+    function _onChain(uint64 period, bytes32 groupId) internal view returns (bool) {
+        uint8 status = _batches[period][groupId].status;
+        return status == STATUS_FINAL || (status == STATUS_PENDING && period <= _chains[groupId].tip);
+    }
+
+    /// @dev Rejects the orphans (pending, above the tip) that a batch at `period` skips over,
+    /// so that no pending batch below the new tip is off the chain. Only after a rejection cut
+    /// the chain, and only up to the highest period ever submitted.
+    function _rejectSkippedOrphans(bytes32 groupId, GroupChain memory c, uint64 period) private {
+        uint64 end = period <= c.highWater ? period : c.highWater + 1;
+        for (uint64 q = c.orphansFrom > c.tip ? c.orphansFrom : c.tip + 1; q < end; ++q) {
+            Batch storage o = _batches[q][groupId];
+            if (o.status == STATUS_PENDING) {
+                o.status = STATUS_REJECTED;
+                emit BatchRejected(q, groupId, o.root, REASON_ORPHANED, msg.sender);
+            }
+        }
+    }
+
+    /// @dev The batch, if it is pending on the live chain and its challenge window still open.
     function _challengeable(uint64 period, bytes32 groupId) internal view returns (Batch memory b) {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
+        if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
         uint256 closesAt = uint256(b.submittedAt) + challengeWindow;
         if (block.timestamp >= closesAt) revert ChallengeWindowClosed(period, groupId, closesAt);
     }
@@ -211,8 +282,12 @@ abstract contract BatchBook is EIP712 {
     function _reject(uint64 period, bytes32 groupId, uint8 reason) internal {
         Batch storage b = _batches[period][groupId];
         b.status = STATUS_REJECTED;
+        GroupChain storage c = _chains[groupId];
+        (c.tip, c.orphansFrom) = (b.parent, period + 1); // its descendants are orphans now
         bytes32 root = b.root;
-        rootRejected[root] = true;
+        headerRejected[keccak256(
+            abi.encode(BATCH_TYPEHASH, period, groupId, root, b.totalImportMwh, b.totalExportMwh, b.count)
+        )] = true;
         emit BatchRejected(period, groupId, root, reason, msg.sender);
     }
 }

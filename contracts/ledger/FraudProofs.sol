@@ -20,10 +20,21 @@ abstract contract FraudProofs is BatchBook {
     uint8 public constant REASON_BAD_LEAF_SUM = 6;
     uint8 public constant REASON_BAD_PADDING = 7;
     uint8 public constant REASON_MISSING_PREVIOUS = 8;
+    uint8 public constant REASON_BAD_KIND = 9;
+    uint8 public constant REASON_BAD_WIDTH = 10;
+
+    /// @dev The leaf encoding: 11 words (meterId, period, timestamp, importMwh, exportMwh,
+    /// prevPeriod, prevImportMwh, prevExportMwh, r, s, v).
+    uint256 private constant LEAF_ENCODING_LENGTH = 352;
+    /// @dev Bit w set: word w of the leaf encoding is a uint64 (words 1 to 7).
+    uint256 private constant LEAF_UINT64_WORDS = 0xfe;
+    /// @dev The word of v (uint8).
+    uint256 private constant LEAF_V_WORD = 10;
 
     /// @notice The evidence is valid but shows no fraud.
     error NoFraud();
-    /// @notice The evidence about the previous register is not usable (not final, other meter, not earlier).
+    /// @notice The evidence about the previous register is not usable (not on the chain, other
+    /// meter or group, not earlier).
     error BadEvidence(string what);
 
     /// @notice Proves a leaf whose reading signature does not recover to its meter's registered key.
@@ -42,7 +53,9 @@ abstract contract FraudProofs is BatchBook {
     }
 
     /// @notice Proves a leaf of a meter that is unregistered, inactive in `period`, registered
-    /// to another group, or whose period (or timestamp's period) is not `period`.
+    /// to another group, or whose period (or timestamp's period) is not `period`. The registry
+    /// is judged as of the batch's submission: a meter registered later does not count in it (so
+    /// a registration during the challenge window cannot make the batch valid).
     function proveUnknownMeter(
         uint64 period,
         bytes32 groupId,
@@ -50,22 +63,25 @@ abstract contract FraudProofs is BatchBook {
         uint256 index,
         SumNode[] calldata proof
     ) external {
-        _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
+        Batch memory b = _challengeable(period, groupId);
+        _verifyLeaf(b, leaf, index, proof);
         Meter memory m = registry.getMeter(leaf.meterId);
         bool fraud = m.key == address(0) || m.groupId != groupId || period < m.activeFrom || period > m.activeUntil
-            || leaf.period != period || leaf.timestamp / periodSeconds != period;
+            || leaf.period != period || leaf.timestamp / periodSeconds != period
+            || registry.registeredAt(leaf.meterId) > b.submittedAt;
         if (!fraud) revert NoFraud();
         _reject(period, groupId, REASON_UNKNOWN_METER);
     }
 
     /// @notice Proves a leaf whose previous register (prevPeriod, prevImportMwh, prevExportMwh)
-    /// is not the same meter's leaf in the latest earlier final batch (or, before any, the
-    /// registry baseline with prevPeriod = activeFrom - 1).
+    /// is not the same meter's leaf in the latest earlier batch of the group's chain, final or
+    /// pending (or, before any, the registry baseline with prevPeriod = activeFrom - 1).
     /// @dev Shown without evidence: prevPeriod not earlier than `period` or before the baseline,
-    /// a baseline claim that differs from the registry, or a claimed previous batch that is not
-    /// final. Otherwise (prevPeriod, prevGroupId, prevLeaf, prevIndex, prevProof) must be the
-    /// same meter's leaf in a final earlier batch that is either at leaf.prevPeriod with other
-    /// registers, or later than leaf.prevPeriod (the leaf skipped it).
+    /// a baseline claim that differs from the registry, or a claimed previous batch not on the
+    /// chain. Otherwise (prevPeriod, prevGroupId, prevLeaf, prevIndex, prevProof) must be the
+    /// same meter's leaf in an earlier batch of the same group's chain (a meter belongs to one
+    /// group) that is either at leaf.prevPeriod with other registers, or later than
+    /// leaf.prevPeriod (the leaf skipped it).
     function proveBadPrevious(
         uint64 period,
         bytes32 groupId,
@@ -80,9 +96,11 @@ abstract contract FraudProofs is BatchBook {
     ) external {
         _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
         if (!_previousSelfEvidentlyWrong(period, groupId, leaf)) {
-            Batch memory pb = _batches[prevPeriod][prevGroupId];
-            if (pb.status != STATUS_FINAL) revert BadEvidence("previous batch not final");
+            // a meter belongs to one group: another group's batch (final or not) is no evidence
+            if (prevGroupId != groupId) revert BadEvidence("other group");
+            if (!_onChain(prevPeriod, groupId)) revert BadEvidence("previous batch not on the chain");
             if (prevPeriod >= period) revert BadEvidence("previous batch not earlier");
+            Batch memory pb = _batches[prevPeriod][prevGroupId];
             if (prevLeaf.meterId != leaf.meterId) revert BadEvidence("other meter");
             _verifyLeaf(pb, prevLeaf, prevIndex, prevProof);
             bool fraud = prevPeriod > leaf.prevPeriod
@@ -130,12 +148,61 @@ abstract contract FraudProofs is BatchBook {
         Batch memory b = _challengeable(period, groupId);
         if (level == 0) revert BadEvidence("level 0 is a leaf");
         if (node.hash != MerkleSum.parentHash(left, right)) revert BadProof();
-        _verifyNode(b, node, level, index, proof);
-        if (
-            uint256(left.importMwh) + right.importMwh == node.importMwh
-                && uint256(left.exportMwh) + right.exportMwh == node.exportMwh
-        ) revert NoFraud();
+        _verifyNode(b, node, level, index, proof); // node's own sums fit uint64 once verified
+        uint256 u64 = type(uint64).max;
+        if (left.importMwh > u64 || left.exportMwh > u64 || right.importMwh > u64 || right.exportMwh > u64) {
+            _reject(period, groupId, REASON_BAD_WIDTH); // a child's sum hashed wider than uint64
+            return;
+        }
+        if (left.importMwh + right.importMwh == node.importMwh && left.exportMwh + right.exportMwh == node.exportMwh)
+        {
+            revert NoFraud();
+        }
         _reject(period, groupId, REASON_BAD_SUM);
+    }
+
+    /// @notice Proves a node whose kind contradicts its level: every leaf-level node is
+    /// keccak256 of one 32-byte word (leafHash; padding is 0x00..00, which has no preimage) and
+    /// every node above is keccak256 of its two children (six words, 192 bytes). So a leaf hash at
+    /// level >= 1 or an inner node at level 0 (a meter counted twice under one position) is shown
+    /// by its preimage alone.
+    /// @param node the node as committed at (`level`, `index`)
+    /// @param preimage bytes whose keccak256 is node.hash: 32 bytes at level >= 1, anything but
+    /// 32 bytes at level 0
+    function proveBadNodeKind(
+        uint64 period,
+        bytes32 groupId,
+        uint256 level,
+        uint256 index,
+        SumNode calldata node,
+        bytes calldata preimage,
+        SumNode[] calldata proof
+    ) external {
+        Batch memory b = _challengeable(period, groupId);
+        if (keccak256(preimage) != node.hash) revert BadProof();
+        _verifyNode(b, node, level, index, proof);
+        if (level == 0 ? preimage.length == 32 : preimage.length == 192) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_KIND);
+    }
+
+    /// @notice Proves a leaf-level node whose leaf encoding is malformed: not the 11 words of a
+    /// Leaf, or a word wider than its field's type (uint64 for period .. prevExportMwh, uint8
+    /// for v). Such a leaf cannot be passed as a Leaf to any other proof.
+    /// @param node the leaf node as committed (hash = keccak256(keccak256(encoding)))
+    /// @param encoding the leaf's hashed encoding, word by word as committed
+    function proveMalformedLeaf(
+        uint64 period,
+        bytes32 groupId,
+        uint256 index,
+        SumNode calldata node,
+        bytes calldata encoding,
+        SumNode[] calldata proof
+    ) external {
+        Batch memory b = _challengeable(period, groupId);
+        if (keccak256(bytes.concat(keccak256(encoding))) != node.hash) revert BadProof();
+        _verifyNode(b, node, 0, index, proof);
+        if (_wellFormedLeaf(encoding)) revert NoFraud();
+        _reject(period, groupId, REASON_BAD_WIDTH);
     }
 
     /// @notice Proves a leaf node whose sums are not its leaf's deltas (importMwh -
@@ -178,8 +245,10 @@ abstract contract FraudProofs is BatchBook {
         _reject(period, groupId, REASON_BAD_PADDING);
     }
 
-    /// @notice Proves a leaf that counts from a final batch (leaf.prevPeriod, groupId) in which its
-    /// meter has no leaf, shown by that batch's leaves around where the meter id would be: two
+    /// @notice Proves a leaf that counts from a batch (leaf.prevPeriod, groupId) of its chain in
+    /// which its meter has no leaf (unless prevPeriod is the meter's baseline period
+    /// activeFrom - 1: the first leaf counts from the registry there, whatever that batch holds),
+    /// shown by that batch's leaves around where the meter id would be: two
     /// adjacent ones (at neighbourIndex, neighbourIndex + 1) with ids below and above it, or one:
     /// the first leaf (neighbourIndex 0) with a higher id, or the last with a lower id.
     /// @param neighbourProofs the neighbours' sibling nodes: for one neighbour its proof (depth(count)
@@ -197,10 +266,14 @@ abstract contract FraudProofs is BatchBook {
         SumNode[] calldata neighbourProofs
     ) external {
         _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
-        Batch memory pb = _batches[leaf.prevPeriod][groupId];
-        if (leaf.prevPeriod >= period || pb.status != STATUS_FINAL) {
-            revert BadEvidence("previous batch not final and earlier: use proveBadPrevious");
+        if (leaf.prevPeriod == _baselinePeriod(leaf.meterId)) {
+            // counts from the registry baseline, not from a batch (a meter new since that batch)
+            revert BadEvidence("baseline claim: use proveBadPrevious");
         }
+        if (leaf.prevPeriod >= period || !_onChain(leaf.prevPeriod, groupId)) {
+            revert BadEvidence("previous batch not on the chain and earlier: use proveBadPrevious");
+        }
+        Batch memory pb = _batches[leaf.prevPeriod][groupId];
         if (!_absent(pb, leaf.meterId, neighbourIndex, neighbours, neighbourProofs)) revert NoFraud();
         _reject(period, groupId, REASON_MISSING_PREVIOUS);
     }
@@ -213,6 +286,7 @@ abstract contract FraudProofs is BatchBook {
         Leaf[] calldata neighbours,
         SumNode[] calldata neighbourProofs
     ) private pure returns (bool) {
+        if (pb.count == 0) return true; // an empty batch holds no meter
         uint256 n = neighbours.length;
         uint256 d = MerkleSum.depth(pb.count);
         if (n == 1) {
@@ -292,7 +366,10 @@ abstract contract FraudProofs is BatchBook {
             } lt(q, end) { q := add(q, 0x60) } {
                 let si := calldataload(add(q, 0x20))
                 let se := calldataload(add(q, 0x40))
-                if or(shr(64, si), shr(64, se)) { revert(0, 0) } // not uint64, as the ABI decoder would
+                if or(shr(64, si), shr(64, se)) {
+                    mstore(0, shl(224, 0x2aac5269)) // MerkleSum.SumOverflow(): a sibling wider than uint64
+                    revert(0, 4)
+                }
                 let s := mul(iszero(and(index, 1)), 0x60) // the sibling's offset: 0 if on the left
                 mstore(add(p, s), calldataload(q))
                 mstore(add(p, add(s, 0x20)), si)
@@ -314,18 +391,39 @@ abstract contract FraudProofs is BatchBook {
         return (h, imp, ex);
     }
 
+    /// @dev Whether `encoding` is 11 words, each within its Leaf field's type.
+    function _wellFormedLeaf(bytes calldata encoding) private pure returns (bool) {
+        if (encoding.length != LEAF_ENCODING_LENGTH) return false;
+        for (uint256 w = 1; w <= LEAF_V_WORD; ++w) {
+            uint256 word = uint256(bytes32(encoding[w * 32:(w + 1) * 32]));
+            uint256 bits = (LEAF_UINT64_WORDS >> w) & 1 == 1 ? 64 : w == LEAF_V_WORD ? 8 : 256;
+            if (bits < 256 && word >> bits != 0) return false;
+        }
+        return true;
+    }
+
+    /// @dev The registered meter (activeFrom >= 1), or BadEvidence.
+    function _registered(bytes32 meterId) private view returns (Meter memory m) {
+        m = registry.getMeter(meterId);
+        if (m.key == address(0)) revert BadEvidence("meter not registered: use proveUnknownMeter");
+    }
+
+    /// @dev The period a meter's first leaf counts from (its registry baseline): activeFrom - 1.
+    function _baselinePeriod(bytes32 meterId) private view returns (uint64) {
+        return _registered(meterId).activeFrom - 1;
+    }
+
     function _previousSelfEvidentlyWrong(uint64 period, bytes32 groupId, Leaf calldata leaf)
         private
         view
         returns (bool)
     {
-        Meter memory m = registry.getMeter(leaf.meterId);
-        if (m.key == address(0)) revert BadEvidence("meter not registered: use proveUnknownMeter");
+        Meter memory m = _registered(leaf.meterId);
         uint64 baseline = m.activeFrom - 1;
         if (leaf.prevPeriod >= period || leaf.prevPeriod < baseline) return true;
         if (leaf.prevPeriod == baseline) {
             return leaf.prevImportMwh != m.baselineImportMwh || leaf.prevExportMwh != m.baselineExportMwh;
         }
-        return _batches[leaf.prevPeriod][groupId].status != STATUS_FINAL;
+        return !_onChain(leaf.prevPeriod, groupId);
     }
 }

@@ -7,7 +7,7 @@ import {Leaf, SumNode} from "./SettlementTypes.sol";
 /// @notice Positional Merkle-sum tree of the shared encoding: leaf hash, parent node, depth and
 /// root recomputation from a sibling path (bit i of the index set: sibling i is on the left).
 library MerkleSum {
-    /// @notice A parent's import or export sum exceeds uint64.
+    /// @notice An import or export sum on a proof path exceeds uint64.
     error SumOverflow();
     /// @notice The proof is longer or shorter than the tree's depth, or the index lies outside it.
     error BadProofShape(uint256 index, uint256 proofLength, uint256 expectedLength);
@@ -60,14 +60,18 @@ library MerkleSum {
         bytes32 h = node.hash;
         uint256 imp = node.importMwh;
         uint256 exp = node.exportMwh;
+        // every sum on a provable path fits uint64 (the root's are the header totals); a wider
+        // one is shown by proving its parent (FraudProofs.proveBadSum)
+        if (imp > type(uint64).max || exp > type(uint64).max) revert SumOverflow();
         for (uint256 k; k < siblings.length; ++k) {
             SumNode calldata sib = siblings[k];
             (bytes32 sh, uint256 si, uint256 se) = (sib.hash, sib.importMwh, sib.exportMwh);
+            if (si > type(uint64).max || se > type(uint64).max) revert SumOverflow();
             h = (index >> k) & 1 == 1 ? hashPair(sh, si, se, h, imp, exp) : hashPair(h, imp, exp, sh, si, se);
             imp += si;
             exp += se;
             if (imp > type(uint64).max || exp > type(uint64).max) revert SumOverflow();
         }
-        return SumNode(h, uint64(imp), uint64(exp));
+        return SumNode(h, imp, exp);
     }
 }

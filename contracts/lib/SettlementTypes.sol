@@ -17,11 +17,13 @@ struct Leaf {
     uint8 v;
 }
 
-/// @notice A Merkle-sum tree node: its hash and the import/export delta sums below it.
+/// @notice A Merkle-sum tree node: its hash and the import/export delta sums below it. The sums
+/// are hashed as full 256-bit words, so proofs carry them as such: a committed sum wider than
+/// uint64 can be shown (and is itself fraud, FraudProofs.REASON_BAD_WIDTH).
 struct SumNode {
     bytes32 hash;
-    uint64 importMwh;
-    uint64 exportMwh;
+    uint256 importMwh;
+    uint256 exportMwh;
 }
 
 /// @notice What the settlement operators co-sign for one period and balance group.
@@ -35,6 +37,8 @@ struct BatchHeader {
 }
 
 /// @notice A batch as stored: the root in one slot, everything else packed in the second.
+/// `parent` is the period of the group's previous live batch when it was submitted (0: none),
+/// the batch its leaves count from.
 struct Batch {
     bytes32 root;
     uint64 totalImportMwh;
@@ -42,6 +46,15 @@ struct Batch {
     uint32 count;
     uint40 submittedAt;
     uint8 status;
+    uint48 parent;
+}
+
+/// @notice A group's chain of batches: finality per group only moves forward along it.
+struct GroupChain {
+    uint64 lastFinal; // the latest final period (0: none yet)
+    uint64 tip; // the latest live submitted period: pending batches above it are orphans
+    uint64 highWater; // the latest period ever submitted
+    uint64 orphansFrom; // after the last rejection: orphans lie in [max(orphansFrom, tip + 1), highWater]
 }
 
 uint8 constant STATUS_NONE = 0;

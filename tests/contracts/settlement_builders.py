@@ -1,6 +1,7 @@
-"""Builders for contract tests and the gas bench: signed leaves, Merkle-sum trees (honest or
-deliberately corrupted), co-signed batch headers, all on the shared encoding of
-rust_core.reference (ARCHITECTURE.md, "One encoding")."""
+"""Builders for contract tests and the gas bench (bench/gas.py imports this module): signed
+leaves, Merkle-sum trees (honest or deliberately corrupted), co-signed batch headers, all on the
+shared encoding of rust_core.reference (ARCHITECTURE.md, "One encoding"). Depends on rust_core
+and eth libraries only, never on the `node` package (which bench/node.py would shadow)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,7 +10,6 @@ from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
 
-from node.fraud import pair_proof
 from rust_core import reference as ref
 
 PERIOD_SECONDS = 900
@@ -73,9 +73,26 @@ def node_struct(node) -> tuple:
     return (bytes(node[0]), int(node[1]), int(node[2]))
 
 
+def inner_preimage(left, right) -> bytes:
+    """What an inner node hashes: its children as committed, six full words (their sums need
+    not add up, nor fit uint64: byte-identical to the uint64 encoding when they do)."""
+    return encode(["bytes32", "uint256", "uint256", "bytes32", "uint256", "uint256"], [*left, *right])
+
+
 def parent_hash(left, right) -> bytes:
-    """Inner-node hash over the children as committed (their sums need not add up)."""
-    return keccak(encode(["bytes32", "uint64", "uint64", "bytes32", "uint64", "uint64"], [*left, *right]))
+    """Inner-node hash over the children as committed."""
+    return keccak(inner_preimage(left, right))
+
+
+def leaf_words(leaf: ref.Leaf, **wide) -> bytes:
+    """A leaf's hashed encoding with some fields replaced by words of any width (e.g.
+    import_mwh=2**64 + 5): what colluders could hash although no Leaf struct can carry it."""
+    r, sig = leaf.reading, leaf.signature
+    fields = dict(meter_id=r.meter_id, period=r.period, timestamp=r.timestamp, import_mwh=r.import_mwh,
+                  export_mwh=r.export_mwh, prev_period=leaf.prev_period, prev_import_mwh=leaf.prev_import_mwh,
+                  prev_export_mwh=leaf.prev_export_mwh, r=sig[:32], s=sig[32:64], v=sig[64])
+    fields.update(wide)
+    return encode(["bytes32"] + ["uint256"] * 7 + ["bytes32", "bytes32", "uint256"], list(fields.values()))
 
 
 class SumTree:
@@ -118,7 +135,7 @@ class SumTree:
 
     def pair_proof(self, index: int) -> list[tuple]:
         """Siblings of the adjacent leaves index and index + 1 as proveMissingPrevious takes them."""
-        return pair_proof(self, index)
+        return ref.pair_proof(self, index)
 
     def corrupt(self, level: int, index: int, node) -> None:
         """Replace one node as committed and rehash every ancestor from the committed children."""

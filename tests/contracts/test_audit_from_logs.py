@@ -16,7 +16,7 @@ def test_ledger_state_from_logs(world, ledger, stranger):
     world.submit(good, p, GROUP_B)
 
     blocks = (0, world.chain.blocks.head.number + 1)
-    state, rejected_roots, last_final = {}, set(), {}
+    state, rejected_roots, rejected_headers, last_final = {}, set(), set(), {}
     logs = [*ledger.BatchSubmitted.range(*blocks), *ledger.BatchFinalized.range(*blocks),
             *ledger.BatchRejected.range(*blocks)]
     logs.sort(key=lambda e: (e.block_number, e.log_index))
@@ -30,12 +30,13 @@ def test_ledger_state_from_logs(world, ledger, stranger):
         else:
             state[key][4] = 3
             rejected_roots.add(e.root)
+            rejected_headers.add((e.period, e.groupId, *state[key][:4]))
     for (period, group), (root, imp, exp, count, status) in state.items():
         onchain = ledger.getBatch(period, group)
         assert (onchain.root, onchain.totalImportMwh, onchain.totalExportMwh, onchain.count, onchain.status) == (
             root, imp, exp, count, status)
     assert state[(p, GROUP_B)][4] == 1 and rejected_roots == {bad.root[0]}
-    assert all(ledger.rootRejected(r) for r in rejected_roots)
+    assert all(ledger.headerRejected(ledger.headerHash(h)) for h in rejected_headers)
     assert all(ledger.lastFinalPeriod(g) == period for g, period in last_final.items())
 
 

@@ -14,10 +14,15 @@ def rejected(world, tx, reason, period=None, prover=None):
     assert ev.event_name == "BatchRejected" and ev.reason == reason and ev.period == period
     b = world.batch(period)
     assert b.status == REJECTED and ev.root == b.root
-    assert world.ledger.rootRejected(b.root)
+    assert world.ledger.headerRejected(header_hash(world, period, ev.groupId))
     if prover is not None:
         assert ev.prover == prover.address
     return True
+
+
+def header_hash(world, period, group):
+    b = world.batch(period, group)
+    return world.ledger.headerHash((period, group, b.root, b.totalImportMwh, b.totalExportMwh, b.count))
 
 
 def leaves_for(world, meters, period, overrides=None):
@@ -242,10 +247,47 @@ def test_rejected_batch_replaced_but_root_never_resubmitted(world, ledger, stran
     world.pass_window()
     with ape.reverts(ledger.BatchNotPending, status=REJECTED):
         world.finalize(p, group)
-    with ape.reverts(ledger.RootRejected, root=bad_tree.root[0]):
+    with ape.reverts(ledger.HeaderRejected, headerHash=header_hash(world, p, group)):
         world.submit(bad_tree, p, group)
     good = submitted(world, leaves_for(world, meters, p))
     assert world.batch(p).status == PENDING and world.batch(p).root == good.root[0]
     world.pass_window()
     world.finalize(p, group)
     assert world.batch(p).status == FINAL
+
+
+def test_header_mistake_bans_the_header_not_the_tree(world, ledger, stranger):
+    """Issue 11 item 7: the ban is keyed by the header (period, group, root, totals, count)."""
+    meters = world.meters(3)
+    p, group = world.period, meters[0].group
+    tree = SumTree.from_leaves(leaves_for(world, meters, p))
+    world.submit(tree, p, group, count=4)  # an honest tree under a header that claims 4 leaves
+    tx = ledger.proveBadPadding(p, group, 3, node_struct(tree.node(0, 3)), tree.proof(3), sender=stranger)
+    assert rejected(world, tx, BAD_PADDING)
+    with ape.reverts(ledger.HeaderRejected):  # the colluders' header again
+        world.submit(tree, p, group, count=4)
+    world.submit(tree, p, group)  # the corrected header over the same root
+    with ape.reverts(ledger.NoFraud):
+        ledger.proveBadPadding(p, group, 3, node_struct(tree.node(0, 3)), tree.proof(3), sender=stranger)
+    world.pass_window()
+    world.finalize(p, group)
+    assert world.batch(p).status == FINAL and not ledger.headerRejected(header_hash(world, p, group))
+
+
+def test_meter_registered_after_its_period_is_unknown_in_it(world, ledger, stranger, meter_operator):
+    """Issue 11 item 7: registering a meter during the window does not make the batch valid."""
+    from settlement_builders import MeterSpec
+    meters = world.meters(2)
+    p = world.period
+    ghost = MeterSpec("registered-late", GROUP_A, active_from=p - 10)
+    leaves = sorted(leaves_for(world, meters, p) + [world.leaf(ghost, p, 9000, 0)],
+                    key=lambda lf: lf.reading.meter_id)
+    tree = submitted(world, leaves)
+    world.chain.pending_timestamp += 60
+    world.register(ghost)  # a colluding meter operator registers it, backdated, within the window
+    g = [lf.reading.meter_id for lf in leaves].index(ghost.meter_id)
+    honest = 0 if g != 0 else 1  # registered long before period p closed
+    with ape.reverts(ledger.NoFraud):
+        prove_leaf(world, ledger.proveUnknownMeter, tree, honest, stranger)
+    tx = prove_leaf(world, ledger.proveUnknownMeter, tree, g, stranger)
+    assert rejected(world, tx, UNKNOWN_METER)

@@ -1,13 +1,19 @@
-"""Property: random valid batches finalize, and any single corrupted leaf or sum in a random
-batch is provable by the matching fraud proof."""
+"""Property: random valid batches finalize, and any single malformation of a random batch (a
+corrupted leaf, sum, order, padding, node kind, width or count, at any position) is rejected
+by the matching fraud proof, sent by a stranger against the colluders' (3-of-5) batch."""
 import itertools
 
 import ape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from settlement_builders import GROUP_A, MeterSpec, SumTree, leaf_struct, make_leaf, node_struct, ref
+from eth_utils import keccak
+from settlement_builders import (
+    GROUP_A, MeterSpec, SumTree, inner_preimage, leaf_struct, leaf_words, make_leaf, node_struct, parent_hash, ref,
+)
 
-KINDS = ["none", "signature", "field", "leaf_sum", "inner_sum", "order", "padding", "previous"]
+KINDS = ["none", "signature", "field", "leaf_sum", "inner_sum", "order", "padding", "previous", "kind", "width",
+         "count"]
+U64 = 2**64
 _labels = itertools.count()
 
 batches = st.fixed_dictionaries({
@@ -17,7 +23,7 @@ batches = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 @given(spec=batches)
 def test_random_batches(chain, world, ledger, stranger, spec):
     with chain.isolate():
@@ -38,6 +44,31 @@ def run(world, ledger, stranger, spec):
     depth = tree.depth
     if kind == "order" and n < 2 or kind == "inner_sum" and depth == 0 or kind == "padding" and n == 1 << depth:
         kind = "signature"
+    count = n
+    if kind == "kind":
+        if depth == 0 or pick >> 8 & 1:  # an inner node over leaves k and its neighbour at leaf position k
+            a, b = tree.node(0, k), ref.leaf_node(tree.leaves[(k + 1) % n])
+            level, index, preimage = 0, k, inner_preimage(a, b)
+            tree.corrupt(0, k, (parent_hash(a, b), a[1] + b[1], a[2] + b[2]))
+        else:  # leaf k's hash in place of an inner node (its sums kept)
+            level = 1 + pick % depth
+            index = (pick >> 4) % (1 << (depth - level))
+            preimage = keccak(tree.leaves[k].encoded())
+            tree.corrupt(level, index, (tree.leaves[k].hash(), *tree.node(level, index)[1:]))
+    elif kind == "width":
+        if depth == 0 or pick >> 8 & 1:  # leaf k's registers hashed 2^64 wider, same delta
+            lf = tree.leaves[k]
+            words = leaf_words(lf, import_mwh=lf.reading.import_mwh + U64, prev_import_mwh=lf.prev_import_mwh + U64)
+            tree.corrupt(0, k, (keccak(keccak(words)), *tree.node(0, k)[1:]))
+        else:  # a left child's sum 2^64 wider, its parent's sum the honest one
+            level = 1 + pick % depth
+            index = (pick >> 4) % (1 << (depth - level))
+            h, i, e = tree.node(level - 1, 2 * index)
+            tree.corrupt(level - 1, 2 * index, (h, i + U64, e))
+            h, i, e = tree.node(level, index)
+            tree.corrupt(level, index, (h, i - U64, e))
+    elif kind == "count":  # the header claims one leaf more or fewer than the tree holds
+        count = n + 1 if n == 1 or pick >> 8 & 1 else n - 1
     if kind == "signature":
         tree.leaves[k] = make_leaf(world.domain, meters[k], p, 5 + spec["registers"][k][0], spec["registers"][k][1],
                                    p - 4, 5, 0, signer=b"\x77" * 32)
@@ -68,7 +99,7 @@ def run(world, ledger, stranger, spec):
     elif kind == "padding":
         index = n + pick % ((1 << depth) - n)
         tree.corrupt(0, index, (b"\x09" * 32, 0, 1))
-    world.submit(tree, p, GROUP_A, count=n)
+    world.submit(tree, p, GROUP_A, count=count)
 
     if kind == "none":
         world.pass_window()
@@ -92,6 +123,17 @@ def run(world, ledger, stranger, spec):
     elif kind == "order":
         tx = ledger.proveOutOfOrder(*args, leaf_struct(tree.leaves[j]), j, tree.proof(j),
                                     leaf_struct(tree.leaves[j + 1]), tree.proof(j + 1), sender=stranger)
+    elif kind == "kind":
+        tx = ledger.proveBadNodeKind(*args, level, index, node_struct(tree.node(level, index)), preimage,
+                                     tree.proof(index, level), sender=stranger)
+    elif kind == "width" and (depth == 0 or pick >> 8 & 1):
+        tx = ledger.proveMalformedLeaf(*args, k, node_struct(tree.node(0, k)), words, tree.proof(k), sender=stranger)
+    elif kind == "width":
+        tx = ledger.proveBadSum(*args, level, index, node_struct(tree.node(level, index)),
+                                tree.node(level - 1, 2 * index), node_struct(tree.node(level - 1, 2 * index + 1)),
+                                tree.proof(index, level), sender=stranger)
+    elif kind == "count":
+        tx = prove_count(ledger, args, tree, n, count, stranger)
     else:
         tx = ledger.proveBadPadding(*args, index, node_struct(tree.node(0, index)), tree.proof(index),
                                     sender=stranger)
@@ -100,3 +142,18 @@ def run(world, ledger, stranger, spec):
     # nothing else to prove against a rejected batch
     with ape.reverts(ledger.BatchNotPending):
         world.finalize(p)
+
+
+def prove_count(ledger, args, tree, n, count, stranger):
+    """A count that contradicts the tree: at the same depth a padding position is wrong; at
+    another depth the tree's levels sit one off, so nodes have the wrong kind for their level."""
+    d, claimed = tree.depth, ref.tree_depth(count)
+    if claimed == d:
+        at = min(n, count)  # the last leaf beyond count, or an empty position below it
+        return ledger.proveBadPadding(*args, at, node_struct(tree.node(0, at)), tree.proof(at), sender=stranger)
+    if claimed > d:  # the contract's level 1 is the leaf level: leaf 0 there is a leaf hash
+        return ledger.proveBadNodeKind(*args, 1, 0, node_struct(tree.node(0, 0)), keccak(tree.leaves[0].encoded()),
+                                       tree.proof(0), sender=stranger)
+    # the contract's leaf level is the tree's level 1: its node 0 is an inner node
+    return ledger.proveBadNodeKind(*args, 0, 0, node_struct(tree.node(1, 0)),
+                                   inner_preimage(tree.node(0, 0), tree.node(0, 1)), tree.proof(0, 1), sender=stranger)

@@ -152,3 +152,68 @@ def test_unauthorized_callers(street, stranger, operators, registry, world):
                 fn(*args, sender=caller)
     with ape.reverts(street.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=op_role):
         street.rollUp(world.period, sender=stranger)
+
+
+def test_membership_cycles_refused(project, admin, registry, ledger, street):
+    """Issue 11 item 7: a grid cannot contain itself, directly or through member grids."""
+    district = admin.deploy(project.Grid, registry, ledger, DISTRICT, UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
+    region = admin.deploy(project.Grid, registry, ledger, ref.group_id("grid:region"),
+                          ref.group_id("grid-test:region-boundary"), MIXED, 0)
+    district.addGrid(street, sender=admin)
+    region.addGrid(district, sender=admin)
+    with ape.reverts(street.InvalidMember, why="cycle"):
+        street.addGrid(district, sender=admin)
+    with ape.reverts(street.InvalidMember, why="cycle"):
+        street.addGrid(region, sender=admin)
+    assert [m.id for m in street.members()] == [CONSUMERS, PRODUCERS, MIXED]
+
+
+def test_loss_allowance_change_applies_from_the_next_period(world, chain, street, admin, operators, ledger):
+    """Issue 11 item 7: setLossBps cannot change the losses of a closed period not rolled up yet."""
+    p = world.period
+    settle_street(world, p, [(3700, 0)])  # surplus 199, within 5 %
+    tx = street.setLossBps(0, sender=admin)
+    now = chain.pending_timestamp // ledger.periodSeconds()
+    assert tx.events[0].fromPeriod >= now
+    assert street.lossBpsAt(p) == 500 and street.lossBpsAt(tx.events[0].fromPeriod) == 0
+    street.rollUp(p, sender=operators[0])
+    r = street.getRollup(p)
+    assert (r.losses, r.imbalance) == (199, 0)
+
+
+def test_member_removal_applies_from_the_next_period(world, chain, street, admin, operators, ledger, stranger):
+    """Issue 11 item 5: a member can be removed, from the period after the current one on."""
+    p = world.period
+    settle_street(world, p, [(3700, 0)])
+    with ape.reverts(street.AccessControlUnauthorizedAccount):
+        street.removeMember(MIXED, sender=stranger)
+    tx = street.removeMember(MIXED, sender=admin)
+    gone = tx.events[0].fromPeriod
+    assert gone == chain.pending_timestamp // ledger.periodSeconds() + 1 and street.removedFrom(MIXED) == gone
+    with ape.reverts(street.InvalidMember, why="not a member"):
+        street.removeMember(MIXED, sender=admin)
+    street.rollUp(p, sender=operators[0])  # a closed period keeps the member
+    assert street.memberFlow(p, MIXED).injected == 500
+    # the first period without it: rolls up with no batch of MIXED
+    chain.pending_timestamp = (gone + 1) * ledger.periodSeconds() + 1
+    settle_group(world, CONSUMERS, [(3000, 0)], gone, "c")
+    settle_group(world, PRODUCERS, [(0, 2000)], gone, "p")
+    settle_group(world, BOUNDARY, [(1000, 0)], gone, "b")
+    tx = street.rollUp(gone, sender=operators[0])
+    assert MIXED not in [e.memberId for e in tx.events if e.event_name == "MemberFlowRecorded"]
+    r = street.getRollup(gone)
+    assert (r.injected, r.withdrawn, r.fromUpstream) == (2000, 3000, 1000)
+
+
+def test_a_period_the_chain_skipped_rolls_up_as_zero(world, street, operators):
+    """Issue 11 item 5: a member group with no batch in a period its chain finalized past
+    (nothing to settle, or a batch rejected and not replaced) does not block the grid."""
+    p = world.period
+    settle_street(world, p, [(3700, 0)])
+    for g, flows in ((CONSUMERS, [(3000, 0)]), (PRODUCERS, [(0, 2000)]), (BOUNDARY, [(1000, 0)])):
+        settle_group(world, g, flows, p + 1, "n")
+    with ape.reverts(street.MemberNotFinal, period=p + 1, memberId=MIXED):  # MIXED has no batch at p + 1 yet
+        street.rollUp(p + 1, sender=operators[0])
+    settle_group(world, MIXED, [(10, 0)], p + 2, "x2")  # its chain moves on to p + 2
+    street.rollUp(p + 1, sender=operators[0])
+    assert street.memberFlow(p + 1, MIXED).injected == 0 and street.getRollup(p + 1).withdrawn == 3000

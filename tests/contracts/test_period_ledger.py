@@ -1,7 +1,9 @@
 """PeriodLedger batches: k-of-n submission, challenge window, finalization, replacement, replay."""
 import ape
 import pytest
-from settlement_builders import CHALLENGE_WINDOW, GROUP_A, GROUP_B, SumTree, cosign, header_struct, ref
+from settlement_builders import (
+    CHALLENGE_WINDOW, GROUP_A, GROUP_B, SumTree, cosign, header_struct, leaf_struct, make_leaf, ref,
+)
 
 STATUS_NONE, STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 0, 1, 2, 3
 
@@ -107,14 +109,13 @@ def test_finality_moves_forward(world, ledger):
     tree, _ = honest_tree(world)
     later = world.period + 1
     world.submit(tree, world.period)
-    world.submit(tree, later)  # a pending earlier batch does not block a later one
+    world.submit(tree, later)  # a pending earlier batch does not block a later one: it is its parent
     world.pass_window()
+    world.finalize(world.period)
     world.finalize(later)
-    with ape.reverts(ledger.PeriodSuperseded, period=world.period, lastFinalPeriod=later):
-        world.finalize(world.period)
     with ape.reverts(ledger.PeriodSuperseded):
         world.submit(tree, world.period - 1)
-    assert world.batch(world.period).status == STATUS_PENDING
+    assert world.batch(world.period).status == STATUS_FINAL and ledger.lastFinalPeriod(GROUP_A) == later
     # other groups are independent
     world.submit(tree, world.period, group=GROUP_B)
 
@@ -145,3 +146,40 @@ def test_chain_runs_paris(chain):
     the contracts are compiled for and the last one Clique runs: PUSH0 (Shanghai) is refused."""
     with pytest.raises(Exception, match="NotActivated|invalid opcode"):
         chain.provider.web3.eth.call({"data": "0x5f5ff3"})  # PUSH0 PUSH0 RETURN
+
+
+def empty_header(period, group=GROUP_A, root=b"\0" * 32, imp=0, exp=0):
+    return ref.BatchHeader(period, group, root, imp, exp, 0)
+
+
+def test_empty_batch_records_a_zero_period(world, ledger, stranger):
+    """Issue 11 item 5: a group that settled nothing records an empty batch (so grids roll up);
+    it must be the empty node, and it holds no meter."""
+    p = world.period
+    for bad in (empty_header(p, root=b"\1" * 32), empty_header(p, imp=5), empty_header(p, exp=5)):
+        with ape.reverts(ledger.EmptyBatch):  # colluders hiding totals behind count 0
+            ledger.submitBatch(header_struct(bad), cosign(world.domain, bad, world.keys()), sender=world.operators[0])
+    h = empty_header(p)
+    ledger.submitBatch(header_struct(h), cosign(world.domain, h, world.keys()), sender=world.operators[0])
+    with ape.reverts(ledger.NoFraud):  # a stranger: position 0 of an empty batch is rightly empty
+        ledger.proveBadPadding(p, GROUP_A, 0, (b"\0" * 32, 0, 0), [], sender=stranger)
+    world.pass_window()
+    world.finalize(p)
+    b = world.batch(p)
+    assert (b.status, b.count, b.totalImportMwh, b.totalExportMwh) == (STATUS_FINAL, 0, 0, 0)
+    # colluders let a leaf count from the empty period: its meter is missing there, no
+    # neighbour needed to show it
+    [m] = world.meters(1, prefix="after-empty")
+    bad = make_leaf(world.domain, m, p + 1, 9000, 0, p, 5000, 0)
+    tree = SumTree.from_leaves([bad])
+    world.submit(tree, p + 1)
+    tx = ledger.proveMissingPrevious(p + 1, GROUP_A, leaf_struct(bad), 0, [], 0, [], [], sender=stranger)
+    assert tx.events[0].reason == 8 and world.batch(p + 1).status == STATUS_REJECTED
+
+
+def test_challenge_window_zero_refused(project, admin, registry):
+    """Issue 11 item 6: a window of 0 would finalize a forged batch at once."""
+    with ape.reverts(project.PeriodLedger.InvalidConfig):
+        admin.deploy(project.PeriodLedger, registry, 900, 0)
+    led = admin.deploy(project.PeriodLedger, registry, 900, 1)
+    assert led.challengeWindow() == led.MIN_CHALLENGE_WINDOW() == 1

@@ -88,22 +88,27 @@ def test_self_evident_previous_faults(world, ledger, history, stranger, case):
     assert tx.events[0].reason == BAD_PREVIOUS and world.batch(q).status == REJECTED
 
 
-def test_evidence_must_be_final_and_earlier(world, ledger, history, stranger):
+def test_evidence_must_be_on_the_chain_and_earlier(world, ledger, history, stranger):
     meters, p, first, first_tree = history
     second = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
     tree = batch_with(world, p + 1, second)
+    # p + 2 is built on p + 1 (pending, its parent): counting from p skips p + 1's leaves
     third = [world.leaf(m, p + 2, 7000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
     tree3 = batch_with(world, p + 2, third)
-    # p + 1 is pending, so it is no evidence against p + 2 (which rightly counts from p)
-    with ape.reverts(ledger.BadEvidence, what="previous batch not final"):
+    with ape.reverts(ledger.BadEvidence, what="previous batch not earlier"):
+        prove(world, tree, p + 1, 0, p + 2, tree3, 0, stranger)
+    tx = prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
+    assert tx.events[0].reason == BAD_PREVIOUS and world.batch(p + 2).status == REJECTED
+    # the honest p + 2 counts from p + 1's leaves: the same evidence proves nothing
+    honest3 = [world.leaf(m, p + 2, 7000 + i, 0, prev=second[i]) for i, m in enumerate(meters)]
+    tree3 = batch_with(world, p + 2, honest3)
+    with ape.reverts(ledger.NoFraud):
         prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
     world.pass_window()
-    world.finalize(p + 1)
-    # now p + 2 skips the final leaf of p + 1, but the window of p + 2 has closed as well
     with ape.reverts(ledger.ChallengeWindowClosed):
         prove(world, tree3, p + 2, 0, p + 1, tree, 0, stranger)
     with ape.reverts(ledger.PeriodSuperseded):
-        world.submit(tree3, p - 1)  # and nothing can be settled behind the latest final period
+        world.submit(tree3, p - 1)  # nothing can be settled behind the latest final period
 
 
 def test_unregistered_meter_is_for_prove_unknown_meter(world, ledger, history, stranger):
@@ -117,12 +122,13 @@ def test_unregistered_meter_is_for_prove_unknown_meter(world, ledger, history, s
         prove(world, tree, p + 1, idx, p, first_tree, 0, stranger)
 
 
-def late_meter(world, first, want):
+def late_meter(world, first, want, active_from=None, **kw):
     """A meter (not in the final batch `first`) whose id sorts at position `want` among it."""
     from settlement_builders import MeterSpec
     ids = [lf.reading.meter_id for lf in first]
+    start = world.period - 10 if active_from is None else active_from
     for i in range(10_000):
-        m = MeterSpec(f"late-{want}-{i}", GROUP_A, active_from=world.period - 10)
+        m = MeterSpec(f"late-{want}-{start}-{i}", GROUP_A, active_from=start, **kw)
         if sum(x < m.meter_id for x in ids) == want:
             return world.register(m)
     raise AssertionError("no id found")
@@ -171,3 +177,47 @@ def test_missing_previous_needs_a_final_earlier_batch(world, ledger, history, st
     # that case is self-evident for proveBadPrevious
     tx = prove(world, tree, p + 2, k, p, first_tree, 0, stranger)
     assert tx.events[0].reason == BAD_PREVIOUS
+
+
+@pytest.mark.parametrize("who", ["stranger", "colluders"])
+def test_new_meter_counts_from_its_baseline(world, ledger, history, stranger, who):
+    """Issue 11 item 3: a meter registered from the period after a final batch counts from its
+    baseline at that batch's period, which does not hold it: that is no missing previous."""
+    meters, p, first, first_tree = history
+    new = late_meter(world, first, 2, active_from=p + 1, baseline_import=4000)
+    if who == "stranger":
+        first_leaf = world.leaf(new, p + 1, 4500, 0)  # prevPeriod p = activeFrom - 1, the baseline
+    else:  # a colluding quorum claims the baseline period with registers that are not the baseline
+        first_leaf = custom_leaf(world, new, p + 1, 9000, p, 1000)
+    honest = [world.leaf(m, p + 1, 6000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    leaves = sorted(honest + [first_leaf], key=lambda lf: lf.reading.meter_id)
+    tree = batch_with(world, p + 1, leaves)
+    k = leaves.index(first_leaf)
+    with ape.reverts(ledger.BadEvidence, what="baseline claim: use proveBadPrevious"):
+        ledger.proveMissingPrevious(p + 1, GROUP_A, leaf_struct(first_leaf), k, tree.proof(k), 1,
+                                    [leaf_struct(first[1]), leaf_struct(first[2])], first_tree.pair_proof(1),
+                                    sender=stranger)
+    if who == "stranger":
+        with ape.reverts(ledger.BadEvidence, what="other meter"):  # batch p holds no leaf of it
+            prove(world, tree, p + 1, k, p, first_tree, 0, stranger)
+        world.pass_window()
+        world.finalize(p + 1)
+        assert world.batch(p + 1).status == 2
+    else:
+        tx = prove(world, tree, p + 1, k, p, first_tree, 0, stranger)
+        assert tx.events[0].reason == BAD_PREVIOUS and world.batch(p + 1).status == REJECTED
+
+
+def test_evidence_from_another_group_is_refused(world, ledger, history, stranger):
+    """Issue 11 item 7: another group's final batch holding the meter (itself unproven fraud)
+    cannot reject this group's honest batch."""
+    from settlement_builders import GROUP_B
+    meters, p, first, first_tree = history
+    # group B's colluders finalized a leaf of group A's meter 0 at p + 1, unchallenged
+    foreign = [custom_leaf(world, meters[0], p + 1, 5500, p, 5000)]
+    foreign_tree = world.settle(foreign, p + 1, GROUP_B)
+    honest = [world.leaf(m, p + 2, 7000 + i, 0, prev=first[i]) for i, m in enumerate(meters)]
+    tree = batch_with(world, p + 2, honest)
+    with ape.reverts(ledger.BadEvidence, what="other group"):
+        prove(world, tree, p + 2, 0, p + 1, foreign_tree, 0, stranger, prev_group=GROUP_B)
+    assert world.batch(p + 2).status == PENDING

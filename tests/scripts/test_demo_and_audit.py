@@ -150,4 +150,4 @@ def test_a_lying_batch_is_challenged_and_rejected_by_the_script(demo, project, c
     proved = [o for o in outcomes if o.period == period and o.group_id == group]
     assert len(proved) == 1 and proved[0].verdict.startswith("proved: proveBadSignature"), outcomes
     assert ledger.getBatch(period, group).status == 3
-    assert ledger.rootRejected(tree.root[0])
+    assert ledger.headerRejected(ledger.headerHash(header))

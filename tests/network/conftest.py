@@ -1,0 +1,42 @@
+"""A 3-signer Clique network (geth v1.13.15, devnet/) for the session, one signer per operator,
+1-second blocks. Tests that stop signers get them all back before the next test."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))  # node_harness
+
+from devnet.clique import CliqueNetwork  # noqa: E402
+
+BLOCK_PERIOD = 1
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "network: needs the geth Clique network (devnet/, builds geth once)")
+
+
+@pytest.fixture(scope="session")
+def clique(tmp_path_factory):
+    net = CliqueNetwork.create(tmp_path_factory.mktemp("clique"), 3, period=BLOCK_PERIOD)
+    net.start_all()
+    yield net
+    net.stop_all()
+
+
+@pytest.fixture
+def network(clique):
+    """The session's network with every signer running and peered again."""
+    if not all(clique.is_running(i) for i in range(len(clique.signers))):
+        for i in range(len(clique.signers)):
+            clique.start(i)
+        clique.wait_for_blocks(beyond=clique.head(0) or 0)
+    return clique
+
+
+def endpoint(net: CliqueNetwork, i: int = 0) -> SimpleNamespace:
+    """What the node harness's deploy needs of a chain (as of its Anvil): a web3 and the URL."""
+    return SimpleNamespace(w3=net.web3(i, timeout=30), url=net.urls[i])

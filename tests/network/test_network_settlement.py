@@ -1,0 +1,83 @@
+"""Settlement on the 3-signer Clique network, each operator's node talking to its own validator,
+quorum 2 of 3: with one validator killed the chain and the settlement go on; with two killed
+the chain stops sealing and the settlement pauses, and when they return every period is settled
+exactly once, with every reading in it."""
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+from conftest import endpoint
+from node_harness import NodeProcess, deploy_settlement, expected_root
+from test_node_three_nodes import Feeder
+
+from node.chain import STATUS_FINAL
+from scripts._processes import free_port
+
+pytestmark = pytest.mark.network
+
+PERIOD = 10
+WINDOW = 3
+METERS = 4
+
+
+def wait_final(dep, period: int, timeout: float = 60.0) -> tuple:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        b = dep.batch(period, dep.meters[0].group_id)
+        if b[5] == STATUS_FINAL:
+            return b
+        time.sleep(0.5)
+    raise AssertionError(f"period {period} not final after {timeout} s: {dep.batch(period, dep.meters[0].group_id)}")
+
+
+def test_settlement_goes_on_with_one_validator_down_and_pauses_without_quorum(network, tmp_path, monkeypatch):
+    import test_node_three_nodes
+    monkeypatch.setattr(test_node_three_nodes, "PERIOD", PERIOD)  # the Feeder's period length
+    dep = deploy_settlement(endpoint(network), period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2,
+                            n_meters=METERS)
+    ports = [free_port() for _ in range(3)]
+    urls = [f"http://127.0.0.1:{p}" for p in ports]
+    nodes = [  # operator i's node reads and writes through validator i
+        NodeProcess(tmp_path, f"node{i}", dataclasses.replace(dep, rpc_url=network.urls[i]), dep.operator_keys[i],
+                    ports[i], [u for j, u in enumerate(urls) if j != i], grace=1.0, takeover=2.0)
+        for i in range(3)
+    ]
+    feeder = Feeder(dep)
+    settled: list[int] = []
+
+    def settles(p: int) -> None:
+        b = wait_final(dep, p)
+        assert (b[0], b[1], b[2], b[3]) == (*expected_root(feeder.by_period, dep, p, feeder.sigs), METERS)
+        settled.append(p)
+
+    try:
+        for n in nodes:
+            n.start()
+        settles(feeder.deliver(nodes))
+
+        network.stop(2, kill=True)  # one validator gone: 2 of 3 still seal
+        settles(feeder.deliver(nodes))
+
+        network.stop(1, kill=True)  # two gone: the last one may seal one more block, then nothing
+        p = feeder.deliver(nodes)  # the readings are taken while the chain stands still
+        head = network.head(0)
+        time.sleep(PERIOD + 4)
+        assert network.head(0) <= head + 1
+        assert dep.batch(p, dep.meters[0].group_id)[5] != STATUS_FINAL
+
+        network.start(1)
+        network.start(2)
+        settles(p)  # resumed: the period of the outage settles with all its readings
+        settles(feeder.deliver(nodes))
+    finally:
+        for n in nodes:
+            n.stop()
+
+    # exactly once, and the same on every validator
+    for i in range(3):
+        ledger = dataclasses.replace(dep, w3=network.web3(i)).ledger_contract()
+        finalized = [e.args.period for e in ledger.events.BatchFinalized().get_logs(from_block=0)]
+        assert sorted(finalized) == settled
+        assert ledger.events.BatchRejected().get_logs(from_block=0) == []

@@ -171,7 +171,7 @@ class CliqueNetwork:
             "--networkid", str(self.chain_id), "--port", str(s.p2p_port), "--nat", "none", "--nodiscover",
             "--netrestrict", f"{s.host.rsplit('.', 1)[0]}.0/24" if s.host != "127.0.0.1" else "127.0.0.0/8",
             "--http", "--http.addr", s.host, "--http.port", str(s.http_port),
-            "--http.api", "eth,net,web3,clique,txpool", "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(s.auth_port),
+            "--http.api", "eth,net,web3,clique,txpool,admin,miner", "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(s.auth_port),
             "--ipcdisable", "--syncmode", "full", "--gcmode", "archive", "--cache", "64",
             "--unlock", s.address, "--password", str(self.directory / "password.txt"), "--allow-insecure-unlock",
             "--mine", "--miner.etherbase", s.address,
@@ -243,6 +243,27 @@ class CliqueNetwork:
         proc = self._children().get(pid)
         if proc is not None and proc.poll() is not None:
             del self._children()[pid]
+
+    # -- partitions (loopback: by dropping peers; the signers keep running) --------------------
+    def partition(self, *sides: list[int]) -> None:
+        """Cuts the links between the given sides (lists of signer indexes): each signer drops
+        the peers not on its side, static ones included, so nobody redials across."""
+        side_of = {i: n for n, side in enumerate(sides) for i in side}
+        for i, s in enumerate(self.signers):
+            for j, o in enumerate(self.signers):
+                if j != i and side_of.get(i) != side_of.get(j):
+                    self.web3(i).provider.make_request("admin_removePeer", [o.enode])
+
+    def heal(self) -> None:
+        for i in range(len(self.signers)):
+            if self.is_running(i):
+                for j, o in enumerate(self.signers):
+                    if j != i:
+                        self.web3(i).provider.make_request("admin_addPeer", [o.enode])
+
+    def sealer(self, i: int, block: int) -> str:
+        """The address of the signer that sealed `block` in signer i's view."""
+        return self.web3(i).provider.make_request("clique_getSigner", [hex(block)])["result"]
 
     # -- clients and readiness ----------------------------------------------------------------
     def web3(self, i: int, timeout: float = 10.0) -> Web3:

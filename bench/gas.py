@@ -29,6 +29,7 @@ os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}:{ROOT / '.venv' / 'bin'}
 sys.path.insert(0, str(ROOT / "tests" / "contracts"))  # the shared tree/leaf builders (no `node` import)
 
 import ape  # noqa: E402
+from ape.logging import logger as ape_logger  # noqa: E402
 from eth_utils import keccak  # noqa: E402
 from settlement_builders import (  # noqa: E402
     PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, leaf_struct, leaf_words, make_leaf, node_struct, ref,
@@ -51,6 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny batches (a few seconds), same JSON keys")
     quick = parser.parse_args().quick
+    ape_logger.set_level("WARNING")  # ape logs anvil's start and stop (at exit) to stdout: the JSON must end it
     sizes = QUICK_SIZES if quick else SIZES
     naive_readings = 4 if quick else NAIVE_READINGS
     with ape.networks.parse_network_choice("ethereum:local:foundry") as provider:
@@ -122,7 +124,7 @@ def main() -> None:
         results["fraud_proof_gas"] = max(results["fraud_proof_gas_by_kind"].values())
         results["ratio_naive_to_batched_10000"] = round(results["naive_gas_per_reading"]
                                                         / results["gas_per_reading_10000"], 1)
-        print(json.dumps(results))
+    print(json.dumps(results))  # after the provider closed: ape logs anvil's stop to stdout
 
 
 def fraud_gas(ledger, registry, meter_op, ops, prover, chain, domain, honest, period, submit) -> dict:

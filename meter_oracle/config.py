@@ -21,10 +21,11 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       model_validator)
 from pydantic_settings import SettingsConfigDict
 
-from meter_oracle.keystore import MeterKey, read_keystore
+from meter_oracle.keystore import MeterKey
 from meter_oracle.reading import PROTOCOLS
 from meter_oracle.signing import Domain
 from rust_core.deployment import DeploymentFile
+from rust_core.keystore import EncryptedKey
 from rust_core.settings import ConfigError, ConfigPath, TomlSettings, load_settings
 
 __all__ = ["ConfigError", "DeviceConfig", "MeterConfig", "NodeConfig", "OracleConfig", "load_config"]
@@ -130,39 +131,15 @@ class MetricsSection(Strict):
     port: int = Field(9465, ge=1, le=65535)
 
 
-class MeterConfig(Strict):
-    """A meter's signing key: an encrypted keystore and where its password is."""
+class MeterConfig(EncryptedKey):
+    """A meter's signing key: an encrypted keystore (`meter-oracle keys new`) and its password."""
 
     meter: MeterLabel  # scheme:identity, e.g. "dsmr:4B384547303034303436333935353037"
-    keystore: ConfigPath
-    password_file: ConfigPath | None = None
-    password_env: str | None = None
     max_power_w: int = Field(50_000, gt=0)  # readings implying more power are refused
-    _key: bytes = PrivateAttr(b"")
-
-    @model_validator(mode="after")
-    def _decrypt(self) -> MeterConfig:
-        """Opens the keystore now, so that a wrong password stops the oracle at start-up."""
-        if (self.password_file is None) == (self.password_env is None):
-            raise ValueError(f"meter {self.meter}: set exactly one of password_file or password_env")
-        if self.password_file is not None:
-            try:
-                password = self.password_file.read_text().strip()
-            except OSError as e:
-                raise ValueError(f"password file {self.password_file}: {e.strerror or e}") from None
-        else:
-            password = os.environ.get(self.password_env or "")
-            if password is None:
-                raise ValueError(f"meter {self.meter}: environment variable {self.password_env} is not set")
-        try:
-            self._key = read_keystore(self.keystore, password)
-        except OSError as e:
-            raise ValueError(f"keystore {self.keystore}: {e.strerror or e}") from None
-        return self
 
     @property
     def key(self) -> MeterKey:
-        return MeterKey(self.meter, self._key, self.max_power_w)
+        return MeterKey(self.meter, self.private_key, self.max_power_w)
 
 
 class OracleConfig(TomlSettings):

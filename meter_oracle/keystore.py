@@ -1,32 +1,11 @@
-"""Meter keys in encrypted keystore files (eth-account / Web3 secret storage format)."""
+"""The oracle's meter keys (read from encrypted keystore files by rust_core.keystore), by meter id."""
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
-from pathlib import Path
-
-from eth_account import Account
 
 from meter_oracle.errors import UnknownMeter
 from meter_oracle.reading import meter_id
-
-
-def write_keystore(path: Path, private_key: bytes, password: str, *, iterations: int | None = None) -> None:
-    """Encrypts the key into a keystore file readable only by its owner."""
-    # default: eth-account's scrypt; tests pass a small pbkdf2 iteration count for speed
-    data = Account.encrypt(private_key, password, kdf="pbkdf2", iterations=iterations) if iterations \
-        else Account.encrypt(private_key, password)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-
-
-def read_keystore(path: Path, password: str) -> bytes:
-    try:
-        return bytes(Account.decrypt(json.loads(Path(path).read_text()), password))
-    except ValueError as e:
-        raise ValueError(f"cannot decrypt keystore {path}: {e}") from None
+from rust_core.keystore import read_keystore, write_keystore  # noqa: F401  (defined there; imported from here too)
 
 
 @dataclass(frozen=True)

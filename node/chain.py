@@ -1,47 +1,33 @@
 """The node's view of the chain through web3.py: the MeterRegistry (meters, operators,
-quorum), the PeriodLedger (batches, events, fraud proofs) and transactions signed with the
-operator key. ABIs come from ape's compiled output (.build/__local__.json, `ape compile`)."""
+quorum), the PeriodLedger (batches, events, fraud proofs) and transactions signed by the
+operator's Signer (node.signer). ABIs come with the package (node.abis)."""
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import requests
-from functools import lru_cache
-from pathlib import Path
+from pydantic import BaseModel, ConfigDict, Field
 
-from eth_account import Account
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
+from node.abis import abi, contract_type  # noqa: F401  (contract_type: build-manifest bytecode, for tests)
+from node.signer import LocalKeySigner, Signer
 from rust_core.wire import BatchHeader, Register, SumNode
 
 log = logging.getLogger(__name__)
 
-BUILD_MANIFEST = Path(__file__).resolve().parent.parent / ".build" / "__local__.json"
 STATUS_NONE, STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 0, 1, 2, 3
 
 
 class ChainError(RuntimeError):
     """A transaction the chain refused (the message carries the revert reason)."""
-
-
-@lru_cache(maxsize=None)
-def contract_type(name: str) -> dict:
-    """ABI and deployment bytecode of a compiled contract, from ape's build manifest."""
-    try:
-        manifest = json.loads(BUILD_MANIFEST.read_text())
-    except OSError as e:
-        raise RuntimeError(f"{BUILD_MANIFEST} missing: run `ape compile` first ({e})") from None
-    try:
-        return manifest["contractTypes"][name]
-    except KeyError:
-        raise RuntimeError(f"contract {name} not in {BUILD_MANIFEST}: run `ape compile`") from None
 
 
 @dataclass(frozen=True)
@@ -74,22 +60,15 @@ class ChainBatch:
         return SumNode(self.root, self.total_import, self.total_export)
 
 
-@dataclass(frozen=True)
-class ChainOptions:
-    """How the node uses a real chain (all off / automatic on a local anvil)."""
+class ChainOptions(BaseModel):
+    """How the node uses a real chain: the [chain] table of node.toml (defaults suit anvil)."""
 
-    chain_id: int | None = None  # the chain the deployment is on: refuse to run against another
-    confirmations: int = 0  # blocks on top before a batch, finalization or roll-up is acted on
-    first_block: int = 0  # the deployment's first block: no event scan starts earlier
-    tx_type: int = 2  # 2: EIP-1559 fees; 0: legacy gas price (chains without London)
-    priority_fee_wei: int | None = None  # tip (type 2) or gas price (type 0); None: ask the node
-    receipt_timeout_s: float = 60.0  # then the transaction stays in flight and is settled on the next send
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if self.confirmations < 0:
-            raise ValueError(f"confirmations must be >= 0, not {self.confirmations}")
-        if self.tx_type not in (0, 2):
-            raise ValueError(f"tx_type must be 0 (legacy) or 2 (EIP-1559), not {self.tx_type}")
+    confirmations: int = Field(0, ge=0)  # blocks on top before a batch, finalization or roll-up is acted on
+    tx_type: Literal[0, 2] = 2  # 2: EIP-1559 fees; 0: legacy gas price (chains without London)
+    priority_fee_wei: int | None = Field(None, ge=0)  # the tip (type 2) or gas price (type 0); absent: ask the node
+    receipt_timeout_s: float = Field(60.0, gt=0)  # then the transaction stays in flight, settled on the next send
 
 
 @dataclass(frozen=True)
@@ -99,8 +78,11 @@ class TxResult:
 
 
 class Chain:
-    def __init__(self, rpc_url: str, registry: str, ledger: str, operator_key: bytes,
-                 options: ChainOptions = ChainOptions()) -> None:
+    def __init__(self, rpc_url: str, registry: str, ledger: str, signer: Signer | bytes,
+                 options: ChainOptions = ChainOptions(), *, chain_id: int | None = None, first_block: int = 0) -> None:
+        """`signer`: the operator's Signer, or a raw private key (tests, read-only tools).
+        `chain_id`: the deployment's chain, checked here; `first_block`: the deployment's first
+        block, where event scans start at the earliest."""
         # Reads are retried while the RPC is away (a validator restarting); the node's loop
         # retries everything else on its next tick.
         retry = ExceptionRetryConfiguration(errors=(ConnectionError, requests.ConnectionError, requests.Timeout),
@@ -108,21 +90,21 @@ class Chain:
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=retry))
         # Proof-of-authority chains (Clique, IBFT) carry the sealers' signatures in extraData.
         self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-        self.options = options
+        self.options, self.first_block = options, first_block
         self._inflight: tuple[bytes, bytes] | None = None  # (tx hash, signed raw tx) not yet confirmed
-        if options.chain_id is not None:
+        if chain_id is not None:
             actual = self.w3.eth.chain_id
-            if actual != options.chain_id:
+            if actual != chain_id:
                 raise ChainError(f"{rpc_url} serves chain id {actual}, but the deployment is on chain id "
-                                 f"{options.chain_id}: point rpc_url at a node of the deployment's chain")
+                                 f"{chain_id}: point rpc_url at a node of the deployment's chain")
         self.registry = self.w3.eth.contract(
-            address=Web3.to_checksum_address(registry), abi=contract_type("MeterRegistry")["abi"]
+            address=Web3.to_checksum_address(registry), abi=abi("MeterRegistry")
         )
         self.ledger = self.w3.eth.contract(
-            address=Web3.to_checksum_address(ledger), abi=contract_type("PeriodLedger")["abi"]
+            address=Web3.to_checksum_address(ledger), abi=abi("PeriodLedger")
         )
-        self.account = Account.from_key(operator_key)
-        self.address = bytes.fromhex(self.account.address[2:])
+        self.signer: Signer = LocalKeySigner(signer) if isinstance(signer, bytes) else signer
+        self.address = bytes.fromhex(self.signer.address[2:])
         self._tx_lock = threading.Lock()
         self._period_seconds: int | None = None
         self._window: int | None = None
@@ -173,7 +155,7 @@ class Chain:
 
     def meter_registrations(self, from_block: int, to_block: int) -> list[tuple[bytes, Meter]]:
         """MeterRegistered events in the block range (inclusive)."""
-        from_block = max(from_block, self.options.first_block)
+        from_block = max(from_block, self.first_block)
         if from_block > to_block:
             return []
         logs = self.registry.events.MeterRegistered().get_logs(from_block=from_block, to_block=to_block)
@@ -189,7 +171,7 @@ class Chain:
     def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
         """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""
         out = []
-        from_block = max(from_block, self.options.first_block)
+        from_block = max(from_block, self.first_block)
         for name in ("BatchSubmitted", "BatchFinalized", "BatchRejected"):
             if from_block > to_block:
                 break
@@ -206,18 +188,18 @@ class Chain:
             if self._inflight is not None:  # an earlier send timed out: settle it first (one nonce at a time)
                 self._confirm(*self._inflight)
             try:
-                gas = fn.estimate_gas({"from": self.account.address}, block_identifier="pending")
+                gas = fn.estimate_gas({"from": self.signer.address}, block_identifier="pending")
             except ContractLogicError as e:
                 raise ChainError(f"reverted: {self._decode(e)}") from None
             tx = fn.build_transaction({
-                "from": self.account.address,
+                "from": self.signer.address,
                 "gas": gas + gas // 5,
-                "nonce": self.w3.eth.get_transaction_count(self.account.address, "pending"),
+                "nonce": self.w3.eth.get_transaction_count(self.signer.address, "pending"),
                 **self._fees(),
             })
-            signed = self.account.sign_transaction(tx)
-            self._inflight = (bytes(signed.hash), bytes(signed.raw_transaction))
-            self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            raw = bytes(self.signer.sign_transaction(tx))
+            self._inflight = (bytes(Web3.keccak(raw)), raw)
+            self.w3.eth.send_raw_transaction(raw)
             receipt = self._confirm(*self._inflight)
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         if receipt["status"] != 1:
@@ -269,16 +251,16 @@ class Chain:
         """Names a custom error by the ledger's / registry's ABI (e.g. PeriodNotClosed(5, 4500))."""
         data = e.data if isinstance(e.data, str) else ""
         if data.startswith("0x") and len(data) >= 10:
-            for abi in (*self.ledger.abi, *self.registry.abi, *contract_type("Grid")["abi"]):
-                if abi.get("type") == "error":
-                    types = [i["type"] for i in abi["inputs"]]
-                    sig = f"{abi['name']}({','.join(types)})"
+            for entry in (*self.ledger.abi, *self.registry.abi, *abi("Grid")):
+                if entry.get("type") == "error":
+                    types = [i["type"] for i in entry["inputs"]]
+                    sig = f"{entry['name']}({','.join(types)})"
                     if Web3.keccak(text=sig)[:4].hex().removeprefix("0x") == data[2:10]:
                         try:
                             args = self.w3.codec.decode(types, bytes.fromhex(data[10:]))
                         except Exception:
                             args = (data[10:],)
-                        return f"{abi['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
+                        return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
         return str(e.message or e)
 
     def submit_batch(self, header: BatchHeader, signatures: list[bytes]) -> TxResult:
@@ -288,7 +270,7 @@ class Chain:
         return self._send(self.ledger.functions.finalize(period, group_id))
 
     def grid(self, address: str):
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=contract_type("Grid")["abi"])
+        return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi("Grid"))
 
     def grid_rolled_up(self, grid: str, period: int) -> bool:
         return bool(self.grid(grid).functions.exchange(period).call()[0])

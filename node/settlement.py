@@ -49,7 +49,7 @@ class SettlementNode:
         self.gate = PeriodGate(chain.period_seconds, grace_seconds, clock)
         self.domain = chain.domain_separator
         self.ingestor = Ingestor(archive, self.registry, self.domain, self.gate, self.metrics, clock_skew_seconds)
-        self._key = chain.account.key
+        self._signer = chain.signer
         self._pending: dict[bytes, set[int]] = defaultdict(set)     # chain: group -> pending periods
         self._to_check: dict[tuple[int, bytes], bytes] = {}          # peer batches to check for fraud
         self._to_adopt: dict[tuple[int, bytes], bytes] = {}          # final batches to fetch
@@ -124,7 +124,7 @@ class SettlementNode:
         if built is None:
             return None
         digest = rust_core.batch_digest(self.domain, built.header)
-        sig = rust_core.sign_digest(digest, self._key)
+        sig = self._signer.sign_digest(digest)
         h = built.header
         rec = BatchRecord(h.period, h.group_id, h.root, h.total_import_mwh, h.total_export_mwh, h.count,
                           own=True, signature=sig, status=BATCH_BUILT, tx_hash=None, gas_used=None)

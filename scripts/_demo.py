@@ -213,10 +213,9 @@ class NeighbourhoodDemo:
                 m.device_url = f"tcp://{m.server.host}:{m.server.port}"
 
     def _start_nodes(self, dep: Deployment, operators) -> list[str]:
-        started = start_nodes(self.work, self.chain.provider.uri, dep.registry, dep.ledger,
+        started = start_nodes(self.work, self.chain.provider.uri, self.work / "deployment.json",
                               [op.private_key for op in operators],
-                              grace_seconds=max(0.5, self.o.period_seconds / 3), takeover_seconds=self.o.period_seconds,
-                              grids=list(dep.grids.values()))
+                              grace_seconds=max(0.5, self.o.period_seconds / 3), takeover_seconds=self.o.period_seconds)
         self.processes += [proc for proc, _ in started]
         return [url for _, url in started]
 

@@ -97,24 +97,27 @@ class ManagedProcess:
         stop_process(self.proc)
 
 
-def start_nodes(work: Path, rpc_url: str, registry: str, ledger: str, operator_keys: list[str], *,
-                grace_seconds: float, takeover_seconds: float, grids: Sequence[str] = ()) -> list[tuple[ManagedProcess, str]]:
+def start_nodes(work: Path, rpc_url: str, deployment: Path, operator_keys: list[str], *,
+                grace_seconds: float, takeover_seconds: float) -> list[tuple[ManagedProcess, str]]:
     """One settlement node per operator key (hex), each peered with the others: (process, url).
-    `grids`: the Grid contracts the nodes roll up once periods are final, innermost first."""
+    The nodes read the contracts from the `deployment` file and roll up all of its grids."""
+    from rust_core.keystore import write_keystore
+
     ports = [free_port() for _ in operator_keys]
     urls = [f"http://127.0.0.1:{p}" for p in ports]
     started = []
     for i, (key, port) in enumerate(zip(operator_keys, ports)):
         name = f"node-{chr(ord('a') + i)}"
-        (work / f"{name}.key").write_text(key.removeprefix("0x"))
+        # a light keystore (pbkdf2, few iterations) so that start-up stays quick; operators use the default scrypt
+        write_keystore(work / f"{name}.keystore.json", bytes.fromhex(key.removeprefix("0x")), "local", iterations=1000)
+        (work / f"{name}.pw").write_text("local\n")
         peers = ", ".join(f'"{u}"' for j, u in enumerate(urls) if j != i)
-        grid_list = ", ".join(f'"{g}"' for g in grids)
         config = work / f"{name}.toml"
         config.write_text(
-            f'name = "{name}"\nrpc_url = "{rpc_url}"\nregistry = "{registry}"\nledger = "{ledger}"\n'
-            f'operator_key_file = "{name}.key"\narchive = "sqlite:///{name}.db"\nlisten = "127.0.0.1:{port}"\n'
+            f'name = "{name}"\nrpc_url = "{rpc_url}"\ndeployment = "{deployment.resolve()}"\n'
+            f'archive = "sqlite:///{name}.db"\nlisten = "127.0.0.1:{port}"\n'
             f"peers = [{peers}]\ngrace_seconds = {grace_seconds}\ntakeover_seconds = {takeover_seconds}\n"
-            f"poll_seconds = 0.3\ngrids = [{grid_list}]\n")
+            f'poll_seconds = 0.3\n[operator]\nkeystore = "{name}.keystore.json"\npassword_file = "{name}.pw"\n')
         proc = ManagedProcess(name, ["-m", "node.cli", "run", "--config", str(config)], work / f"{name}.log",
                               f"{urls[i]}/healthz")
         started.append((proc.start(), urls[i]))
@@ -126,7 +129,7 @@ def start_oracle(work: Path, name: str, *, deployment: Path, max_skew_s: float,
     """A `meter-oracle run` process delivering to `nodes`, signing for the `deployment` file's
     domain; each meter is a dict with label
     (scheme:identity), key (32 bytes), url (device), max_power_w and interval_s."""
-    from meter_oracle.keystore import write_keystore
+    from rust_core.keystore import write_keystore
 
     keys = work / name
     keys.mkdir()

@@ -14,11 +14,17 @@ from scripts._deployment import Deployment
 
 
 @click.command(cls=ConnectedProviderCommand)
-@click.option("--deployment", "dep_path", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--deployment", "dep_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The deployment file `ape run deploy` wrote.")
 @click.option("--archive", required=True, help="your node's archive URL (sqlite:///... or postgresql://...)")
 @click.option("--node", "nodes", multiple=True, required=True, help="a settlement node URL serving batch leaves")
 @click.option("--account", "alias", default=None, help="ape account alias (default: test account 0)")
 def cli(dep_path: Path, archive: str, nodes: tuple[str, ...], alias: str | None):
+    """Prove false batches while their challenge window is open.
+
+    Checks every pending batch against your own node's archive, with the committed leaves
+    fetched from the submitting operators' nodes, and sends the fraud proof that rejects a
+    false one. Anyone may run it; the account only pays the gas."""
     sender = accounts.load(alias) if alias else accounts.test_accounts[0]
     dep = Deployment.load(dep_path)
     ledger = project.PeriodLedger.at(dep.ledger)

@@ -13,13 +13,19 @@ from scripts._demo import DemoOptions, NeighbourhoodDemo
 
 
 @click.command(cls=ConnectedProviderCommand)
-@click.option("--households", default=24, show_default=True)
+@click.option("--households", default=24, show_default=True, help="Households with a smart meter (some with PV and batteries).")
 @click.option("--periods", default=96, show_default=True, help="15-minute periods of the simulated day")
 @click.option("--period-seconds", default=3, show_default=True, help="wall-clock seconds per period")
 @click.option("--challenge-window", default=None, type=int, help="seconds (default: a third of a period, at least 1)")
-@click.option("--seed", default=1, show_default=True)
-@click.option("--workdir", default="var/demo", show_default=True, type=click.Path(path_type=Path))
+@click.option("--seed", default=1, show_default=True, help="Seed of the simulated loads, PV and market.")
+@click.option("--workdir", default="var/demo", show_default=True, type=click.Path(path_type=Path),
+              help="Where the configs, keystores, logs, archives and the audit report go.")
 def cli(households: int, periods: int, period_seconds: int, challenge_window: int | None, seed: int, workdir: Path):
+    """Run the neighbourhood demo on a local chain.
+
+    Deploys a network, registers simulated meters, starts three settlement nodes and two meter
+    oracles, settles a simulated day period by period and audits it. Exits non-zero unless
+    every period settled and the audit passed."""
     # A group's next period is settled once the previous one is final (its leaves are the next
     # one's starting registers), so submission plus window must fit in a period.
     window = challenge_window if challenge_window is not None else max(1, period_seconds // 3)

@@ -12,10 +12,17 @@ from scripts._deployment import ApeTransactor, Deployment, read_meter_csv, regis
 
 
 @click.command(cls=ConnectedProviderCommand)
-@click.option("--deployment", "dep_path", required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--csv", "csv_path", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--deployment", "dep_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The deployment file `ape run deploy` wrote.")
+@click.option("--csv", "csv_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Meter points: meter, key, kind, group, active_from, baseline_import_wh, baseline_export_wh.")
 @click.option("--account", "alias", default=None, help="ape account alias of the meter operator (default: test account 0)")
 def cli(dep_path: Path, csv_path: Path, alias: str | None):
+    """Register a meter point operator's meters from a CSV file.
+
+    Each row gives the meter (scheme:identity), its signing key's address (`meter-oracle keys
+    new` prints it), kind, group, first period and the registers at registration. Meters
+    already registered are skipped, so the same CSV can be run again."""
     operator = accounts.load(alias) if alias else accounts.test_accounts[0]
     dep = Deployment.load(dep_path)
     rows = read_meter_csv(csv_path, dep.period_seconds)

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.network
 PERIOD = 10
 WINDOW = 3
 METERS = 4
+CONFIRMATIONS = 2
 
 
 def wait_final(dep, period: int, timeout: float = 60.0) -> tuple:
@@ -44,6 +45,8 @@ def test_settlement_goes_on_with_one_validator_down_and_pauses_without_quorum(ne
                     ports[i], [u for j, u in enumerate(urls) if j != i], grace=1.0, takeover=2.0)
         for i in range(3)
     ]
+    for n in nodes:  # a minority of one signer cannot undo two blocks
+        n.config.write_text(n.config.read_text() + f"[chain]\nconfirmations = {CONFIRMATIONS}\n")
     feeder = Feeder(dep)
     settled: list[int] = []
 

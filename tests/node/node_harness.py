@@ -23,6 +23,7 @@ import rust_core
 from scripts import _deployment
 from scripts._deployment import GridSpec, MeterRow, NetworkSpec, Web3Transactor, add_grid, contract_at, deploy, register
 from scripts._processes import ROOT, Anvil, dev_key, stop_process
+from rust_core.keystore import write_keystore
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:
@@ -133,19 +134,23 @@ class NodeProcess:
         self.address = rust_core.address_of(key)
         self.db = workdir / f"{name}.db"
         self.log = workdir / f"{name}.log"
-        (workdir / f"{name}.key").write_text(key.hex())
+        # the deployment file and the operator keystore the config points at (grids by name)
+        grid_names = {f"grid-{i}": g for i, g in enumerate(grids)}
+        dep.deployment.model_copy(update={"grids": grid_names}).save(workdir / f"{name}.deployment.json")
+        if not (workdir / f"{name}.keystore.json").exists():
+            write_keystore(workdir / f"{name}.keystore.json", key, "local", iterations=1000)  # light kdf: quick start
         self.config = workdir / f"{name}.toml"
         self.config.write_text("\n".join([
-            f'name = "{name}"', f'rpc_url = "{dep.rpc_url}"', f'registry = "{dep.registry}"',
-            f'ledger = "{dep.ledger}"', f'operator_key_file = "{name}.key"', f'archive = "sqlite:///{name}.db"',
+            f'name = "{name}"', f'rpc_url = "{dep.rpc_url}"', f'deployment = "{name}.deployment.json"',
+            f'archive = "sqlite:///{name}.db"',
             f'listen = "127.0.0.1:{port}"', "peers = [" + ", ".join(f'"{p}"' for p in peers) + "]",
             f"grace_seconds = {grace}", f"takeover_seconds = {takeover}", "poll_seconds = 0.3",
-            "grids = [" + ", ".join(f'"{g}"' for g in grids) + "]", "",
+            "[operator]", f'keystore = "{name}.keystore.json"', 'password_env = "NODE_HARNESS_PASSWORD"', "",
         ]))
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), NODE_HARNESS_PASSWORD="local")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "node.cli", "run", "--config", str(self.config)],
             stdout=self.log.open("a"), stderr=subprocess.STDOUT, env=env, cwd=ROOT,

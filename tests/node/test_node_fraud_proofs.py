@@ -43,7 +43,7 @@ def leaf(dep, i: int, period: int, imp: int, prev: tuple, key: bytes | None = No
 def commit(chain: Chain, period: int, group: bytes, leaves: list[tuple]) -> tuple:
     root = sum_tree(leaves).root
     header = (period, group, root[0], root[1], root[2], len(leaves))
-    sig = rust_core.sign_digest(rust_core.batch_digest(chain.domain_separator, header), chain.account.key)
+    sig = chain.signer.sign_digest(rust_core.batch_digest(chain.domain_separator, header))
     chain.submit_batch(header, [sig])
     return header
 

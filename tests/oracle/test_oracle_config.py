@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import pytest
-
 from oracle_support import DOMAIN, REPO, key_for, write_deployment
+
 from meter_oracle.config import ConfigError, load_config
-from meter_oracle.keystore import Keyring, write_keystore
+from meter_oracle.keystore import Keyring
 from meter_oracle.reading import meter_id
+from rust_core.keystore import write_keystore
 
 KEY = key_for("config")
 DEVICE = '[[devices]]\nprotocol = "dsmr"\nurl = "/dev/ttyUSB0"\n'
@@ -92,9 +93,9 @@ def test_wrong_keystore_password_is_refused(tmp_path):
 
 @pytest.mark.parametrize("meter, error", [
     ('meter = "modbus:x"\nkeystore = "m.json"\npassword_env = "P"\n', "meters[0].meter: String should match pattern"),
-    ('meter = "dsmr:x"\nkeystore = "m.json"\n', "meters[0]: meter dsmr:x: set exactly one of password_file or password_env"),
+    ('meter = "dsmr:x"\nkeystore = "m.json"\n', "meters[0]: set exactly one of password_file or password_env"),
     ('meter = "dsmr:x"\nkeystore = "m.json"\npassword_env = "NOT_SET_ANYWHERE"\n',
-     "meters[0]: meter dsmr:x: environment variable NOT_SET_ANYWHERE is not set"),
+     "meters[0]: environment variable NOT_SET_ANYWHERE (password_env) is not set"),
     ('meter = "dsmr:x"\nkeystore = "gone.json"\npassword_file = "m.pw"\n', "meters[0]: keystore {tmp}/gone.json: No such file"),
     ('meter = "dsmr:x"\nkeystore = "m.json"\npassword_file = "gone.pw"\n', "meters[0]: password file {tmp}/gone.pw: No such file"),
 ])

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from oracle_support import key_for
-from meter_oracle.keystore import read_keystore, write_keystore
+from rust_core.keystore import read_keystore, write_keystore
 
 KEY = key_for("keystore")
 

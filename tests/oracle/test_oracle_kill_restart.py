@@ -10,7 +10,7 @@ import time
 from decimal import Decimal
 
 from oracle_support import DOMAIN, REPO, key_for, write_deployment
-from meter_oracle.keystore import write_keystore
+from rust_core.keystore import write_keystore
 from meter_oracle.outbox import Outbox
 from meter_oracle.reading import meter_id
 from meter_oracle.signing import RustCoreSigner, address_of

@@ -32,12 +32,13 @@ def test_a_captured_telegram_is_settled_on_chain_and_audited(wall_clock, project
     server = TcpFrameServer(lambda now: next(frames), interval_s=0.5).start()
     processes = []
     try:
-        ((node, node_url),) = start_nodes(tmp_path, chain.provider.uri, dep.registry, dep.ledger,
+        dep.save(tmp_path / "deployment.json")  # what the node and oracle configs point at
+        ((node, node_url),) = start_nodes(tmp_path, chain.provider.uri, tmp_path / "deployment.json",
                                           [operator.private_key], grace_seconds=1.0, takeover_seconds=PERIOD_S)
         processes.append(node)
         # the capture's own clock is of 2017: the skew check is opened for the replay
-        processes.append(start_oracle(tmp_path, "oracle", chain_id=dep.chain_id, ledger=dep.ledger,
-                                      period_seconds=PERIOD_S, max_skew_s=10 * 365 * 86400, nodes=[node_url],
+        processes.append(start_oracle(tmp_path, "oracle", deployment=tmp_path / "deployment.json",
+                                      max_skew_s=10 * 365 * 86400, nodes=[node_url],
                                       meters=[{"label": ISKRA, "key": meter_key, "url": server.url,
                                                "interval_s": 1, "max_power_w": 50_000}]))
         period = int(time.time() // PERIOD_S) + 2

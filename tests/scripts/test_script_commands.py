@@ -1,0 +1,68 @@
+"""The README's ape scripts as an operator runs them: `ape run NAME ...` as a command, its exit
+status and its help text (a real deploy runs in test_thin_path and the demo test)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scripts._deployment import NetworkSpec
+
+REPO = Path(__file__).resolve().parents[2]
+APE = Path(sys.executable).parent / "ape"
+SCRIPTS = {
+    "deploy": "Deploy a settlement network and write its deployment file.",
+    "register": "Register a meter point operator's meters from a CSV file.",
+    "challenge": "Prove false batches while their challenge window is open.",
+    "demo": "Run the neighbourhood demo on a local chain.",
+}
+
+
+def ape_run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(APE), "run", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_ape_run_lists_every_script_with_what_it_does():
+    listing = ape_run("--help")
+    assert listing.returncode == 0, listing.stderr
+    for name, summary in SCRIPTS.items():
+        assert any(line.split() == [name, *summary.split()] for line in listing.stdout.splitlines()), (name, listing.stdout)
+    assert "audit" in listing.stdout and "Exception while parsing script" not in listing.stderr
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, "audit"])
+def test_each_script_explains_itself_and_its_options(name):
+    result = ape_run(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: ape run {name} [OPTIONS]" in result.stdout
+    if name in SCRIPTS:
+        assert SCRIPTS[name] in result.stdout
+        options = result.stdout.split("Options:")[1]
+        for line in options.splitlines():  # every option of the script's own has a help text
+            words = line.split()
+            if words and words[0].startswith("--") and len(words) <= 2 and "--network" not in words[0]:
+                pytest.fail(f"ape run {name}: option {words[0]} has no help text")
+
+
+def test_a_missing_option_is_a_usage_error():
+    result = ape_run("deploy", "--out", "x.json")
+    assert result.returncode == 2 and "Missing option '--spec'" in result.stderr
+
+
+def test_a_missing_deployment_file_is_named(tmp_path):
+    (tmp_path / "meters.csv").write_text("meter,key,kind,group,active_from,baseline_import_wh,baseline_export_wh\n")
+    result = ape_run("register", "--deployment", str(tmp_path / "none.json"), "--csv", str(tmp_path / "meters.csv"))
+    assert result.returncode == 2 and "none.json' does not exist" in result.stderr
+
+
+def test_an_unknown_script():
+    result = ape_run("deploi")
+    assert result.returncode == 2 and "No such command 'deploi'" in result.stderr
+
+
+def test_the_example_network_spec_loads():
+    spec = NetworkSpec.from_toml(REPO / "examples" / "network.toml")
+    assert (spec.period_seconds, spec.quorum, len(spec.operators)) == (900, 2, 3)
+    assert [g.name for g in spec.grids] == ["street-1", "district"] and spec.grids[1].grids == ("street-1",)

@@ -177,6 +177,8 @@ class CliqueNetwork:
             "--mine", "--miner.etherbase", s.address,
             # a private chain: any fee above zero is taken, the base fee falls towards 7 wei when idle
             "--miner.gasprice", "1", "--txpool.pricelimit", "1", "--miner.gaslimit", str(GAS_LIMIT),
+            # room for a meter point operator registering thousands of meters from one account
+            "--txpool.accountslots", "16384", "--txpool.globalslots", "32768", "--txpool.accountqueue", "1024",
             "--verbosity", "3",
         ]
 

@@ -19,7 +19,8 @@ sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_keys.backends import get_backend  # noqa: E402
-from eth_utils import keccak  # noqa: E402
+from eth_utils import keccak
+from rust_core.wire import Reading  # noqa: E402
 
 from meter_oracle.drivers import FrameDecoder  # noqa: E402
 from meter_oracle.keystore import Keyring, MeterKey  # noqa: E402
@@ -133,7 +134,7 @@ def sunspec(tmp: Path) -> tuple[float, float]:
 
 
 def signing() -> dict:
-    readings = [(keccak(text=f"m{i}"), 1888889, 1700000100 + i, 6_825_000 + i, 2_444_000) for i in range(SIGNATURES)]
+    readings = [Reading(keccak(text=f"m{i}"), 1888889, 1700000100 + i, 6_825_000 + i, 2_444_000) for i in range(SIGNATURES)]
     keys = [keccak(text=f"k{i % 50}") for i in range(len(readings))]
     core, eth = RustCoreSigner(DOMAIN), EthAccountSigner(DOMAIN)
     start = time.perf_counter()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from typing import Any
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
@@ -24,7 +25,7 @@ from meter_oracle.reading import MeterFrame
 REQUEST = b"/?!\r\n"
 ACK, STX, ETX = 0x06, 0x02, 0x03
 BAUD = {"0": 300, "1": 600, "2": 1200, "3": 2400, "4": 4800, "5": 9600, "6": 19200}
-SERIAL = {"baudrate": 300, "bytesize": 7, "parity": "E", "stopbits": 1}
+SERIAL: dict[str, Any] = {"baudrate": 300, "bytesize": 7, "parity": "E", "stopbits": 1}
 MAX_READOUT = 16 * 1024
 _IDENT = re.compile(rb"/([A-Za-z]{3})([0-9A-I])([^\r\n]{0,64})\r\n")
 _LINE = re.compile(r"^(?:\d+-\d+:)?([0-9A-Z]+)\.(\d+)\.(\d+)(?:\*\d+)?\(([^()]*)\)")
@@ -67,7 +68,7 @@ def parse_readout(raw: bytes) -> MeterFrame:
     for line in lines[: lines.index("!")]:
         lm = _LINE.match(line)
         if lm:
-            values.setdefault(lm.group(1, 2, 3), lm.group(4))
+            values.setdefault((lm[1], lm[2], lm[3]), lm[4])
     identity = next((values[k] for k in _IDENTITY if values.get(k)), "")
     return MeterFrame(
         protocol="d0",

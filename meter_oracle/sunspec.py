@@ -112,7 +112,7 @@ class SunSpecDriver:
                 continue
         else:
             raise FrameRefused(f"no SunSpec marker 'SunS' at {', '.join(map(str, m.BASES))}")
-        at, chain = base + 2, []
+        at, chain = base + 2, list[ModelEntry]()
         for _ in range(64):  # a device holds a handful of models
             model, length = self._regs(at, 2)
             if model == m.END_MODEL:

@@ -60,7 +60,7 @@ def create_keystore(path: Path, private_key: bytes | None, password: str, **labe
         raise ConfigProblem(f"{path} exists: a keystore is never overwritten (a lost key cannot be recovered)")
     if not path.parent.is_dir():
         raise ConfigProblem(f"folder {path.parent} does not exist")
-    return write_keystore(path, private_key or secrets.token_bytes(32), password, **labels)
+    return write_keystore(path, private_key or secrets.token_bytes(32), password, iterations=None, **labels)
 
 
 def read_info(path: Path) -> dict:
@@ -78,8 +78,8 @@ def undocumented(command: click.Command, path: str = "") -> list[str]:
     for param in command.params:
         if isinstance(param, click.Option) and not param.help:
             missing.append(f"{path} {param.opts[0]}: no help text")
-        elif isinstance(param, click.Argument) and param.name.upper() not in (command.help or ""):
-            missing.append(f"{path}: argument {param.name.upper()} not described")
+        elif isinstance(param, click.Argument) and (param.name or "").upper() not in (command.help or ""):
+            missing.append(f"{path}: argument {(param.name or '?').upper()} not described")
     for name, sub in getattr(command, "commands", {}).items():
         missing += undocumented(sub, f"{path} {name}")
     return missing

@@ -72,6 +72,7 @@ class EncryptedKey(BaseModel):
     def _decrypt(self):
         if (self.password_file is None) == (self.password_env is None):
             raise ValueError("set exactly one of password_file or password_env")
+        password: str | None
         if self.password_file is not None:
             try:
                 password = self.password_file.read_text().strip()

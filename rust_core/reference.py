@@ -94,7 +94,11 @@ class Domain:
 
     @classmethod
     def parse(cls, chain_id: int, verifying_contract: str) -> Domain:
-        return cls(chain_id, verifying_contract)
+        """From the 0x text of the address (what configs and deployment files hold)."""
+        try:
+            return cls(chain_id, bytes.fromhex(verifying_contract.removeprefix("0x")))
+        except ValueError:
+            raise ValueError(f"verifying_contract {verifying_contract!r} is not a 20-byte address") from None
 
     @property
     def address(self) -> str:
@@ -193,7 +197,7 @@ class BatchHeader(NamedTuple):
     root: bytes
     total_import_mwh: int
     total_export_mwh: int
-    count: int
+    count: int  # type: ignore[assignment]  # the header's field, shadowing tuple.count on purpose
 
     @classmethod
     def of_root(cls, period: int, group: bytes, root: Sequence, count: int) -> BatchHeader:

@@ -67,9 +67,10 @@ class TomlSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="forbid", env_nested_delimiter="__")
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls, init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, **_) -> tuple:
-        return (env_settings, init_settings)  # the first wins: environment over file
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)  # the first wins: environment over file (no dotenv, no secrets dir)
 
 
 S = TypeVar("S", bound=TomlSettings)

@@ -36,7 +36,7 @@ class D0Meter:
         self.identity, self.source, self.baud_char, self.tariffs = identity, source, baud_char, tariffs
         self.requests = 0
 
-    def converse(self, read: Callable[[], bytes], write: Callable[[bytes], None], stop: threading.Event) -> None:
+    def converse(self, read: Callable[[], bytes | None], write: Callable[[bytes], None], stop: threading.Event) -> None:
         """Serve requests until the line closes or stop is set."""
         buf = bytearray()
         while not stop.is_set():

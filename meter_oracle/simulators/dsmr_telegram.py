@@ -58,14 +58,14 @@ def build_telegram(identity: str, import_wh: Decimal, export_wh: Decimal, now: f
     """One telegram of the given dsmr.SPECS family. DSMR 2.2-5, Belgian, Irish: import/export in
     tariff 1 (1.8.1/2.8.1) with tariff 2 at zero; the families with totals (Luxembourg, Hungary,
     Sweden, Sagemcom, Q3D) send 1.8.0/2.8.0. Resolution 1 Wh (kWh with 3 decimals; Sagemcom: Wh)."""
-    power_kw = (power_w or Decimal(0)) / 1000
+    power_kw: Decimal = (power_w or Decimal(0)) / 1000
     lines = _head(version, identity, now)
     if version == "q3d":
         lines += [f"1-0:1.8.0*255({_kwh(import_wh)}*kWh)", f"1-0:2.8.0*255({_kwh(export_wh)}*kWh)",
                   f"1-0:1.7.0*255({power_kw * 1000:09.2f}*W)", "1-0:96.5.5*255(80)", f"0-0:96.1.255*255(1ESY{identity})"]
     elif version in ("sagemcom-t210-d", "austria-energienetze-steiermark"):
         lines += [f"1-0:1.8.0({int(import_wh):09d}*Wh)", f"1-0:2.8.0({int(export_wh):09d}*Wh)",
-                  f"1-0:1.7.0({int(max(power_kw, 0) * 1000):09d}*W)", f"1-0:2.7.0({int(max(-power_kw, 0) * 1000):09d}*W)"]
+                  f"1-0:1.7.0({int(max(power_kw, Decimal(0)) * 1000):09d}*W)", f"1-0:2.7.0({int(max(-power_kw, Decimal(0)) * 1000):09d}*W)"]
     elif version in ("luxembourg", "luxembourg-msn", "eon-hungary", "sweden"):
         lines += [f"1-0:1.8.0({_kwh(import_wh)}*kWh)", f"1-0:2.8.0({_kwh(export_wh)}*kWh)",
                   f"1-0:1.7.0({max(power_kw, Decimal(0)):06.3f}*kW)", f"1-0:2.7.0({max(-power_kw, Decimal(0)):06.3f}*kW)"]

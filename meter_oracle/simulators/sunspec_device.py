@@ -83,7 +83,8 @@ class SunSpecServer:
         self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
 
     @staticmethod
-    def _put(block: list[int], lay: m.Layout, name: str, value) -> None:
+    def _put(block: list[int], lay: m.Layout, name: str | None, value) -> None:
+        assert name is not None, "a model point the layout names"
         point = lay.points[name]
         block[point.offset : point.offset + point.size] = m.encode(point, value)
 

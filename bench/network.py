@@ -26,16 +26,17 @@ import json
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from decimal import Decimal
 from typing import NamedTuple
 
 import httpx
+import uvicorn
 from eth_account import Account
 from web3 import Web3
 
 import rust_core
-from bench.node import serve
 from devnet.clique import GAS_LIMIT, CliqueNetwork
 from node.api import create_app
 from node.archive import open_archive
@@ -60,6 +61,15 @@ class Sizes(NamedTuple):
 
 FULL = Sizes((1_000, 10_000), 2, 40, 2)
 QUICK = Sizes((20,), 1, 6, 1)
+
+
+def serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    return server, thread
 
 
 def register_meters(admin: Web3Transactor, w3: Web3, registry: str, group: bytes, start: int, meters) -> dict:

@@ -90,7 +90,7 @@ class CliqueNetwork:
     # -- creation ------------------------------------------------------------------------------
     @classmethod
     def create(cls, directory: Path, n_signers: int = 3, *, period: int = DEFAULT_PERIOD, chain_id: int = CHAIN_ID,
-               base_port: int | None = None, funded: list[str] | None = None) -> "CliqueNetwork":
+               base_port: int | None = None, funded: list[str] | None = None) -> CliqueNetwork:
         """Keys, genesis and initialised data directories. `base_port`: signer i listens for
         JSON-RPC on base_port+i, p2p on base_port+100+i, the engine API on base_port+200+i;
         without it every port is a free one."""
@@ -148,7 +148,7 @@ class CliqueNetwork:
         (self.directory / STATE_FILE).write_text(json.dumps(state, indent=1))
 
     @classmethod
-    def load(cls, directory: Path) -> "CliqueNetwork":
+    def load(cls, directory: Path) -> CliqueNetwork:
         directory = Path(directory).resolve()
         try:
             state = json.loads((directory / STATE_FILE).read_text())
@@ -251,7 +251,7 @@ class CliqueNetwork:
         """Cuts the links between the given sides (lists of signer indexes): each signer drops
         the peers not on its side, static ones included, so nobody redials across."""
         side_of = {i: n for n, side in enumerate(sides) for i in side}
-        for i, s in enumerate(self.signers):
+        for i in range(len(self.signers)):
             for j, o in enumerate(self.signers):
                 if j != i and side_of.get(i) != side_of.get(j):
                     self.web3(i).provider.make_request("admin_removePeer", [o.enode])
@@ -280,11 +280,12 @@ class CliqueNetwork:
             if not self.is_running(i):
                 raise NetworkError(f"{s.name} exited; see {self.log_file(s)}")
             try:
-                w3.eth.block_number
-                return
-            except Exception:
+                if w3.eth.block_number >= 0:
+                    return
+            except Exception:  # noqa: BLE001 - not listening yet
                 if time.time() > deadline:
-                    raise NetworkError(f"{s.name} did not answer at {s.url} in {timeout} s; see {self.log_file(s)}")
+                    raise NetworkError(
+                        f"{s.name} did not answer at {s.url} in {timeout} s; see {self.log_file(s)}") from None
                 time.sleep(0.2)
 
     def head(self, i: int) -> int | None:

@@ -11,7 +11,6 @@ from typing import Literal
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field
-
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
 from web3.middleware import ExtraDataToPOAMiddleware
@@ -65,10 +64,10 @@ class ChainOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    confirmations: int = Field(0, ge=0)  # blocks on top before a batch, finalization or roll-up is acted on
+    confirmations: int = Field(default=0, ge=0)  # blocks on top before a batch, finalization or roll-up is acted on
     tx_type: Literal[0, 2] = 2  # 2: EIP-1559 fees; 0: legacy gas price (chains without London)
-    priority_fee_wei: int | None = Field(None, ge=0)  # the tip (type 2) or gas price (type 0); absent: ask the node
-    receipt_timeout_s: float = Field(60.0, gt=0)  # then the transaction stays in flight, settled on the next send
+    priority_fee_wei: int | None = Field(default=None, ge=0)  # the tip (type 2) or gas price (type 0); absent: ask the node
+    receipt_timeout_s: float = Field(default=60.0, gt=0)  # then the transaction stays in flight, settled on the next send
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class TxResult:
 
 class Chain:
     def __init__(self, rpc_url: str, registry: str, ledger: str, signer: Signer | bytes,
-                 options: ChainOptions = ChainOptions(), *, chain_id: int | None = None, first_block: int = 0) -> None:
+                 options: ChainOptions | None = None, *, chain_id: int | None = None, first_block: int = 0) -> None:
         """`signer`: the operator's Signer, or a raw private key (tests, read-only tools).
         `chain_id`: the deployment's chain, checked here; `first_block`: the deployment's first
         block, where event scans start at the earliest."""
@@ -90,7 +89,7 @@ class Chain:
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=retry))
         # Proof-of-authority chains (Clique, IBFT) carry the sealers' signatures in extraData.
         self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
-        self.options, self.first_block = options, first_block
+        self.options, self.first_block = options or ChainOptions(), first_block
         self._inflight: tuple[bytes, bytes] | None = None  # (tx hash, signed raw tx) not yet confirmed
         if chain_id is not None:
             actual = self.w3.eth.chain_id
@@ -234,7 +233,8 @@ class Chain:
                 except Exception as e:  # noqa: BLE001 - "already known" while it is pending
                     if "nonce too low" in str(e) and self._receipt(tx_hash) is None:
                         self._inflight = None  # another transaction of this key took the nonce
-                        raise ChainError(f"transaction 0x{tx_hash.hex()} was replaced by another with its nonce")
+                        raise ChainError(
+                            f"transaction 0x{tx_hash.hex()} was replaced by another with its nonce") from None
                     log.debug("rebroadcast 0x%s: %s", tx_hash.hex(), e)
             if time.monotonic() > deadline:
                 raise ChainError(f"transaction 0x{tx_hash.hex()} not confirmed {self.options.confirmations} deep "

@@ -22,6 +22,7 @@ sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import argparse
+import contextlib
 import json
 import secrets
 import shutil
@@ -63,13 +64,15 @@ FULL = Sizes((1_000, 10_000), 2, 40, 2)
 QUICK = Sizes((20,), 1, 6, 1)
 
 
-def serve(app, port: int) -> tuple[uvicorn.Server, threading.Thread]:
+def serve(stack: contextlib.ExitStack, app, port: int) -> None:
+    """The node's HTTP API on a thread, shut down when `stack` closes."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    stack.callback(thread.join, 10)
+    stack.callback(setattr, server, "should_exit", True)
     while not server.started:
         time.sleep(0.05)
-    return server, thread
 
 
 def register_meters(admin: Web3Transactor, w3: Web3, registry: str, group: bytes, start: int, meters) -> dict:
@@ -81,6 +84,8 @@ def register_meters(admin: Web3Transactor, w3: Web3, registry: str, group: bytes
                              gas=400_000, wait=False) for mid, mk in meters]
     receipt = w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=1800, poll_latency=0.5)
     assert receipt["status"] == 1
+    while w3.eth.block_number < receipt["blockNumber"] + CONFIRMATIONS:  # the nodes see them only that deep
+        time.sleep(0.2)
     return {"register_meters_s": round(time.perf_counter() - t, 1), "register_meters_blocks": receipt["blockNumber"] - first,
             "register_gas_per_meter": receipt["gasUsed"]}
 
@@ -100,79 +105,72 @@ def deliver(urls: list[str], domain: bytes, meters, period: int) -> None:
 
 
 def run_size(n_meters: int, workdir: Path, cfg: Sizes) -> dict:
-    net = CliqueNetwork.create(workdir / f"clique-{n_meters}", 3, period=cfg.block_period)
-    servers, threads, nodes = [], [], []
-    try:
+    with contextlib.ExitStack() as stack:  # everything started is stopped in reverse order
+        net = CliqueNetwork.create(workdir / f"clique-{n_meters}", 3, period=cfg.block_period)
+        stack.callback(net.stop_all)
         net.start_all()
-        w3 = net.web3(0, timeout=60)
-        admin = Web3Transactor(w3, dev_key(0))
-        op_keys = [dev_key(1 + i) for i in range(3)]
-        dep = deploy(admin, NetworkSpec(cfg.period_seconds, cfg.window, 2,
-                                        tuple(Account.from_key(k).address for k in op_keys), (admin.address,)))
-        group = group_id("bench-group")
-        start = int(time.time()) // cfg.period_seconds
-        meters = [(rust_core.keccak256(f"sml:{i:012x}".encode()), secrets.token_bytes(32)) for i in range(n_meters)]
-        result = {"meters": n_meters, **register_meters(admin, w3, dep.registry, group, start, meters)}
-        print(f"{n_meters} meters registered: {result}", file=sys.stderr, flush=True)
+        return measure(stack, net, n_meters, workdir, cfg)
 
-        ports = [free_port() for _ in op_keys]
-        urls = [f"http://127.0.0.1:{p}" for p in ports]
-        for i, k in enumerate(op_keys):
-            chain = Chain(net.urls[i], dep.registry, dep.ledger, k, ChainOptions(confirmations=CONFIRMATIONS),
-                          chain_id=dep.chain_id, first_block=dep.first_block)
-            node = SettlementNode(chain, open_archive(f"sqlite:///{workdir}/n{n_meters}-{i}.db"),
-                                  Peers(tuple(u for j, u in enumerate(urls) if j != i)), grace_seconds=GRACE,
-                                  takeover_seconds=2.0, poll_seconds=0.2, name=f"node{i}")
-            nodes.append(node)
-            server, thread = serve(create_app(node), ports[i])
-            servers.append(server)
-            threads.append(thread)
-        for node in nodes:
-            node.start()
-        while time.time() % cfg.period_seconds > min(2, cfg.period_seconds / 4):  # at the start of a period
-            time.sleep(0.1)
-        p = int(time.time()) // cfg.period_seconds
-        deliver(urls, nodes[0].domain, meters, p)
-        if time.time() >= (p + 1) * cfg.period_seconds:
-            raise RuntimeError("delivery outlasted the period; lengthen period_seconds")
 
-        ledger = contract_at(w3, "PeriodLedger", dep.ledger)
-        closes_at = (p + 1) * cfg.period_seconds + GRACE
-        head_at_close = committed = final = None
-        while committed is None or final is None:
-            now = time.time()
-            if head_at_close is None and now >= closes_at:
-                head_at_close = w3.eth.block_number
-            status = ledger.functions.getBatch(p, group).call()[5]
-            if status >= STATUS_PENDING and committed is None:
-                committed = now
-            if status == STATUS_FINAL:
-                final = now
-            if now > closes_at + 300:
-                raise RuntimeError(f"period {p} not final after 300 s (status {status})")
-            time.sleep(0.05)
-        submitted = ledger.events.BatchSubmitted().get_logs(from_block=head_at_close)[0]
-        finalized = ledger.events.BatchFinalized().get_logs(from_block=head_at_close)[0]
-        submit_gas = w3.eth.get_transaction_receipt(submitted.transactionHash)["gasUsed"]
-        finalize_gas = w3.eth.get_transaction_receipt(finalized.transactionHash)["gasUsed"]
-        return result | {
-            "close_to_commit_s": round(committed - closes_at, 3),
-            "close_to_commit_blocks": submitted.blockNumber - head_at_close,
-            "close_to_final_s": round(final - closes_at, 3),
-            "close_to_final_blocks": finalized.blockNumber - head_at_close,
-            "submit_gas": submit_gas, "finalize_gas": finalize_gas,
-            "settlement_gas_share_of_block_limit": round((submit_gas + finalize_gas) / GAS_LIMIT, 5),
-        }
-    finally:
-        for node in nodes:
-            node.stop()
-        for s in servers:
-            s.should_exit = True
-        for thread in threads:
-            thread.join(10)
-        for node in nodes:
-            node.archive.close()
-        net.stop_all()
+def measure(stack: contextlib.ExitStack, net: CliqueNetwork, n_meters: int, workdir: Path, cfg: Sizes) -> dict:
+    w3 = net.web3(0, timeout=60)
+    admin = Web3Transactor(w3, dev_key(0))
+    op_keys = [dev_key(1 + i) for i in range(3)]
+    dep = deploy(admin, NetworkSpec(cfg.period_seconds, cfg.window, 2,
+                                    tuple(Account.from_key(k).address for k in op_keys), (admin.address,)))
+    group = group_id("bench-group")
+    start = int(time.time()) // cfg.period_seconds
+    meters = [(rust_core.keccak256(f"sml:{i:012x}".encode()), secrets.token_bytes(32)) for i in range(n_meters)]
+    result = {"meters": n_meters, **register_meters(admin, w3, dep.registry, group, start, meters)}
+    print(f"{n_meters} meters registered: {result}", file=sys.stderr, flush=True)
+
+    urls = [f"http://127.0.0.1:{free_port()}" for _ in op_keys]
+    domain = b""
+    for i, k in enumerate(op_keys):  # node i on validator i
+        chain = Chain(net.urls[i], dep.registry, dep.ledger, k, ChainOptions(confirmations=CONFIRMATIONS),
+                      chain_id=dep.chain_id, first_block=dep.first_block)
+        archive = open_archive(f"sqlite:///{workdir}/n{n_meters}-{i}.db")
+        stack.callback(archive.close)
+        node = SettlementNode(chain, archive, Peers(tuple(u for u in urls if u != urls[i])), grace_seconds=GRACE,
+                              takeover_seconds=2.0, poll_seconds=0.2, name=f"node{i}")
+        serve(stack, create_app(node), int(urls[i].rsplit(":", 1)[1]))
+        node.start()
+        stack.callback(node.stop)
+        domain = node.domain
+    while time.time() % cfg.period_seconds > min(2, cfg.period_seconds / 4):  # at the start of a period
+        time.sleep(0.1)
+    p = int(time.time()) // cfg.period_seconds
+    deliver(urls, domain, meters, p)
+    if time.time() >= (p + 1) * cfg.period_seconds:
+        raise RuntimeError("delivery outlasted the period; lengthen period_seconds")
+
+    ledger = contract_at(w3, "PeriodLedger", dep.ledger)
+    closes_at = (p + 1) * cfg.period_seconds + GRACE
+    head_at_close = committed = final = None
+    while committed is None or final is None:
+        now = time.time()
+        if head_at_close is None and now >= closes_at:
+            head_at_close = w3.eth.block_number
+        status = ledger.functions.getBatch(p, group).call()[5]
+        if status >= STATUS_PENDING and committed is None:
+            committed = now
+        if status == STATUS_FINAL:
+            final = now
+        if now > closes_at + 300:
+            raise RuntimeError(f"period {p} not final after 300 s (status {status})")
+        time.sleep(0.05)
+    submitted = ledger.events.BatchSubmitted().get_logs(from_block=head_at_close)[0]
+    finalized = ledger.events.BatchFinalized().get_logs(from_block=head_at_close)[0]
+    submit_gas = w3.eth.get_transaction_receipt(submitted.transactionHash)["gasUsed"]
+    finalize_gas = w3.eth.get_transaction_receipt(finalized.transactionHash)["gasUsed"]
+    return result | {
+        "close_to_commit_s": round(committed - closes_at, 3),
+        "close_to_commit_blocks": submitted.blockNumber - head_at_close,
+        "close_to_final_s": round(final - closes_at, 3),
+        "close_to_final_blocks": finalized.blockNumber - head_at_close,
+        "submit_gas": submit_gas, "finalize_gas": finalize_gas,
+        "settlement_gas_share_of_block_limit": round((submit_gas + finalize_gas) / GAS_LIMIT, 5),
+    }
 
 
 def main() -> None:

@@ -49,6 +49,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _distinct_free_port(taken: set[int]) -> int:
+    while (port := free_port()) in taken:
+        pass
+    taken.add(port)
+    return port
+
+
 def dev_accounts(n: int = FUNDED_DEV_ACCOUNTS) -> list[str]:
     return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").address for i in range(n)]
 
@@ -103,9 +110,12 @@ class CliqueNetwork:
             raise NetworkError(f"{directory} already holds a network ({STATE_FILE}); stop it and remove the folder")
         directory.mkdir(parents=True, exist_ok=True)
         signers = []
+        taken: set[int] = set()
         for i in range(n_signers):
-            ports = ((base_port + i, base_port + 100 + i, base_port + 200 + i) if base_port is not None
-                     else (free_port(), free_port(), free_port()))
+            if base_port is not None:
+                ports = (base_port + i, base_port + 100 + i, base_port + 200 + i)
+            else:  # distinct free ports (the kernel may hand out a just-closed one again)
+                ports = tuple(_distinct_free_port(taken) for _ in range(3))
             key = secrets.token_hex(32)
             signers.append(Signer(i, Account.from_key(key).address, key, secrets.token_hex(32),
                                   p2p_port=ports[1], http_port=ports[0], auth_port=ports[2]))
@@ -278,7 +288,8 @@ class CliqueNetwork:
         w3 = self.web3(i, timeout=2)
         while True:
             if not self.is_running(i):
-                raise NetworkError(f"{s.name} exited; see {self.log_file(s)}")
+                tail = self.log_file(s).read_text(errors="replace").splitlines()[-5:]
+                raise NetworkError(f"{s.name} exited; {self.log_file(s)} ends:\n" + "\n".join(tail))
             try:
                 if w3.eth.block_number >= 0:
                     return

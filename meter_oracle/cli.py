@@ -101,12 +101,17 @@ def run(config_path: Path) -> None:
     """Read the devices, sign, deliver, until SIGINT or SIGTERM.
 
     Exit status 1 if a device or delivery worker failed (a supervisor restarts the oracle; the
-    outbox resumes where it was), 2 if the config is unusable."""
+    outbox resumes where it was), 2 if the config or the outbox file is unusable."""
+    from meter_oracle.outbox import OutboxError
     from meter_oracle.service import run as run_service
 
     config = load_or_fail(load_config, config_path)
     logging.getLogger().setLevel(logging.INFO)
-    sys.exit(run_service(config))
+    try:
+        status = run_service(config)
+    except OutboxError as e:
+        raise ConfigProblem(str(e)) from None
+    sys.exit(status)
 
 
 @main.command("check-config")

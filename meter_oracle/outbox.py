@@ -34,13 +34,31 @@ CREATE TABLE IF NOT EXISTS refusals (
 """
 
 
+class OutboxError(RuntimeError):
+    """The outbox file cannot be used as it is: the message names the file and what is wrong."""
+
+
 class Outbox:
     def __init__(self, path: str | Path) -> None:
+        """Opens the outbox at `path`, creating it only where no file exists: an empty or
+        unreadable file is refused (OutboxError), never silently replaced by a new outbox."""
         self.path = Path(path)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a committed reading survives power loss
-        self._db.executescript(SCHEMA)
+        if self.path.exists() and self.path.stat().st_size == 0:
+            raise OutboxError(f"outbox {self.path} is an empty file, not an outbox: restore it from a backup "
+                              "or move it away to start a new one")
+        try:
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as e:
+            raise OutboxError(f"outbox {self.path} cannot be opened: {e}") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a committed reading survives power loss
+            self._db.executescript(SCHEMA)
+            self._db.execute("SELECT count(*) FROM readings").fetchone()
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            raise OutboxError(f"outbox {self.path} is corrupt or not an outbox ({e}): restore it from a backup "
+                              "or move it away to start a new one") from None
 
     def close(self) -> None:
         self._db.close()

@@ -5,14 +5,13 @@ import logging
 import time
 from collections.abc import Callable
 
-from rust_core.wire import Reading
-
 from meter_oracle.checks import check_against_last, check_clock
 from meter_oracle.errors import Refused, UnknownMeter
 from meter_oracle.framing import Dropped
 from meter_oracle.keystore import Keyring
 from meter_oracle.outbox import Outbox
 from meter_oracle.reading import MeterFrame, SignedReading
+from rust_core.wire import Reading
 
 log = logging.getLogger("meter_oracle")
 
@@ -28,8 +27,11 @@ class Pipeline:
         max_skew_s: float = 300.0,
         clock: Callable[[], float] = time.time,
         health=None,
+        node_clocks=None,
     ) -> None:
-        """health: a health.Health told of every decoded frame and accepted reading (MQTT, metrics)."""
+        """health: a health.Health told of every decoded frame and accepted reading (MQTT, metrics);
+        node_clocks: a delivery.NodeClocks, consulted before signing (no reading signed with a clock
+        the nodes disagree with)."""
         self.outbox = outbox
         self.keyring = keyring
         self.signer = signer
@@ -37,6 +39,7 @@ class Pipeline:
         self.max_skew_s = max_skew_s
         self.clock = clock
         self.health = health
+        self.node_clocks = node_clocks
 
     def accept(self, frame: MeterFrame, min_interval_s: float = 0) -> SignedReading | None:
         """Checks, signs and stores the frame's reading; None when the meter was read less than
@@ -51,6 +54,8 @@ class Pipeline:
         if last is not None and 0 <= timestamp - last.timestamp < max(min_interval_s, 1):
             return None  # readings are per second: a second frame in the same second adds nothing
         check_clock(frame, now, self.max_skew_s)
+        if self.node_clocks is not None:
+            self.node_clocks.check(now)
         check_against_last(frame, timestamp, last, key.max_power_w)
         reading = Reading(frame.meter_id, timestamp // self.period_seconds, timestamp, frame.import_mwh,
                           frame.export_mwh)

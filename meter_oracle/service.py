@@ -8,7 +8,7 @@ import threading
 
 from meter_oracle import metrics
 from meter_oracle.config import DeviceConfig, OracleConfig
-from meter_oracle.delivery import NodeDelivery
+from meter_oracle.delivery import NodeClocks, NodeDelivery
 from meter_oracle.drivers import StreamDriver
 from meter_oracle.health import Health
 from meter_oracle.keystore import Keyring
@@ -28,10 +28,12 @@ def make_signer(config: OracleConfig):
     return SIGNERS[config.signer](config.domain)
 
 
-def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event, health: Health | None = None) -> None:
+def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event, health: Health | None = None,
+               clocks: NodeClocks | None = None) -> None:
     outbox = Outbox(config.outbox)
     pipeline = Pipeline(outbox, Keyring(config.keys), make_signer(config),
-                        period_seconds=config.period_seconds, max_skew_s=config.max_skew_s, health=health)
+                        period_seconds=config.period_seconds, max_skew_s=config.max_skew_s, health=health,
+                        node_clocks=clocks)
     if device.protocol == "sunspec":
         driver = SunSpecDriver(device.url, unit=device.unit, serial_options=device.serial, model=device.sunspec_model)
         results = driver.results(stop, device.interval_s)
@@ -47,9 +49,9 @@ def run_device(config: OracleConfig, device: DeviceConfig, stop: threading.Event
         outbox.close()
 
 
-def run_node(config: OracleConfig, name: str, url: str, stop: threading.Event) -> None:
+def run_node(config: OracleConfig, name: str, url: str, stop: threading.Event, clocks: NodeClocks | None = None) -> None:
     outbox = Outbox(config.outbox)
-    delivery = NodeDelivery(name, url, outbox)
+    delivery = NodeDelivery(name, url, outbox, clocks=clocks)
     try:
         delivery.run(stop)
     finally:
@@ -86,11 +88,12 @@ def run(config: OracleConfig) -> int:
         health.listeners.append(publisher)
     if config.metrics is not None:
         metrics_server = metrics.serve(health, config.metrics.host, config.metrics.port)
-    threads = [threading.Thread(target=_guarded(run_device, stop, failures), args=(config, d, stop, health),
+    clocks = NodeClocks()
+    threads = [threading.Thread(target=_guarded(run_device, stop, failures), args=(config, d, stop, health, clocks),
                                 name=f"device {d.name}") for d in config.devices]
     if publisher is not None:
         threads.append(threading.Thread(target=_guarded(publisher.run, stop, failures), args=(stop,), name="mqtt health"))
-    threads += [threading.Thread(target=_guarded(run_node, stop, failures), args=(config, n.name, n.url, stop),
+    threads += [threading.Thread(target=_guarded(run_node, stop, failures), args=(config, n.name, n.url, stop, clocks),
                                  name=f"node {n.name}") for n in config.nodes]
     for t in threads:
         t.start()

@@ -1,31 +1,76 @@
 """The node's HTTP API (FastAPI; OpenAPI at /openapi.json, docs at /docs): the oracle delivery
-endpoint, the batch endpoints peers use, and /metrics in Prometheus format. The bodies are the
-models of rust_core.wire."""
+endpoint, the readings and batch endpoints peers use, /healthz and /metrics in Prometheus format.
+The bodies are the models of rust_core.wire.
+
+Every request costs bounded work before it is refused: a delivery body is read up to
+max_body_bytes only (413 beyond), at most max_entries entries, nesting deeper than JSON's
+recursion limit is a 400, each field is size-checked on its text before it is decoded (see
+rust_core.wire), and path parameters out of the archive's range are 422: 4xx, never 5xx."""
 from __future__ import annotations
 
+import dataclasses
 import json
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
 
+from node.archive import ARCHIVE_MAX, BATCH_FINAL
+from node.peers import READINGS_PAGE_MAX
+from node.settlement import SettlementNode
 from rust_core.wire import (
-    BatchHeaderModel, Delivery, DeliveryAnswer, LeafModel, LeavesAnswer, Problem, SignatureAnswer, parse_hex32,
+    BatchHeaderModel,
+    Delivery,
+    DeliveryAnswer,
+    LeafModel,
+    LeavesAnswer,
+    Problem,
+    ReadingsPage,
+    RefusalCode,
+    SignatureAnswer,
+    parse_hex32,
 )
 
-from node.archive import BATCH_FINAL
-from node.settlement import SettlementNode
+# Delivery limits, the defaults of the node config's max_body_bytes and max_delivery_readings:
+# the oracle sends 200 readings of a few kB at most per request.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_ENTRIES = 2000
+
+Period = Annotated[int, Path(ge=0, le=ARCHIVE_MAX, description="period number")]
+GroupId = Annotated[str, Path(max_length=66, description="balance group id, 0x and 64 hex digits")]
 
 DELIVERY_DOC = """Each entry is judged on its own: a refused entry never costs the others of the same
 delivery. Every index of the body ends in exactly one of `accepted`, `duplicates` (already
 archived, acknowledged too) or `rejected` (with a stable `code` and a `message`). The answer is 200
-when nothing was rejected, 422 when something was; a body that is not `{"readings": [...]}` is 400."""
+when nothing was rejected, 422 when something was; a body that is not `{"readings": [...]}` is
+400, one over the node's body or entry limit 413, and 503 (code `node_not_ready`,
+retry later) while the node cannot reach its chain or the deployment is gone.
+
+The meter signs the reading, not `raw_frame` and `protocol`: those are unauthenticated evidence.
+The node keeps every distinct frame delivered with a signed reading, each with its SHA-256."""
 
 
-def _problem(status: int, detail: str) -> JSONResponse:
-    return JSONResponse(Problem(detail=detail).model_dump(), status_code=status)
+def _problem(status: int, detail: str, code: RefusalCode | None = None) -> JSONResponse:
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(Problem(detail=detail, code=code).model_dump(mode="json"), status_code=status,
+                        headers=headers)
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it exceeds `limit` bytes (never read in full)."""
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _with_request_schemas(app: FastAPI) -> None:
@@ -45,7 +90,19 @@ def _with_request_schemas(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(node: SettlementNode) -> FastAPI:
+def _cursor(text: str) -> tuple[bytes, int, bytes] | None:
+    parts = text.split(":")
+    if len(parts) != 3 or not parts[1].isdigit() or int(parts[1]) > ARCHIVE_MAX:
+        return None
+    m = parse_hex32(parts[0])
+    try:
+        sig = bytes.fromhex(parts[2].removeprefix("0x"))
+    except ValueError:
+        return None
+    return (m, int(parts[1]), sig) if m is not None and len(sig) == 65 else None
+
+
+def create_app(node: SettlementNode, *, max_body_bytes: int = MAX_BODY_BYTES, max_entries: int = MAX_ENTRIES) -> FastAPI:
     app = FastAPI(title="Settlement node", version="1", description=__doc__)
     _with_request_schemas(app)
 
@@ -59,19 +116,28 @@ def create_app(node: SettlementNode) -> FastAPI:
             "application/json": {"schema": {"$ref": "#/components/schemas/Delivery"}}}}},
     )
     async def deliver(request: Request) -> JSONResponse:
-        raw = await request.body()
+        not_ready = node.health_check.not_ready
+        if not_ready:
+            return _problem(503, f"node not ready: {not_ready}", RefusalCode.NODE_NOT_READY)
+        raw = await _bounded_body(request, max_body_bytes)
+        if raw is None:
+            return _problem(413, f"body exceeds {max_body_bytes} bytes")
         try:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as e:
-            return _problem(400, f"malformed JSON: {e}")
+            return _problem(400, f"malformed JSON: {str(e)[:200]}")
+        except RecursionError:
+            return _problem(400, "malformed JSON: nested too deeply")
         if not isinstance(body, dict) or not isinstance(body.get("readings"), list):
             return _problem(400, 'body must be an object {"readings": [...]}')
+        if len(body["readings"]) > max_entries:
+            return _problem(413, f"{len(body['readings'])} readings exceed {max_entries} per delivery")
         answer = await run_in_threadpool(node.ingestor.deliver, body["readings"])
         return JSONResponse(answer.model_dump(mode="json"), status_code=422 if answer.rejected else 200)
 
     @app.get("/v1/batches/{period}/{group_id}/signature", summary="This node's signed header (peers)",
              response_model=SignatureAnswer, responses={404: {"model": Problem}})
-    def signature(period: int, group_id: str) -> SignatureAnswer | JSONResponse:
+    def signature(period: Period, group_id: GroupId) -> SignatureAnswer | JSONResponse:
         g = parse_hex32(group_id)
         rec = node.archive.own_batch(period, g) if g else None
         if rec is None or rec.signature is None:
@@ -81,7 +147,8 @@ def create_app(node: SettlementNode) -> FastAPI:
 
     @app.get("/v1/batches/{period}/{group_id}/leaves", summary="Leaves of a batch by root (peers, auditors)",
              response_model=LeavesAnswer, responses={404: {"model": Problem}})
-    def leaves(period: int, group_id: str, root: str) -> LeavesAnswer | JSONResponse:
+    def leaves(period: Period, group_id: GroupId, root: Annotated[str, Query(max_length=66)]
+               ) -> LeavesAnswer | JSONResponse:
         g, r = parse_hex32(group_id), parse_hex32(root)
         rec = node.archive.batch(period, g, r) if g and r else None
         if rec is None:
@@ -93,8 +160,28 @@ def create_app(node: SettlementNode) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/healthz")
-    def health() -> dict:
-        return {"node": node.name, "operator": "0x" + node.chain.address.hex()}
+    @app.get("/v1/readings/{period}/{group_id}", summary="Signed readings of a period (peers reconcile)",
+             response_model=ReadingsPage, responses={404: {"model": Problem}})
+    def readings(period: Period, group_id: GroupId,
+                 after: Annotated[str | None, Query(max_length=220, description="next_after of the previous page")] = None,
+                 limit: Annotated[int, Query(ge=1, le=READINGS_PAGE_MAX)] = READINGS_PAGE_MAX,
+                 ) -> ReadingsPage | JSONResponse:
+        g = parse_hex32(group_id)
+        if g is None:
+            return _problem(404, f"no group {group_id}")
+        cursor = _cursor(after) if after else None
+        if after and cursor is None:
+            return _problem(400, f"bad cursor {after!r}")
+        page = node.archive.readings_page(period, g, cursor, limit)
+        last = page[-1] if len(page) == limit else None
+        return ReadingsPage(readings=page, next_after=None if last is None else
+                            f"0x{last.meter_id.hex()}:{last.timestamp}:0x{last.signature.hex()}")
+
+    @app.get("/healthz", summary="Health: 200 ok, 503 degraded with the reasons (load balancers)")
+    def health() -> JSONResponse:
+        h = node.health()
+        body = {"status": "ok" if h.ok else "degraded", "node": node.name,
+                "operator": "0x" + node.chain.address.hex(), **dataclasses.asdict(h)}
+        return JSONResponse(body, status_code=200 if h.ok else 503)
 
     return app

@@ -1,17 +1,23 @@
 """The node's archive: every accepted reading (with its exact decimal registers and raw frame),
-the batches it built or adopted with their leaves, each meter's latest final register, and the
-fraud proofs it sent. One interface over SQLite (default, one file) and PostgreSQL (psycopg 3); the SQL
+the equivocation evidence against meter keys, the batches it built or adopted with their leaves,
+each meter's latest final register, and the fraud proofs it sent.
+
+The meter signs the reading (meter, period, timestamp, registers), not its raw frame or protocol:
+those are unauthenticated evidence. The node therefore keeps every distinct copy it was given
+(up to FRAME_COPIES_MAX per reading, each with its SHA-256), so a forged copy delivered first
+cannot displace the real one. One interface over SQLite (default, one file) and PostgreSQL (psycopg 3); the SQL
 is shared, only placeholders, blob types and connection handling differ.
 
 All methods are thread-safe (one connection behind a lock) and each is one transaction, so a
 node killed at any point resumes from a consistent archive."""
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from rust_core.wire import BatchHeader, Leaf, Reading, RefusalCode, Register, SignedReading
 
@@ -19,6 +25,11 @@ BATCH_BUILT = "built"          # built and signed by this node, not yet on chain
 BATCH_FINAL = "final"          # final on chain; its leaves are the registers the next period counts from
 BATCH_REJECTED = "rejected"    # rejected on chain by a fraud proof
 BATCH_SUPERSEDED = "superseded"  # another root became final for its period and group
+BATCH_RETIRED = "retired"      # an own batch replaced by a rebuild from the reconciled readings
+FRAME_COPIES_MAX = 4           # distinct raw frames kept per signed reading (unauthenticated evidence)
+EVIDENCE_PAIRS_MAX = 8         # evidence pairs recorded per reading and kind (one pair already proves it)
+EQUIVOCATION_SAME_TIME = "same_timestamp"   # two signed readings of one meter at one timestamp
+EQUIVOCATION_REGRESSION = "regression"      # a later signed reading with lower registers
 ARCHIVE_MAX = 2**63 - 1        # integers are kept in signed 64-bit columns (SQLite INTEGER, BIGINT)
 
 _SCHEMA = [
@@ -27,8 +38,17 @@ _SCHEMA = [
         import_mwh BIGINT NOT NULL, export_mwh BIGINT NOT NULL, signature {blob} NOT NULL,
         import_wh TEXT NOT NULL, export_wh TEXT NOT NULL, raw_frame {blob} NOT NULL,
         protocol TEXT NOT NULL, group_id {blob} NOT NULL, received_at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (meter_id, ts))""",
-    "CREATE INDEX IF NOT EXISTS readings_by_period ON readings (period, group_id)",
+        PRIMARY KEY (meter_id, ts, signature))""",
+    "CREATE INDEX IF NOT EXISTS readings_by_period ON readings (period, group_id, meter_id, ts, signature)",
+    """CREATE TABLE IF NOT EXISTS reading_frames (
+        meter_id {blob} NOT NULL, ts BIGINT NOT NULL, signature {blob} NOT NULL, sha256 {blob} NOT NULL,
+        raw_frame {blob} NOT NULL, protocol TEXT NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (meter_id, ts, signature, sha256))""",
+    """CREATE TABLE IF NOT EXISTS equivocations (
+        meter_id {blob} NOT NULL, period BIGINT NOT NULL, kind TEXT NOT NULL,
+        ts_a BIGINT NOT NULL, sig_a {blob} NOT NULL, ts_b BIGINT NOT NULL, sig_b {blob} NOT NULL,
+        found_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (meter_id, ts_a, sig_a, ts_b, sig_b))""",
     """CREATE TABLE IF NOT EXISTS batches (
         period BIGINT NOT NULL, group_id {blob} NOT NULL, root {blob} NOT NULL,
         total_import BIGINT NOT NULL, total_export BIGINT NOT NULL, count BIGINT NOT NULL,
@@ -49,6 +69,26 @@ _SCHEMA = [
         kind TEXT NOT NULL, tx_hash TEXT, at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (period, group_id, root))""",
 ]
+
+_READING_COLUMNS = "meter_id, period, ts, import_mwh, export_mwh, signature, import_wh, export_wh, raw_frame, protocol"
+
+
+def _signed(row) -> SignedReading:
+    m, p, ts, imp, exp, sig, iwh, ewh, frame, protocol = row
+    return SignedReading(meter_id=bytes(m), period=p, timestamp=ts, import_mwh=imp, export_mwh=exp,
+                         signature=bytes(sig), import_wh=iwh, export_wh=ewh, raw_frame=bytes(frame),
+                         protocol=protocol)
+
+
+@dataclass(frozen=True)
+class Equivocation:
+    """Two readings signed by one meter key that cannot both be true: evidence against the key."""
+
+    kind: str            # EQUIVOCATION_SAME_TIME or EQUIVOCATION_REGRESSION
+    period: int          # of the reading that revealed it
+    first: SignedReading
+    second: SignedReading
+
 
 @dataclass(frozen=True)
 class BatchRecord:
@@ -85,7 +125,7 @@ class Archive:
         return sql if self._ph == "?" else sql.replace("?", self._ph)
 
     class _Tx:
-        def __init__(self, archive: "Archive") -> None:
+        def __init__(self, archive: Archive) -> None:
             self.a = archive
 
         def __enter__(self):
@@ -111,7 +151,7 @@ class Archive:
                 self.cur.close()
                 self.a._lock.release()
 
-    def _tx(self) -> "_Tx":
+    def _tx(self) -> _Tx:
         return Archive._Tx(self)
 
     def close(self) -> None:
@@ -121,55 +161,116 @@ class Archive:
     # -- readings --------------------------------------------------------------------------
     def store_readings(self, items: list[tuple[SignedReading, bytes]]) -> list[str | tuple[RefusalCode, str] | None]:
         """Stores (reading, group id) pairs in one transaction. Per item: None if stored,
-        "duplicate" if the same reading (meter, timestamp, signature) is already archived, else
-        (code, message) of why it was refused: another reading at the same meter and time, or
-        registers that would run backwards against the meter's archived readings before or after it."""
+        "duplicate" if the same signed reading is already archived (a distinct raw frame is kept
+        as one more copy), (REGISTER_REGRESSION, why) for registers below the meter's settled
+        register (never settleable), or (CONFLICTING_READING, why) for another signed reading at
+        the same meter and timestamp: that one is stored too, as equivocation evidence, and the
+        batch rule (latest timestamp, then lowest signature) decides between them. A reading whose
+        registers run backwards against an unsettled neighbour is stored (the rule decides) and
+        the pair recorded as evidence."""
         out: list[str | tuple[RefusalCode, str] | None] = []
         now = time.time()
         with self._tx() as tx:
             for r, group in items:
-                same = tx.execute(
-                    "SELECT signature FROM readings WHERE meter_id = ? AND ts = ?", (r.meter_id, r.timestamp)
-                ).fetchone()
-                if same is not None:
-                    out.append("duplicate" if bytes(same[0]) == r.signature else
-                               (RefusalCode.CONFLICTING_READING,
-                                f"replay: meter already has a different reading at timestamp {r.timestamp}"))
+                if tx.execute("SELECT 1 FROM readings WHERE meter_id = ? AND ts = ? AND signature = ?",
+                              (r.meter_id, r.timestamp, r.signature)).fetchone():
+                    self._keep_frame(tx, r, now)
+                    out.append("duplicate")
                     continue
+                settled = tx.execute("SELECT period, import_mwh, export_mwh FROM meter_state WHERE meter_id = ?",
+                                     (r.meter_id,)).fetchone()
+                if settled and (settled[1] > r.import_mwh or settled[2] > r.export_mwh):
+                    out.append((RefusalCode.REGISTER_REGRESSION,
+                                f"below the register settled for period {settled[0]}"))
+                    continue
+                same = tx.execute(f"SELECT ts, signature FROM readings WHERE meter_id = ? AND ts = ? "
+                                  f"LIMIT {EVIDENCE_PAIRS_MAX}", (r.meter_id, r.timestamp)).fetchall()
                 before = tx.execute(
-                    "SELECT ts, import_mwh, export_mwh FROM readings WHERE meter_id = ? AND ts < ? "
-                    "ORDER BY ts DESC LIMIT 1", (r.meter_id, r.timestamp),
-                ).fetchone()
+                    "SELECT ts, signature FROM readings WHERE meter_id = ? AND ts < ? "
+                    f"AND (import_mwh > ? OR export_mwh > ?) LIMIT {EVIDENCE_PAIRS_MAX}",
+                    (r.meter_id, r.timestamp, r.import_mwh, r.export_mwh),
+                ).fetchall()
                 after = tx.execute(
-                    "SELECT ts, import_mwh, export_mwh FROM readings WHERE meter_id = ? AND ts > ? "
-                    "ORDER BY ts LIMIT 1", (r.meter_id, r.timestamp),
-                ).fetchone()
-                if before and (before[1] > r.import_mwh or before[2] > r.export_mwh):
-                    out.append((RefusalCode.REGISTER_REGRESSION, f"below the reading at timestamp {before[0]}"))
-                    continue
-                if after and (after[1] < r.import_mwh or after[2] < r.export_mwh):
-                    out.append((RefusalCode.REGISTER_REGRESSION, f"above the reading at timestamp {after[0]}"))
-                    continue
+                    "SELECT ts, signature FROM readings WHERE meter_id = ? AND ts > ? "
+                    f"AND (import_mwh < ? OR export_mwh < ?) LIMIT {EVIDENCE_PAIRS_MAX}",
+                    (r.meter_id, r.timestamp, r.import_mwh, r.export_mwh),
+                ).fetchall()
                 tx.execute(
-                    "INSERT INTO readings VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    f"INSERT INTO readings ({_READING_COLUMNS}, group_id, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (r.meter_id, r.period, r.timestamp, r.import_mwh, r.export_mwh, r.signature, str(r.import_wh),
                      str(r.export_wh), r.raw_frame, r.protocol, group, now),
                 )
-                out.append(None)
+                self._keep_frame(tx, r, now)
+                pairs = [(EQUIVOCATION_SAME_TIME, (ts, bytes(sig)), (r.timestamp, r.signature)) for ts, sig in same]
+                pairs += [(EQUIVOCATION_REGRESSION, (ts, bytes(sig)), (r.timestamp, r.signature)) for ts, sig in before]
+                pairs += [(EQUIVOCATION_REGRESSION, (r.timestamp, r.signature), (ts, bytes(sig))) for ts, sig in after]
+                tx.executemany(
+                    "INSERT INTO equivocations VALUES (?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                    [(r.meter_id, r.period, kind, *a, *b, now)
+                     for kind, a, b in pairs],
+                )
+                out.append((RefusalCode.CONFLICTING_READING,
+                            f"the meter signed other reading(s) at timestamp {r.timestamp}: kept as "
+                            "equivocation evidence; the batch takes the lowest signature") if same else None)
         return out
+
+    @staticmethod
+    def _keep_frame(tx: Archive._Tx, r: SignedReading, now: float) -> None:
+        copies = tx.execute("SELECT count(*) FROM reading_frames WHERE meter_id = ? AND ts = ? AND signature = ?",
+                            (r.meter_id, r.timestamp, r.signature)).fetchone()[0]
+        if copies < FRAME_COPIES_MAX:
+            tx.execute("INSERT INTO reading_frames VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                       (r.meter_id, r.timestamp, r.signature, hashlib.sha256(r.raw_frame).digest(), r.raw_frame,
+                        r.protocol, now))
 
     def has_reading(self, meter_id: bytes, ts: int, signature: bytes) -> bool:
         with self._tx() as tx:
-            row = tx.execute("SELECT signature FROM readings WHERE meter_id = ? AND ts = ?", (meter_id, ts)).fetchone()
-        return row is not None and bytes(row[0]) == signature
+            row = tx.execute("SELECT 1 FROM readings WHERE meter_id = ? AND ts = ? AND signature = ?",
+                             (meter_id, ts, signature)).fetchone()
+        return row is not None
+
+    def frames(self, meter_id: bytes, ts: int, signature: bytes) -> list[tuple[bytes, bytes, str]]:
+        """Every distinct (sha256, raw frame, protocol) delivered with that signed reading, first first."""
+        with self._tx() as tx:
+            rows = tx.execute("SELECT sha256, raw_frame, protocol FROM reading_frames WHERE meter_id = ? AND ts = ? "
+                              "AND signature = ? ORDER BY received_at, sha256", (meter_id, ts, signature)).fetchall()
+        return [(bytes(h), bytes(f), p) for h, f, p in rows]
+
+    def readings_page(self, period: int, group_id: bytes, after: tuple[bytes, int, bytes] | None,
+                      limit: int) -> list[SignedReading]:
+        """The period's signed readings in the group (conflicting ones included), ordered by
+        (meter, timestamp, signature), the first `limit` after the cursor `after`."""
+        m, ts, sig = after or (b"", -1, b"")
+        with self._tx() as tx:
+            rows = tx.execute(
+                f"SELECT {_READING_COLUMNS} FROM readings WHERE period = ? AND group_id = ? AND "
+                "(meter_id > ? OR (meter_id = ? AND (ts > ? OR (ts = ? AND signature > ?)))) "
+                "ORDER BY meter_id, ts, signature LIMIT ?",
+                (period, group_id, m, m, ts, ts, sig, limit),
+            ).fetchall()
+        return [_signed(row) for row in rows]
+
+    def equivocations(self, period: int | None = None) -> list[Equivocation]:
+        """The equivocation evidence, optionally of one period: both signed readings of each pair."""
+        where, params = ("WHERE e.period = ?", (period,)) if period is not None else ("", ())
+        cols = ", ".join(f"{x}.{c.strip()}" for x in ("a", "b") for c in _READING_COLUMNS.split(","))
+        with self._tx() as tx:
+            rows = tx.execute(
+                f"SELECT e.kind, e.period, {cols} FROM equivocations e "
+                "JOIN readings a ON a.meter_id = e.meter_id AND a.ts = e.ts_a AND a.signature = e.sig_a "
+                f"JOIN readings b ON b.meter_id = e.meter_id AND b.ts = e.ts_b AND b.signature = e.sig_b {where} "
+                "ORDER BY e.period, e.meter_id, e.ts_a, e.sig_a, e.ts_b, e.sig_b", params,
+            ).fetchall()
+        return [Equivocation(row[0], row[1], _signed(row[2:12]), _signed(row[12:22])) for row in rows]
 
     def latest_readings(self, period: int, group_id: bytes) -> list[tuple[Reading, bytes]]:
-        """Each meter's latest reading of the period in the group, ascending by meter id, with
-        its signature."""
+        """Each meter's reading of the period in the group that the batch settles, ascending by
+        meter id, with its signature: the one with the latest timestamp, and of several signed at
+        that timestamp (an equivocation) the one with the lowest signature bytes."""
         with self._tx() as tx:
             rows = tx.execute(
                 "SELECT meter_id, ts, import_mwh, export_mwh, signature FROM readings "
-                "WHERE period = ? AND group_id = ? ORDER BY meter_id, ts",
+                "WHERE period = ? AND group_id = ? ORDER BY meter_id, ts, signature DESC",
                 (period, group_id),
             ).fetchall()
         latest: dict[bytes, tuple[Reading, bytes]] = {}
@@ -204,22 +305,26 @@ class Archive:
     # -- batches ---------------------------------------------------------------------------
     def save_batch(self, rec: BatchRecord, leaves: list[Leaf]) -> None:
         with self._tx() as tx:
-            if tx.execute(
-                "SELECT 1 FROM batches WHERE period = ? AND group_id = ? AND root = ?",
-                (rec.period, rec.group_id, rec.root),
-            ).fetchone():
-                return
-            tx.execute(
-                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (rec.period, rec.group_id, rec.root, rec.total_import, rec.total_export, rec.count, int(rec.own),
-                 rec.signature, rec.status, rec.tx_hash, rec.gas_used, time.time()),
-            )
-            tx.executemany(
-                "INSERT INTO batch_leaves VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(rec.period, rec.group_id, rec.root, i, lf.meter_id, lf.timestamp, lf.import_mwh, lf.export_mwh,
-                  lf.prev_period, lf.prev_import_mwh, lf.prev_export_mwh, lf.signature)
-                 for i, lf in enumerate(map(Leaf._make, leaves))],
-            )
+            self._insert_batch(tx, rec, leaves)
+
+    @staticmethod
+    def _insert_batch(tx: Archive._Tx, rec: BatchRecord, leaves: list[Leaf]) -> None:
+        if tx.execute(
+            "SELECT 1 FROM batches WHERE period = ? AND group_id = ? AND root = ?",
+            (rec.period, rec.group_id, rec.root),
+        ).fetchone():
+            return
+        tx.execute(
+            "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (rec.period, rec.group_id, rec.root, rec.total_import, rec.total_export, rec.count, int(rec.own),
+             rec.signature, rec.status, rec.tx_hash, rec.gas_used, time.time()),
+        )
+        tx.executemany(
+            "INSERT INTO batch_leaves VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            [(rec.period, rec.group_id, rec.root, i, lf.meter_id, lf.timestamp, lf.import_mwh, lf.export_mwh,
+              lf.prev_period, lf.prev_import_mwh, lf.prev_export_mwh, lf.signature)
+             for i, lf in enumerate(map(Leaf._make, leaves))],
+        )
 
     def _batches(self, where: str, params: tuple) -> list[BatchRecord]:
         with self._tx() as tx:
@@ -234,8 +339,25 @@ class Archive:
         ]
 
     def own_batch(self, period: int, group_id: bytes) -> BatchRecord | None:
-        found = self._batches("period = ? AND group_id = ? AND own = 1", (period, group_id))
-        return found[0] if found else None
+        """The batch this node built last for the period (none retired by a rebuild)."""
+        found = self._batches("period = ? AND group_id = ? AND own = 1 AND status <> ?",
+                              (period, group_id, BATCH_RETIRED))
+        return found[-1] if found else None
+
+    def rebuild_own_batch(self, old_root: bytes, rec: BatchRecord, leaves: list[Leaf]) -> None:
+        """Retires the own batch with `old_root` and makes `rec` the period's own batch, in one
+        transaction (a root built before and retired is revived, with its new signature)."""
+        with self._tx() as tx:
+            tx.execute("UPDATE batches SET status = ? WHERE period = ? AND group_id = ? AND root = ? AND own = 1",
+                       (BATCH_RETIRED, rec.period, rec.group_id, old_root))
+            if tx.execute("DELETE FROM batches WHERE period = ? AND group_id = ? AND root = ? AND status = ?",
+                          (rec.period, rec.group_id, rec.root, BATCH_RETIRED)).rowcount:
+                tx.execute("DELETE FROM batch_leaves WHERE period = ? AND group_id = ? AND root = ?",
+                           (rec.period, rec.group_id, rec.root))
+            self._insert_batch(tx, rec, leaves)
+
+    def final_batches_since(self, period: int) -> list[BatchRecord]:
+        return self._batches("status = ? AND period > ?", (BATCH_FINAL, period))
 
     def batch(self, period: int, group_id: bytes, root: bytes) -> BatchRecord | None:
         found = self._batches("period = ? AND group_id = ? AND root = ?", (period, group_id, root))

@@ -57,10 +57,13 @@ def run(config_path: Path, log_level: str) -> None:
                   chain_id=cfg.deployment.chain_id, first_block=cfg.deployment.first_block)
     node = SettlementNode(chain, archive, Peers(tuple(cfg.peers)), grace_seconds=cfg.grace_seconds,
                           takeover_seconds=cfg.takeover_seconds, clock_skew_seconds=cfg.clock_skew_seconds,
-                          poll_seconds=cfg.poll_seconds, name=cfg.name, grids=cfg.grid_addresses)
+                          poll_seconds=cfg.poll_seconds, name=cfg.name, grids=cfg.grid_addresses,
+                          reconcile_retry_seconds=cfg.reconcile_retry_seconds,
+                          max_clock_offset_seconds=cfg.max_clock_offset_seconds, chain_id=cfg.deployment.chain_id)
     node.start()
     try:
-        uvicorn.run(create_app(node), host=cfg.listen_host, port=cfg.listen_port, log_level="warning")
+        uvicorn.run(create_app(node, max_body_bytes=cfg.max_body_bytes,
+                               max_entries=cfg.max_delivery_readings), host=cfg.listen_host, port=cfg.listen_port, log_level="warning")
     finally:
         node.stop()
         archive.close()

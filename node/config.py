@@ -69,6 +69,11 @@ class NodeConfig(TomlSettings):
     takeover_seconds: float = Field(3.0, gt=0)  # each further rank in the submitter rotation waits this longer
     clock_skew_seconds: float = Field(30.0, ge=0)  # how far in the future a reading's timestamp may lie
     poll_seconds: float = Field(0.5, gt=0)
+    # agreement and health (issue 17)
+    reconcile_retry_seconds: float = Field(2.0, gt=0)  # compare own header with the peers' this often until on chain
+    max_clock_offset_seconds: float | None = Field(None, gt=0)  # /healthz degraded beyond; default max(grace, 1 s)
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)  # largest delivery body read (413 beyond)
+    max_delivery_readings: int = Field(2000, gt=0)  # most readings in one delivery (413 beyond)
     chain: ChainOptions = Field(default_factory=ChainOptions)  # [chain] confirmations, tx_type, fees
 
     @model_validator(mode="after")

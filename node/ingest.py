@@ -6,15 +6,15 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import rust_core
-from rust_core.wire import FIELD_CODES, DeliveryAnswer, Refusal, RefusalCode, Refused, SignedReading, parse_reading
-
 from node.archive import ARCHIVE_MAX, Archive
+from node.chain import Meter
 from node.metrics import NodeMetrics
 from node.registry import RegistryView
+from rust_core.wire import FIELD_CODES, DeliveryAnswer, Refusal, RefusalCode, Refused, SignedReading, parse_reading
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class Ingestor:
         self.gate = gate
         self.metrics = metrics
         self.skew = clock_skew_seconds
-        # per period: "in", "accepted", "duplicate", "refused:<code>" counts, logged at close
+        # per open period: "accepted", "duplicate", "refused:<code>" counts of signed readings, logged at close
         self.period_stats: dict[int, Counter] = {}
 
     def deliver(self, entries: list) -> DeliveryAnswer:
@@ -85,6 +85,62 @@ class Ingestor:
                 parsed.append((i, _archivable(parse_reading(entry))))
             except Refused as e:
                 result.refuse(i, e.code, e.message)
+        good, meters = self._verified(parsed, result)
+        if good:
+            with self.gate.lock:
+                open_: list[tuple[int, SignedReading]] = []
+                late: list[tuple[int, SignedReading]] = []
+                for i, r in good:
+                    closed = self.gate.is_closed(r.period, meters[r.meter_id].group_id)
+                    (late if closed else open_).append((i, r))
+                outcomes = self.archive.store_readings([(r, meters[r.meter_id].group_id) for _, r in open_])
+            for (i, r), outcome in zip(open_, outcomes):
+                if outcome is None:
+                    result.accepted.append(i)
+                elif outcome == "duplicate":
+                    result.duplicates.append(i)
+                else:
+                    result.refuse(i, *outcome)
+                self._count(r.period, "accepted" if outcome is None else
+                            "duplicate" if outcome == "duplicate" else "refused:" + outcome[0].value)
+            for i, r in late:
+                if self.archive.has_reading(r.meter_id, r.timestamp, r.signature):
+                    result.duplicates.append(i)
+                else:
+                    result.refuse(i, RefusalCode.PERIOD_CLOSED, f"replay or late: period {r.period} is closed "
+                                                                f"(closed at {self.gate.closes_at(r.period):.0f})")
+        answer = result.answer()
+        self.metrics.readings_accepted.inc(len(answer.accepted))
+        self.metrics.readings_duplicate.inc(len(answer.duplicates))
+        for code, n in Counter(x.code for x in answer.rejected).items():
+            self.metrics.readings_refused.labels(code=code.value).inc(n)
+        return answer
+
+    def reconcile(self, readings: list[SignedReading], period: int, group_id: bytes) -> int:
+        """Verifies and archives a peer's signed readings of a closed period, like a delivery
+        (the meters' signatures make that safe) but past the gate: the node calls it while it
+        builds that period. Returns how many were new to this archive."""
+        result = _Outcome()
+        parsed = []
+        for i, r in enumerate(readings):
+            try:
+                if r.period == period:
+                    parsed.append((i, _archivable(r)))
+            except Refused:
+                pass
+        good, meters = self._verified(parsed, result)
+        good = [(i, r) for i, r in good if meters[r.meter_id].group_id == group_id]
+        outcomes = self.archive.store_readings([(r, group_id) for _, r in good])
+        new = sum(1 for o in outcomes if o is None or (o != "duplicate" and o[0] == RefusalCode.CONFLICTING_READING))
+        if result.rejected:
+            log.warning("period %d: %d reading(s) from a peer refused, first: %s: %s", period, len(result.rejected),
+                        result.rejected[0].code.value, result.rejected[0].message)
+        self.metrics.readings_reconciled.inc(new)
+        return new
+
+    def _verified(self, parsed: list[tuple[int, SignedReading]],
+                  result: _Outcome) -> tuple[list[tuple[int, SignedReading]], dict[bytes, Meter]]:
+        """The entries whose period, timestamp, meter and signature hold; the rest refused."""
         meters = self.registry.lookup(list({r.meter_id for _, r in parsed}))
         now = self.gate.clock()
         candidates: list[tuple[int, SignedReading]] = []
@@ -104,57 +160,27 @@ class Ingestor:
                                                              f"(active {m.active_from}..{m.active_until})")
             else:
                 candidates.append((i, r))
-        if candidates:
-            failures = dict(rust_core.verify_readings(
-                self.domain,
-                [r.reading for _, r in candidates],
-                [r.signature for _, r in candidates],
-                [meters[r.meter_id].key for _, r in candidates],
-            ))
-            good = []
-            for k, (i, r) in enumerate(candidates):
-                if k in failures:
-                    result.refuse(i, RefusalCode.BAD_SIGNATURE, failures[k])
-                else:
-                    good.append((i, r))
-            with self.gate.lock:
-                open_: list[tuple[int, SignedReading]] = []
-                late: list[tuple[int, SignedReading]] = []
-                for i, r in good:
-                    closed = self.gate.is_closed(r.period, meters[r.meter_id].group_id)
-                    (late if closed else open_).append((i, r))
-                outcomes = self.archive.store_readings([(r, meters[r.meter_id].group_id) for _, r in open_])
-            for (i, r), outcome in zip(open_, outcomes):
-                if outcome is None:
-                    result.accepted.append(i)
-                elif outcome == "duplicate":
-                    result.duplicates.append(i)
-                else:
-                    result.refuse(i, *outcome)
-            for i, r in late:
-                if self.archive.has_reading(r.meter_id, r.timestamp, r.signature):
-                    result.duplicates.append(i)
-                else:
-                    result.refuse(i, RefusalCode.PERIOD_CLOSED, f"replay or late: period {r.period} is closed "
-                                                                f"(closed at {self.gate.closes_at(r.period):.0f})")
-        answer = result.answer()
-        self._count(entries, answer)
-        self.metrics.readings_accepted.inc(len(answer.accepted))
-        self.metrics.readings_duplicate.inc(len(answer.duplicates))
-        for code, n in Counter(x.code for x in answer.rejected).items():
-            self.metrics.readings_refused.labels(code=code.value).inc(n)
-        return answer
+        if not candidates:
+            return [], meters
+        failures = dict(rust_core.verify_readings(
+            self.domain,
+            [r.reading for _, r in candidates],
+            [r.signature for _, r in candidates],
+            [meters[r.meter_id].key for _, r in candidates],
+        ))
+        good = []
+        for k, (i, r) in enumerate(candidates):
+            if k in failures:
+                result.refuse(i, RefusalCode.BAD_SIGNATURE, failures[k])
+            else:
+                good.append((i, r))
+        return good, meters
 
-    def _count(self, entries: list, result: DeliveryAnswer) -> None:
-        def period_of(i: int) -> int:
-            p = entries[i].get("period") if isinstance(entries[i], dict) else None
-            return p if type(p) is int else -1
+    def _count(self, period: int, what: str) -> None:
+        """Per-period counts, logged at close: only for signed readings of open periods, so the
+        table never grows with what a client makes up."""
+        self.period_stats.setdefault(period, Counter())[what] += 1
 
-        for i in range(len(entries)):
-            self.period_stats.setdefault(period_of(i), Counter())["in"] += 1
-        for i in result.accepted:
-            self.period_stats[period_of(i)]["accepted"] += 1
-        for i in result.duplicates:
-            self.period_stats[period_of(i)]["duplicate"] += 1
-        for x in result.rejected:
-            self.period_stats[period_of(x.index)]["refused:" + x.code.value] += 1
+    def forget_stats_before(self, period: int) -> None:
+        for p in [p for p in self.period_stats if p < period]:
+            del self.period_stats[p]

@@ -34,5 +34,18 @@ class NodeMetrics:
         self.gas_used = Counter(_name("gas_used"), "Gas used by this node's transactions, by transaction", ["tx"],
                                 registry=r)
         self.last_final_period = Gauge(_name("last_final_period"), "Latest period final on chain", registry=r)
+        self.readings_reconciled = Counter(_name("readings_reconciled"),
+                                           "Signed readings fetched from peers before building a period", registry=r)
+        self.batches_rebuilt = Counter(_name("batches_rebuilt"),
+                                       "Own batches rebuilt from readings reconciled after the first build", registry=r)
+        self.batches_yielded = Counter(_name("batches_yielded"),
+                                       "Own batches given up for another root that reached quorum on chain", registry=r)
+        self.periods_waiting_quorum = Gauge(_name("periods_waiting_quorum"),
+                                            "Own batches built but not yet on chain", registry=r)
+        self.clock_offset = Gauge(_name("clock_offset_seconds"), "Node clock minus the chain's block time",
+                                  registry=r)
+        self.cosigning_rate = Gauge(_name("cosigning_rate"),
+                                    "Share of recent final batches whose root this node had built", registry=r)
+        self.healthy = Gauge(_name("healthy"), "1 when /healthz answers 200, else 0", registry=r)
         self.close_to_commit = Histogram(_name("close_to_commit_seconds"), "Period close to batch committed",
                                          buckets=(0.5, 1, 2, 5, 10, 30, 60, 300), registry=r)

@@ -1,6 +1,7 @@
-"""One settlement node: ingest, periodic close, k-of-n co-signing, submission with rotation
-and take-over, finalization, and the chain watcher that proves peers' frauds and adopts final
-batches this node did not build. Every step reads its state from the archive and the chain,
+"""One settlement node: ingest, periodic close with reconciliation of the inputs among the
+peers, k-of-n co-signing, rebuild when the peers still built other roots, submission with
+rotation and take-over, finalization, the chain watcher that proves peers' frauds and adopts
+final batches this node did not build, and the health it reports. Every step reads its state from the archive and the chain,
 so a node killed at any point resumes where it stopped: the ledger refuses a second batch for
 the same period and group, and the node checks the chain before every transaction."""
 from __future__ import annotations
@@ -9,33 +10,35 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 import rust_core
-from rust_core.wire import SumNode
-
-from node.archive import (
-    BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord,
-)
+from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord
 from node.batching import build_batch
-from node.chain import STATUS_FINAL, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
+from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
 from node.fraud import FraudProof, find_fraud
+from node.health import Health, HealthCheck
 from node.ingest import Ingestor, PeriodGate
 from node.metrics import NodeMetrics
 from node.peers import Peers
 from node.registry import RegistryView
+from rust_core.wire import BatchHeader, SumNode
 
 log = logging.getLogger(__name__)
 
 # How far back the node looks for periods with readings still to close (a day of 15-minute
 # periods); older ones have long been settled by the peers and are adopted from the chain.
 LOOKBACK_PERIODS = 96
+# How often an own batch that is not on chain yet is compared with the peers' headers, and the
+# readings reconciled again with each peer that built another one (node config once it is a model).
+RECONCILE_RETRY_SECONDS = 2.0
 
 
 class SettlementNode:
     def __init__(self, chain: Chain, archive: Archive, peers: Peers, *, grace_seconds: float = 2.0,
                  takeover_seconds: float = 3.0, clock_skew_seconds: float = 30.0, poll_seconds: float = 0.5,
-                 name: str = "node", grids: tuple[str, ...] = (),
+                 name: str = "node", grids: tuple[str, ...] = (), reconcile_retry_seconds: float = RECONCILE_RETRY_SECONDS,
+                 max_clock_offset_seconds: float | None = None, chain_id: int | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.chain = chain
         self.archive = archive
@@ -59,6 +62,14 @@ class SettlementNode:
         self._to_roll: dict[int, float] = {}                         # period -> when it became final
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.reconcile_retry = reconcile_retry_seconds
+        self._waiting: dict[tuple[int, bytes], float] = {}        # own batch not on chain: since when
+        self._compared: dict[tuple[int, bytes], float] = {}       # last comparison with the peers' headers
+        self._reconciled: dict[tuple[int, bytes, str], bytes] = {}  # peer root last reconciled against
+        self.health_check = HealthCheck(chain, archive, self.metrics, clock, chain_id=chain_id,
+                                        max_clock_offset_s=max_clock_offset_seconds or max(grace_seconds, 1.0),
+                                        stale_after_s=max(30.0, 20 * poll_seconds))
+        self.health_check.probe(self.domain)
         for rec in archive.batches_with_status(BATCH_BUILT) + archive.batches_with_status(BATCH_FINAL):
             if rec.own:
                 self.gate.close(rec.period, rec.group_id)
@@ -75,14 +86,26 @@ class SettlementNode:
             self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        last_error = ""
         while not self._stop.is_set():
             try:
                 self.tick()
-            except Exception:  # the node keeps running; the next tick retries from archive and chain
-                log.exception("%s: settlement step failed", self.name)
+                last_error = ""
+            except Exception as e:  # the node keeps running; the next tick retries from archive and chain
+                error = f"{type(e).__name__}: {e}"
+                if error != last_error:  # the traceback once, then one line per tick
+                    log.exception("%s: settlement step failed", self.name)
+                else:
+                    log.warning("%s: settlement step failed again: %s", self.name, error)
+                last_error = error
             self._stop.wait(self.poll)
 
+    def health(self) -> Health:
+        return self.health_check.report(self._waiting)
+
     def tick(self) -> None:
+        if not self.health_check.probe(self.domain):
+            return  # chain unreachable or the deployment gone: the health says why, ingest answers 503
         self.registry.refresh()
         self.watch()
         self.close_due_periods()
@@ -102,9 +125,24 @@ class SettlementNode:
                 continue
             with self.gate.lock:
                 self.gate.close(period, group)
+            self.reconcile(period, group)
             if self.close_period(period, group) is None:
                 self._not_built.add((period, group))
+        self.ingestor.forget_stats_before(oldest)
 
+    def reconcile(self, period: int, group: bytes, urls: tuple[str, ...] | None = None) -> int:
+        """Fetches the period's signed readings from the peers (all, or those in `urls`) and
+        archives those this node lacks, verified like a delivery: a partial delivery heals, and
+        every honest node sees each equivocation. Returns how many readings were new."""
+        new = 0
+        for url, readings in self.peers.readings(period, group, urls).items():
+            if readings:
+                n = self.ingestor.reconcile(readings, period, group)
+                if n:
+                    log.info("%s: period %d group %s: %d reading(s) from peer %s", self.name, period,
+                             group.hex()[:8], n, url)
+                new += n
+        return new
     def _blocked(self, period: int, group: bytes) -> bool:
         """An earlier batch of the group is unresolved (pending on chain, our own not final yet,
         or a final one not adopted): the registers this period counts from are not known yet."""
@@ -123,20 +161,22 @@ class SettlementNode:
         built = build_batch(self.archive, self.registry, period, group)
         if built is None:
             return None
-        digest = rust_core.batch_digest(self.domain, built.header)
-        sig = self._signer.sign_digest(digest)
         h = built.header
-        rec = BatchRecord(h.period, h.group_id, h.root, h.total_import_mwh, h.total_export_mwh, h.count,
-                          own=True, signature=sig, status=BATCH_BUILT, tx_hash=None, gas_used=None)
+        rec = self._signed_record(h)
         self.archive.save_batch(rec, built.leaves)
         self.metrics.batches_built.inc()
         stats = self.ingestor.period_stats.pop(period, {})
-        log.info("%s: period %d group %s closed: readings in %s, verified %s, refused %s; batch root 0x%s, "
-                 "%d leaves, import %d mWh, export %d mWh, built in %.3f s", self.name, period, group.hex()[:8],
-                 stats.get("in", 0), stats.get("accepted", 0),
+        log.info("%s: period %d group %s closed: signed readings accepted %s, duplicates %s, refused %s; batch "
+                 "root 0x%s, %d leaves, import %d mWh, export %d mWh, built in %.3f s", self.name, period,
+                 group.hex()[:8], stats.get("accepted", 0), stats.get("duplicate", 0),
                  {k[8:]: v for k, v in stats.items() if k.startswith("refused:")} or 0,
                  h.root.hex(), h.count, h.total_import_mwh, h.total_export_mwh, time.perf_counter() - started)
         return rec
+
+    def _signed_record(self, h: BatchHeader) -> BatchRecord:
+        sig = self._signer.sign_digest(rust_core.batch_digest(self.domain, h))
+        return BatchRecord(h.period, h.group_id, h.root, h.total_import_mwh, h.total_export_mwh, h.count,
+                           own=True, signature=sig, status=BATCH_BUILT, tx_hash=None, gas_used=None)
 
     # -- driving an own batch to final -------------------------------------------------------
     def _rank(self, period: int, operators: list[bytes]) -> int:
@@ -147,17 +187,22 @@ class SettlementNode:
         return (i - period) % len(operators)
 
     def drive(self, rec: BatchRecord) -> None:
+        key = (rec.period, rec.group_id)
         onchain = self.chain.get_batch(rec.period, rec.group_id)
         now = self.clock()
         operators = self.chain.operators()
         delay = self._rank(rec.period, operators) * self.takeover
+        if onchain.status != STATUS_NONE:
+            self._waiting.pop(key, None)
         if onchain.status == STATUS_FINAL:
             if onchain.root == rec.root:
                 self._mark_final(rec.period, rec.group_id, rec.root)
             else:
-                self._to_adopt[(rec.period, rec.group_id)] = onchain.root
+                self._to_adopt[key] = onchain.root
             return
         if onchain.status == STATUS_PENDING:
+            # another root on chain reached quorum: ours waits for it to be final (adopted, ours
+            # superseded) or rejected; later periods wait for the registers it settles
             if onchain.root == rec.root and now >= onchain.submitted_at + self.chain.challenge_window + delay:
                 try:
                     res = self.chain.finalize(rec.period, rec.group_id)
@@ -174,15 +219,60 @@ class SettlementNode:
             self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_REJECTED)
             return
         if self.chain.last_final_period(rec.group_id) >= rec.period:
-            self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_SUPERSEDED)
+            self._yield(rec, "a later period is already final")
             return
-        if now < self.gate.closes_at(rec.period) + delay:
+        if now < self.gate.closes_at(rec.period):
             return
-        self.submit(rec, operators)
-
-    def submit(self, rec: BatchRecord, operators: list[bytes]) -> None:
+        self._waiting.setdefault(key, now)
+        submit_due = now >= self.gate.closes_at(rec.period) + delay
+        compare_due = now >= self._compared.get(key, 0.0) + self.reconcile_retry
+        if not (submit_due or compare_due):
+            return
         digest = rust_core.batch_digest(self.domain, rec.header)
-        sigs = self.peers.signatures(rec.header, digest, set(operators))
+        sigs, differ = self.peers.signatures(rec.header, digest, set(operators))
+        if compare_due:
+            self._compared[key] = now
+            # reconcile again only with a peer whose root changed since (a peer repeating one
+            # other root costs one comparison, not a fetch of the period's readings every time)
+            fresh = tuple(url for url, root in differ.items() if self._reconciled.get((*key, url)) != root)
+            for url in fresh:
+                self._reconciled[(*key, url)] = differ[url]
+            if fresh and self.rebuild(rec, fresh) is not None:
+                return  # the peers see the new header on their next comparison
+        if submit_due:
+            self.submit(rec, sigs)
+
+    def rebuild(self, rec: BatchRecord, urls: tuple[str, ...]) -> BatchRecord | None:
+        """Reconciles the period's readings again with the peers that built another header and,
+        when that changes this node's batch, replaces it (the old one retired, the new signed)."""
+        self.reconcile(rec.period, rec.group_id, urls)
+        built = build_batch(self.archive, self.registry, rec.period, rec.group_id)
+        if built is None or built.header == rec.header:
+            return None
+        new = self._signed_record(built.header)
+        self.archive.rebuild_own_batch(rec.root, new, built.leaves)
+        self.metrics.batches_rebuilt.inc()
+        log.warning("%s: period %d group %s rebuilt from the reconciled readings: root 0x%s (%d leaves) "
+                    "replaces 0x%s (%d leaves)", self.name, rec.period, rec.group_id.hex()[:8], new.root.hex(),
+                    new.count, rec.root.hex(), rec.count)
+        return new
+
+    def _forget(self, period: int, group: bytes) -> None:
+        """Drops what the loop tracked for a period that is settled."""
+        self._waiting.pop((period, group), None)
+        self._compared.pop((period, group), None)
+        for k in [k for k in self._reconciled if k[:2] == (period, group)]:
+            del self._reconciled[k]
+
+    def _yield(self, rec: BatchRecord, why: str) -> None:
+        self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_SUPERSEDED)
+        self._forget(rec.period, rec.group_id)
+        self.metrics.batches_yielded.inc()
+        log.warning("%s: period %d group %s: own batch 0x%s yielded: %s", self.name, rec.period,
+                    rec.group_id.hex()[:8], rec.root.hex(), why)
+
+    def submit(self, rec: BatchRecord, sigs: dict[bytes, bytes]) -> None:
+        sigs = dict(sigs)
         sigs[self.chain.address] = rec.signature
         quorum = self.chain.quorum()
         if len(sigs) < quorum:
@@ -206,6 +296,10 @@ class SettlementNode:
         rec = self.archive.batch(period, group, root)
         if rec is None or rec.status == BATCH_FINAL:
             return
+        own = self.archive.own_batch(period, group)
+        if own is not None and own.root != root and own.status == BATCH_BUILT:
+            self._yield(own, f"root 0x{root.hex()} reached quorum and is final")
+        self._forget(period, group)
         self.archive.set_batch_status(period, group, root, BATCH_FINAL)
         if rec.own:
             self.metrics.batches_finalized.inc()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -48,19 +49,24 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from rust_core.reference import (
-    PROTOCOLS, U64_MAX, BatchHeader, Domain, group_id, meter_id, meter_label_id, wh_to_mwh,
-)
+from rust_core.reference import PROTOCOLS, U64_MAX, BatchHeader, Domain, group_id, meter_id, meter_label_id, wh_to_mwh
 
 __all__ = [
     "PROTOCOLS", "U64_MAX", "U32_MAX", "Domain", "group_id", "meter_id", "meter_label_id", "wh_to_mwh",
     "Reading", "Register", "Leaf", "SumNode", "BatchHeader", "EMPTY_NODE", "nodes",
     "RefusalCode", "Refused", "FIELD_CODES", "SignedReading", "Delivery", "Refusal", "DeliveryAnswer",
-    "LeafModel", "BatchHeaderModel", "SignatureAnswer", "LeavesAnswer", "Problem",
-    "parse_reading", "parse_hex32",
+    "LeafModel", "BatchHeaderModel", "SignatureAnswer", "LeavesAnswer", "ReadingsPage", "Problem",
+    "parse_reading", "parse_hex32", "WH_TEXT_MAX_CHARS", "RAW_FRAME_MAX_BYTES",
 ]
 
 U32_MAX = 2**32 - 1
+# Field size limits, checked on the text before any decoding or arithmetic, so that every entry
+# costs bounded time: a register is at most 2^64 mWh (20 digits before the point), written with
+# at most a few more digits of precision; a meter frame (DSMR telegram, SML file, SunSpec block)
+# is a few kB at most.
+WH_TEXT_MAX_CHARS = 40
+WH_EXPONENT_MAX = 24          # |exponent| of a Wh text in exponent notation ("1.5E+3")
+RAW_FRAME_MAX_BYTES = 16_384
 
 
 # -- in-process values ------------------------------------------------------------------
@@ -149,14 +155,15 @@ class RefusalCode(StrEnum):
     INACTIVE_METER = "inactive_meter"
     BAD_SIGNATURE = "bad_signature"
     CONFLICTING_READING = "conflicting_reading"    # another reading of the meter at the same time
-    REGISTER_REGRESSION = "register_regression"
+    REGISTER_REGRESSION = "register_regression"    # below the meter's register already settled
     PERIOD_CLOSED = "period_closed"
+    NODE_NOT_READY = "node_not_ready"              # whole delivery: chain unreachable or deployment gone (503)
 
     @property
     def retryable(self) -> bool:
-        """Whether the same reading may be accepted later: only one from the future, once the
-        node's clock has caught up (and its period is still open)."""
-        return self is RefusalCode.FUTURE_TIMESTAMP
+        """Whether the same reading may be accepted later: one from the future, once the node's
+        clock has caught up (and its period is still open), or any, once the node is ready."""
+        return self in (RefusalCode.FUTURE_TIMESTAMP, RefusalCode.NODE_NOT_READY)
 
 
 class Refused(ValueError):
@@ -206,9 +213,15 @@ Index = Annotated[int, Strict(), Field(ge=0)]
 
 def _base64(v: Any) -> bytes:
     if isinstance(v, bytes):
+        if len(v) > RAW_FRAME_MAX_BYTES:
+            raise PydanticCustomError("frame_size", "frame of {n} bytes exceeds {max} bytes",
+                                      {"n": len(v), "max": RAW_FRAME_MAX_BYTES})
         return v
     if not isinstance(v, str):
         raise PydanticCustomError("base64", "expected base64 text")
+    if len(v) > 4 * ((RAW_FRAME_MAX_BYTES + 2) // 3):
+        raise PydanticCustomError("frame_size", "frame of {n} base64 characters exceeds {max} bytes",
+                                  {"n": len(v), "max": RAW_FRAME_MAX_BYTES})
     try:
         return base64.b64decode(v, validate=True)
     except (binascii.Error, ValueError):
@@ -221,17 +234,28 @@ Base64Frame = Annotated[
 ]
 
 
+# digits, an optional fraction, an optional bounded exponent: judged on the (short) text,
+# so that "1e999990" is refused before Decimal arithmetic could spend seconds on it
+_WH_TEXT = re.compile(r"[0-9]+(?:\.[0-9]*)?(?:[eE]([+-]?[0-9]+))?")
+
+
 def _wh_text(v: Any) -> Decimal:
     if isinstance(v, Decimal):
         return v
     if not isinstance(v, str):
         raise PydanticCustomError("wh_text", "expected an exact decimal string")
+    if len(v) > WH_TEXT_MAX_CHARS:
+        raise PydanticCustomError("wh_text", "decimal text of {n} characters exceeds {max}",
+                                  {"n": len(v), "max": WH_TEXT_MAX_CHARS})
     try:
-        d = Decimal(v)
+        d = Decimal(v)  # only parsed: cheap for a short text, whatever its exponent
     except InvalidOperation:
         raise PydanticCustomError("wh_text", "{v} is not a decimal number", {"v": repr(v)}) from None
-    if not d.is_finite() or d < 0:
+    m = _WH_TEXT.fullmatch(v)
+    if m is None or not d.is_finite() or d < 0:
         raise PydanticCustomError("wh_text", "{v} is not a finite non-negative number", {"v": repr(v)})
+    if m.group(1) is not None and abs(int(m.group(1))) > WH_EXPONENT_MAX:
+        raise PydanticCustomError("wh_text", "{v}: exponent beyond +-{max}", {"v": repr(v), "max": WH_EXPONENT_MAX})
     return d
 
 
@@ -328,9 +352,19 @@ class DeliveryAnswer(_Wire):
 
 
 class Problem(_Wire):
-    """A request the endpoint cannot serve (malformed body, unknown batch)."""
+    """A request the endpoint cannot serve (malformed or oversized body, unknown batch, node not
+    ready); `code` is set when the whole delivery is refused for a reason of the RefusalCode list."""
 
     detail: str
+    code: RefusalCode | None = None
+
+
+class ReadingsPage(_Wire):
+    """One page of the signed readings a node archived for a period and group, conflicting ones
+    included (GET /v1/readings/{period}/{group}?after=): what peers reconcile before building."""
+
+    readings: list[SignedReading]
+    next_after: str | None = Field(default=None, description="cursor of the next page; null on the last")
 
 
 # -- batches between peers --------------------------------------------------------------

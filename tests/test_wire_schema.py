@@ -7,12 +7,32 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
 import rust_core
 from rust_core import reference as ref
 from rust_core.wire import (
-    FIELD_CODES, BatchHeader, BatchHeaderModel, Delivery, DeliveryAnswer, Domain, Leaf, LeafModel, LeavesAnswer,
-    Reading, RefusalCode, Refused, Register, SignatureAnswer, SignedReading, SumNode, meter_label_id, nodes,
-    parse_hex32, parse_reading, wh_to_mwh,
+    FIELD_CODES,
+    BatchHeader,
+    BatchHeaderModel,
+    Delivery,
+    DeliveryAnswer,
+    Domain,
+    Leaf,
+    LeafModel,
+    LeavesAnswer,
+    Problem,
+    Reading,
+    RefusalCode,
+    Refused,
+    Register,
+    SignatureAnswer,
+    SignedReading,
+    SumNode,
+    meter_label_id,
+    nodes,
+    parse_hex32,
+    parse_reading,
+    wh_to_mwh,
 )
 
 VECTORS = json.loads((Path(__file__).parent / "vectors" / "encoding.json").read_text())
@@ -65,6 +85,11 @@ HEX64 = "0x" + "ab" * 32
     ("signature", HEX64, "malformed_signature", "expected 0x followed by 130 hex digits"),
     ("raw_frame", "not base64!", "malformed_raw_frame", "not valid base64"),
     ("raw_frame", 7, "malformed_raw_frame", "expected base64 text"),
+    # bounded: judged on the text before any decoding or Decimal arithmetic (issue 17)
+    ("import_wh", "1e999990", "malformed_register", "exponent beyond +-24"),
+    ("export_wh", "2.444E-999999", "malformed_register", "exponent beyond +-24"),
+    ("import_wh", "6" * 41, "malformed_register", "decimal text of 41 characters exceeds 40"),
+    ("raw_frame", "QUFB" * 6000, "malformed_raw_frame", "frame of 24000 base64 characters exceeds 16384 bytes"),
     ("protocol", "iec", "malformed_protocol", "'dsmr', 'sml', 'sunspec' or 'd0'"),
 ])
 def test_every_field_refusal_names_the_field_with_its_code(field, value, code, message):
@@ -153,3 +178,16 @@ def test_shared_concepts_defined_once():
     assert meter_oracle.reading.meter_id is ref.meter_id and meter_oracle.reading.PROTOCOLS is ref.PROTOCOLS
     assert meter_oracle.signing.Domain is Domain is ref.Domain
     assert scripts._deployment.group_id is ref.group_id and scripts._deployment.wh_to_mwh is wh_to_mwh
+
+
+def test_an_exponent_within_bounds_is_exact():
+    r = parse_reading(entry(import_wh="6.8255129E+3"))
+    assert r.import_wh == Decimal("6825.5129") and r.import_mwh == 6_825_512
+
+
+def test_node_not_ready_is_retryable_and_a_problem_may_carry_it():
+    assert RefusalCode.NODE_NOT_READY.retryable and RefusalCode.FUTURE_TIMESTAMP.retryable
+    assert not any(c.retryable for c in RefusalCode if c not in (RefusalCode.NODE_NOT_READY,
+                                                                   RefusalCode.FUTURE_TIMESTAMP))
+    p = Problem.model_validate({"detail": "node not ready: chain reset", "code": "node_not_ready"})
+    assert p.code is RefusalCode.NODE_NOT_READY and Problem(detail="x").code is None

@@ -9,13 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from node_harness import deploy_settlement, dev_key, wire
 
-from rust_core.wire import DeliveryAnswer, Problem, RefusalCode
-
 from node.api import create_app
 from node.archive import open_archive
 from node.chain import Chain
 from node.peers import Peers
 from node.settlement import SettlementNode
+from rust_core.wire import DeliveryAnswer, Problem, RefusalCode
 
 pytestmark = pytest.mark.chain
 PERIOD = 60
@@ -30,6 +29,7 @@ def api(anvil, tmp_path):
     node = SettlementNode(Chain(dep.rpc_url, dep.registry, dep.ledger, dep.operator_keys[0]), archive, Peers(()),
                           grace_seconds=2.0)
     with TestClient(create_app(node)) as client:
+        client.app_node = node
         yield dep, client, archive
     archive.close()
 
@@ -100,19 +100,20 @@ def test_duplicates_replays_late_and_regressions(api):
     again = post(client, [first])
     assert again.status_code == 200 and again.json()["duplicates"] == [0]
 
-    other_values = reading(dep, 0, ts, 3_000_001)  # validly signed, same meter and time
-    backwards = reading(dep, 0, ts + 1, 2_999_000)
+    other_values = reading(dep, 0, ts, 3_000_001)  # validly signed, same meter and time: an equivocation
+    backwards = reading(dep, 0, ts + 1, 2_999_000)  # below an unsettled reading: kept, the batch rule decides
     old_ts = (ts // PERIOD - 3) * PERIOD + 5     # a period closed long ago
     late = reading(dep, 1, old_ts, 1_500_000)
     fresh = reading(dep, 1, ts, 2_500_000)
     r = post(client, [other_values, backwards, late, fresh])
-    assert r.status_code == 422 and r.json()["accepted"] == [3]
+    assert r.status_code == 422 and r.json()["accepted"] == [1, 3]
     why = refusals(r)
-    assert why[0][0] == "conflicting_reading" and "different reading" in why[0][1]
-    assert why[1][0] == "register_regression"
+    assert why[0][0] == "conflicting_reading" and "equivocation evidence" in why[0][1]
     assert why[2][0] == "period_closed" and "closed" in why[2][1]
     metrics = client.get("/metrics").text
-    assert 'energy_settlement_node_readings_refused_total{code="register_regression"} 1.0' in metrics
+    assert 'energy_settlement_node_readings_refused_total{code="conflicting_reading"} 1.0' in metrics
+    kinds = sorted(e.kind for e in archive.equivocations())
+    assert kinds == ["regression", "regression", "same_timestamp"]  # both ts readings above the later one
 
 
 def test_each_malformed_field_family_has_its_code_and_the_rest_is_kept(api):
@@ -189,3 +190,15 @@ def test_peer_endpoints_answer_a_problem_for_a_batch_they_do_not_have(api):
                  "/v1/batches/5/0x" + "ab" * 32 + "/leaves?root=0x" + "cd" * 32):
         r = client.get(path)
         assert r.status_code == 404 and Problem.model_validate(r.json()).detail.startswith("no batch")
+
+
+def test_made_up_periods_leave_no_per_period_state(api):
+    dep, client, _ = api
+    node = client.app_node  # set by the fixture
+    ts = safe_now()
+    good = reading(dep, 0, ts, 2_000_000)
+    made_up = [dict(good, period=p, import_wh="x") for p in range(10**6, 10**6 + 500)]
+    made_up += [dict(good, period=p) for p in range(10**9, 10**9 + 500)]  # well-formed, wrong period
+    r = post(client, made_up + [good])
+    assert r.status_code == 422 and r.json()["accepted"] == [1000]
+    assert set(node.ingestor.period_stats) == {ts // PERIOD}

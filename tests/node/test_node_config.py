@@ -58,6 +58,18 @@ def test_full_config(node_dir):
     assert (cfg.name, cfg.deployment.registry, cfg.deployment.ledger) == ("node", ADDRESS, "0x" + "22" * 20)
 
 
+def test_agreement_and_limit_settings(node_dir):
+    cfg = load_config(config(node_dir))
+    assert (cfg.reconcile_retry_seconds, cfg.max_clock_offset_seconds) == (2.0, None)
+    assert (cfg.max_body_bytes, cfg.max_delivery_readings) == (4 * 1024 * 1024, 2000)
+    cfg = load_config(config(node_dir, "reconcile_retry_seconds = 5\nmax_clock_offset_seconds = 3\n"
+                                       "max_body_bytes = 65536\nmax_delivery_readings = 10\n"))
+    assert (cfg.reconcile_retry_seconds, cfg.max_clock_offset_seconds, cfg.max_body_bytes,
+            cfg.max_delivery_readings) == (5, 3, 65536, 10)
+    path = config(node_dir, "max_body_bytes = 0\n")
+    assert refused(path).startswith(f"{path}: max_body_bytes: Input should be greater than 0")
+
+
 def test_all_grids_innermost_first_by_default_and_none_on_request(node_dir):
     assert load_config(config(node_dir)).grid_addresses == (GRIDS["street-1"], GRIDS["district"])
     assert load_config(config(node_dir, "grids = []\n")).grid_addresses == ()

@@ -4,15 +4,20 @@ and 5xx / a node that is down keep everything pending until it comes back."""
 from __future__ import annotations
 
 import base64
+import email.utils
+import threading
+import time
 from decimal import Decimal
 
 import pytest
-
 from oracle_support import make_pipeline
-from meter_oracle.delivery import Backoff, DeliveryError, NodeDelivery
-from meter_oracle.drivers import FrameDecoder
-from meter_oracle.simulators.dsmr_telegram import build_telegram
 from receiver import Receiver
+
+from meter_oracle.delivery import Backoff, DeliveryError, NodeClocks, NodeDelivery
+from meter_oracle.drivers import FrameDecoder
+from meter_oracle.errors import ClockSkew
+from meter_oracle.outbox import Outbox, OutboxError
+from meter_oracle.simulators.dsmr_telegram import build_telegram
 from rust_core.wire import RefusalCode, SignedReading
 from scripts._processes import free_port
 
@@ -142,3 +147,78 @@ def test_backoff_doubles_to_its_cap():
     assert [b.failed() for _ in range(5)] == [0.5, 1, 2, 4, 4]
     b.succeeded()
     assert b.failed() == 0.5
+
+
+def test_node_not_ready_503_keeps_readings_pending_and_backs_off(outbox):
+    """After a chain reset the node answers 503 node_not_ready (retryable): nothing is lost."""
+    assert RefusalCode.NODE_NOT_READY.retryable
+    outbox.set_nodes(["op1"])
+    fill(outbox, 1)
+    with Receiver() as node:
+        node.answer = (503, b'{"detail": "node not ready: no contract code", "code": "node_not_ready"}')
+        stop = threading.Event()
+
+        def deliver() -> None:  # its own Outbox: one connection per thread
+            own = Outbox(outbox.path)
+            NodeDelivery("op1", node.url, own, backoff=Backoff(first_s=0.01, max_s=0.05)).run(stop, idle_s=0.01)
+            own.close()
+
+        worker = threading.Thread(target=deliver)
+        worker.start()
+        time.sleep(0.5)
+        assert outbox.counts() == {"op1": {"pending": 3}} and len(node.posts) > 2
+        node.answer = None
+        deadline = time.time() + 10
+        while outbox.counts() != {"op1": {"delivered": 3}} and time.time() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        worker.join(10)
+    assert outbox.counts() == {"op1": {"delivered": 3}}
+
+
+def test_413_halves_the_batch_and_a_single_oversized_reading_is_refused(outbox):
+    outbox.set_nodes(["op1"])
+    fill(outbox, 2)
+    with Receiver() as node:
+        node.answer = (413, b'{"detail": "body exceeds 4194304 bytes"}')
+        delivery = NodeDelivery("op1", node.url, outbox, batch_size=4)
+        for size in (2, 1):
+            with pytest.raises(DeliveryError, match=f"sending {size} at a time"):
+                delivery.deliver_once()
+        assert delivery.deliver_once() == 1  # one reading the node never takes: refused, reason kept
+        assert list(outbox.refusal_reasons("op1").values()) == ["too_large: " + '{"detail": "body exceeds 4194304 bytes"}']
+        node.answer = None
+        while delivery.deliver_once():
+            pass
+    assert outbox.counts() == {"op1": {"delivered": 5, "refused": 1}}
+
+
+def test_an_oracle_clock_off_against_every_node_refuses_to_sign(outbox):
+    clocks = NodeClocks(max_offset_s=20)
+    outbox.set_nodes(["op1"])
+    fill(outbox, 1)
+    with Receiver() as node:
+        fast = NodeDelivery("op1", node.url, outbox, clocks=clocks, clock=lambda: time.time() + 45)
+        assert fast.deliver_once() == 3
+    now = time.time() + 45
+    assert 43 < clocks.offsets(now)["op1"] < 47
+    with pytest.raises(ClockSkew, match=r"oracle clock off against the settlement nodes, not signing: op1 \+4"):
+        clocks.check(now)
+    clocks.observe("op2", email.utils.formatdate(now, usegmt=True), now)  # one node agrees: sign on
+    clocks.check(now)
+    pipeline, clock = make_pipeline(outbox, [f"dsmr:{m}" for m in METERS], time.time() + 45)
+    pipeline.node_clocks = NodeClocks(max_offset_s=20)
+    pipeline.node_clocks.observe("op1", email.utils.formatdate(time.time(), usegmt=True), clock.now)
+    [frame] = FrameDecoder("dsmr").feed(build_telegram(METERS[0], Decimal(5000), Decimal(0), clock.now))
+    pipeline.process("dsmr:E001", "dsmr", 1, frame)
+    assert outbox.reading_count() == 3  # not signed, and the refusal kept with the frame
+    assert "oracle clock off" in outbox.refusals()[-1][3]
+
+
+@pytest.mark.parametrize("content", [b"", b"this is not an SQLite file" * 100])
+def test_an_empty_or_corrupt_outbox_file_is_refused_naming_it(tmp_path, content):
+    path = tmp_path / "outbox.db"
+    path.write_bytes(content)
+    with pytest.raises(OutboxError, match=f"outbox {path} is (an empty file|corrupt)"):
+        Outbox(path)
+    assert path.read_bytes() == content  # left as it was

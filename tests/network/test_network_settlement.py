@@ -1,15 +1,17 @@
 """Settlement on the 3-signer Clique network, each operator's node talking to its own validator,
 quorum 2 of 3: with one validator killed the chain and the settlement go on; with two killed
 the chain stops sealing and the settlement pauses, and when they return every period is settled
-exactly once, with every reading in it."""
+exactly once, with every reading in it. A node whose validator is down answers 503 (not ready)
+and the delivery is offered to it again, as the oracles' outboxes do."""
 from __future__ import annotations
 
 import dataclasses
 import time
 
+import httpx
 import pytest
 from conftest import endpoint
-from node_harness import NodeProcess, deploy_settlement, expected_root
+from node_harness import NodeProcess, deploy_settlement, expected_root, wire
 from test_node_three_nodes import Feeder
 
 from node.chain import STATUS_FINAL
@@ -31,6 +33,15 @@ def wait_final(dep, period: int, timeout: float = 60.0) -> tuple:
             return b
         time.sleep(0.5)
     raise AssertionError(f"period {period} not final after {timeout} s: {dep.batch(period, dep.meters[0].group_id)}")
+
+
+def offer(dep, feeder, node, period: int) -> None:
+    """The period's delivery to a node whose validator is down: refused as not ready, or taken."""
+    body = wire(dep, feeder.by_period[period], [m.key for m in dep.meters])
+    assert all(feeder.sigs[r] == bytes.fromhex(e["signature"][2:]) for r, e in zip(feeder.by_period[period], body))
+    r = httpx.post(node.url + "/v1/readings", json={"readings": body}, timeout=10)
+    assert r.status_code in (200, 503), r.text
+    assert r.status_code == 200 or r.json()["code"] == "node_not_ready"
 
 
 def test_settlement_goes_on_with_one_validator_down_and_pauses_without_quorum(network, tmp_path, monkeypatch):
@@ -61,10 +72,15 @@ def test_settlement_goes_on_with_one_validator_down_and_pauses_without_quorum(ne
         settles(feeder.deliver(nodes))
 
         network.stop(2, kill=True)  # one validator gone: 2 of 3 still seal
-        settles(feeder.deliver(nodes))
+        p = feeder.deliver(nodes[:2])
+        offer(dep, feeder, nodes[2], p)
+        settles(p)
 
-        network.stop(1, kill=True)  # two gone: the last one may seal one more block, then nothing
-        p = feeder.deliver(nodes)  # the readings are taken while the chain stands still
+        # two gone: the period's readings are in, then the chain stops (the last signer may seal
+        # one more block, then nothing) before the period closes
+        p = feeder.deliver(nodes[:2])
+        offer(dep, feeder, nodes[2], p)
+        network.stop(1, kill=True)
         head = network.head(0)
         time.sleep(PERIOD + 4)
         assert network.head(0) <= head + 1
@@ -73,6 +89,10 @@ def test_settlement_goes_on_with_one_validator_down_and_pauses_without_quorum(ne
         network.start(1)
         network.start(2)
         settles(p)  # resumed: the period of the outage settles with all its readings
+        deadline = time.time() + 30  # the restarted validators' nodes are ready again
+        while not all(httpx.get(n.url + "/healthz", timeout=5).status_code == 200 for n in nodes):
+            assert time.time() < deadline, "a node did not become ready again"
+            time.sleep(0.5)
         settles(feeder.deliver(nodes))
     finally:
         for n in nodes:

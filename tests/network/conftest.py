@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))  # node_harness
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # clique_support
+
+from clique_support import BLOCK_PERIOD  # noqa: E402
 
 from devnet.clique import CliqueNetwork  # noqa: E402
-
-BLOCK_PERIOD = 1
 
 
 def pytest_configure(config):
@@ -36,7 +36,3 @@ def network(clique):
     clique.wait_for_blocks(beyond=clique.head(0) or 0)
     return clique
 
-
-def endpoint(net: CliqueNetwork, i: int = 0) -> SimpleNamespace:
-    """What the node harness's deploy needs of a chain (as of its Anvil): a web3 and the URL."""
-    return SimpleNamespace(w3=net.web3(i, timeout=30), url=net.urls[i])

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import BLOCK_PERIOD
+from clique_support import BLOCK_PERIOD
 from eth_account import Account
 
 from devnet.clique import CHAIN_ID

@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from conftest import endpoint
+from clique_support import endpoint
 from node_harness import NodeProcess, deploy_settlement, expected_root, wire
 from test_node_three_nodes import Feeder
 

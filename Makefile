@@ -63,7 +63,7 @@ test-suite: lint setup postgres
 	cd rust_core && cargo test --release --quiet
 	$(PY) -m pytest --network ethereum:local:foundry
 
-# The neighbourhood demo: ape starts anvil (cancun), the demo deploys, runs a simulated day of
+# The neighbourhood demo: ape starts anvil (paris), the demo deploys, runs a simulated day of
 # 96 periods through meters, oracles and three nodes, and audits it (scripts/_demo.py).
 demo: setup
 	$(VENV)/bin/ape run demo --network ethereum:local:foundry
@@ -74,3 +74,25 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules .build rust_core/target
+
+# --- the multi-operator Clique network (issue 12; devnet/) ---------------------------------
+# geth v1.13.15 from the Go module proxy into tools/geth/ (once); `make network` starts
+# SIGNERS validators on loopback (state, keys and chain in var/network/) and prints their RPC
+# URLs; `ape run deploy --network ethereum:settlement:node ...` deploys on it.
+.PHONY: geth network network-stop
+SIGNERS ?= 3
+BLOCK_PERIOD ?= 2
+
+geth: tools/geth/bin/geth
+
+tools/geth/bin/geth:
+	$(PY) -m devnet geth
+
+network: $(VENV)/.deps tools/geth/bin/geth
+	$(PY) -m devnet start --signers $(SIGNERS) --period $(BLOCK_PERIOD)
+
+network-stop:
+	$(PY) -m devnet stop
+
+# the network tests (tests/network/) run on geth signers
+test: tools/geth/bin/geth

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
+from typing import Literal
 
+import requests
+from pydantic import BaseModel, ConfigDict, Field
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import ContractLogicError, TransactionNotFound
+from web3.middleware import ExtraDataToPOAMiddleware
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from node.abis import abi, contract_type  # noqa: F401  (contract_type: build-manifest bytecode, for tests)
 from node.signer import LocalKeySigner, Signer
@@ -53,6 +59,17 @@ class ChainBatch:
         return SumNode(self.root, self.total_import, self.total_export)
 
 
+class ChainOptions(BaseModel):
+    """How the node uses a real chain: the [chain] table of node.toml (defaults suit anvil)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    confirmations: int = Field(default=0, ge=0)  # blocks on top before a batch, finalization or roll-up is acted on
+    tx_type: Literal[0, 2] = 2  # 2: EIP-1559 fees; 0: legacy gas price (chains without London)
+    priority_fee_wei: int | None = Field(default=None, ge=0)  # the tip (type 2) or gas price (type 0); absent: ask the node
+    receipt_timeout_s: float = Field(default=60.0, gt=0)  # then the transaction stays in flight, settled on the next send
+
+
 @dataclass(frozen=True)
 class TxResult:
     tx_hash: str
@@ -60,9 +77,25 @@ class TxResult:
 
 
 class Chain:
-    def __init__(self, rpc_url: str, registry: str, ledger: str, signer: Signer | bytes) -> None:
-        """`signer`: the operator's Signer, or a raw private key (tests, read-only tools)."""
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+    def __init__(self, rpc_url: str, registry: str, ledger: str, signer: Signer | bytes,
+                 options: ChainOptions | None = None, *, chain_id: int | None = None, first_block: int = 0) -> None:
+        """`signer`: the operator's Signer, or a raw private key (tests, read-only tools).
+        `chain_id`: the deployment's chain, checked here; `first_block`: the deployment's first
+        block, where event scans start at the earliest."""
+        # Reads are retried while the RPC is away (a validator restarting); the node's loop
+        # retries everything else on its next tick.
+        retry = ExceptionRetryConfiguration(errors=(ConnectionError, requests.ConnectionError, requests.Timeout),
+                                            retries=3, backoff_factor=0.5)
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=retry))
+        # Proof-of-authority chains (Clique, IBFT) carry the sealers' signatures in extraData.
+        self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+        self.options, self.first_block = options or ChainOptions(), first_block
+        self._inflight: tuple[bytes, bytes] | None = None  # (tx hash, signed raw tx) not yet confirmed
+        if chain_id is not None:
+            actual = self.w3.eth.chain_id
+            if actual != chain_id:
+                raise ChainError(f"{rpc_url} serves chain id {actual}, but the deployment is on chain id "
+                                 f"{chain_id}: point rpc_url at a node of the deployment's chain")
         self.registry = self.w3.eth.contract(
             address=Web3.to_checksum_address(registry), abi=abi("MeterRegistry")
         )
@@ -97,7 +130,11 @@ class Chain:
 
     # -- reads -----------------------------------------------------------------------------
     def block_number(self) -> int:
-        return self.w3.eth.block_number
+        """The newest block buried `confirmations` deep: events and state up to it are acted on."""
+        return max(self.w3.eth.block_number - self.options.confirmations, 0)
+
+    def _at(self) -> int | str:
+        return self.block_number() if self.options.confirmations else "latest"
 
     def latest_timestamp(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
@@ -109,14 +146,17 @@ class Chain:
         return self.registry.functions.quorum().call()
 
     def get_batch(self, period: int, group_id: bytes) -> ChainBatch:
-        r = self.ledger.functions.getBatch(period, group_id).call()
+        r = self.ledger.functions.getBatch(period, group_id).call(block_identifier=self._at())
         return ChainBatch(bytes(r[0]), r[1], r[2], r[3], r[4], r[5])
 
     def last_final_period(self, group_id: bytes) -> int:
-        return self.ledger.functions.lastFinalPeriod(group_id).call()
+        return self.ledger.functions.lastFinalPeriod(group_id).call(block_identifier=self._at())
 
     def meter_registrations(self, from_block: int, to_block: int) -> list[tuple[bytes, Meter]]:
         """MeterRegistered events in the block range (inclusive)."""
+        from_block = max(from_block, self.first_block)
+        if from_block > to_block:
+            return []
         logs = self.registry.events.MeterRegistered().get_logs(from_block=from_block, to_block=to_block)
         return [
             (
@@ -130,7 +170,10 @@ class Chain:
     def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
         """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""
         out = []
+        from_block = max(from_block, self.first_block)
         for name in ("BatchSubmitted", "BatchFinalized", "BatchRejected"):
+            if from_block > to_block:
+                break
             for e in getattr(self.ledger.events, name)().get_logs(from_block=from_block, to_block=to_block):
                 out.append((name, dict(e.args), e.blockNumber, e.logIndex))
         out.sort(key=lambda x: (x[2], x[3]))
@@ -141,6 +184,8 @@ class Chain:
         # Estimated against the pending block: with instant mining the latest block can be
         # minutes old, and the ledger's time checks must see the current time.
         with self._tx_lock:
+            if self._inflight is not None:  # an earlier send timed out: settle it first (one nonce at a time)
+                self._confirm(*self._inflight)
             try:
                 gas = fn.estimate_gas({"from": self.signer.address}, block_identifier="pending")
             except ContractLogicError as e:
@@ -149,12 +194,58 @@ class Chain:
                 "from": self.signer.address,
                 "gas": gas + gas // 5,
                 "nonce": self.w3.eth.get_transaction_count(self.signer.address, "pending"),
+                **self._fees(),
             })
-            tx_hash = self.w3.eth.send_raw_transaction(self.signer.sign_transaction(tx))
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+            raw = bytes(self.signer.sign_transaction(tx))
+            self._inflight = (bytes(Web3.keccak(raw)), raw)
+            self.w3.eth.send_raw_transaction(raw)
+            receipt = self._confirm(*self._inflight)
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
         if receipt["status"] != 1:
-            raise ChainError(f"transaction 0x{bytes(tx_hash).hex()} failed")
-        return TxResult("0x" + bytes(tx_hash).hex(), receipt["gasUsed"])
+            raise ChainError(f"transaction {tx_hash} failed")
+        return TxResult(tx_hash, receipt["gasUsed"])
+
+    def _fees(self) -> dict:
+        o = self.options
+        if o.tx_type == 0:
+            return {"gasPrice": o.priority_fee_wei if o.priority_fee_wei is not None else self.w3.eth.gas_price}
+        tip = o.priority_fee_wei if o.priority_fee_wei is not None else self.w3.eth.max_priority_fee
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0)
+        return {"type": 2, "maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+
+    def _confirm(self, tx_hash: bytes, raw: bytes) -> dict:
+        """Waits until the transaction is `confirmations` deep on the chain the node sees. One a
+        reorganisation removed is broadcast again as it was (same nonce, same hash), so it is
+        included at most once: it is resent or adopted, never booked twice. Raises ChainError
+        when it is not confirmed within the receipt timeout; it stays in flight for the next send."""
+        deadline = time.monotonic() + self.options.receipt_timeout_s
+        while True:
+            receipt = self._receipt(tx_hash)
+            if receipt is not None:
+                if self.w3.eth.block_number >= receipt["blockNumber"] + self.options.confirmations:
+                    # still on the canonical chain at that height?
+                    if self.w3.eth.get_block(receipt["blockNumber"])["hash"] == receipt["blockHash"]:
+                        self._inflight = None
+                        return receipt
+            elif self._inflight is not None:
+                try:
+                    self.w3.eth.send_raw_transaction(raw)  # reorganised away (or dropped): the same bytes again
+                except Exception as e:  # noqa: BLE001 - "already known" while it is pending
+                    if "nonce too low" in str(e) and self._receipt(tx_hash) is None:
+                        self._inflight = None  # another transaction of this key took the nonce
+                        raise ChainError(
+                            f"transaction 0x{tx_hash.hex()} was replaced by another with its nonce") from None
+                    log.debug("rebroadcast 0x%s: %s", tx_hash.hex(), e)
+            if time.monotonic() > deadline:
+                raise ChainError(f"transaction 0x{tx_hash.hex()} not confirmed {self.options.confirmations} deep "
+                                 f"within {self.options.receipt_timeout_s} s; it stays in flight")
+            time.sleep(0.5)
+
+    def _receipt(self, tx_hash: bytes) -> dict | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
 
     def _decode(self, e: ContractLogicError) -> str:
         """Names a custom error by the ledger's / registry's ABI (e.g. PeriodNotClosed(5, 4500))."""

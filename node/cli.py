@@ -53,7 +53,8 @@ def run(config_path: Path, log_level: str) -> None:
     from node.settlement import SettlementNode
 
     archive = open_archive(cfg.archive)
-    chain = Chain(cfg.rpc_url, cfg.deployment.registry, cfg.deployment.ledger, cfg.signer())
+    chain = Chain(cfg.rpc_url, cfg.deployment.registry, cfg.deployment.ledger, cfg.signer(), cfg.chain,
+                  chain_id=cfg.deployment.chain_id, first_block=cfg.deployment.first_block)
     node = SettlementNode(chain, archive, Peers(tuple(cfg.peers)), grace_seconds=cfg.grace_seconds,
                           takeover_seconds=cfg.takeover_seconds, clock_skew_seconds=cfg.clock_skew_seconds,
                           poll_seconds=cfg.poll_seconds, name=cfg.name, grids=cfg.grid_addresses,

@@ -18,6 +18,7 @@ from typing import Annotated
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from node.chain import ChainOptions
 from node.signer import LocalKeySigner
 from rust_core.deployment import DeploymentError, DeploymentFile
 from rust_core.keystore import EncryptedKey
@@ -73,6 +74,7 @@ class NodeConfig(TomlSettings):
     max_clock_offset_seconds: float | None = Field(None, gt=0)  # /healthz degraded beyond; default max(grace, 1 s)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)  # largest delivery body read (413 beyond)
     max_delivery_readings: int = Field(2000, gt=0)  # most readings in one delivery (413 beyond)
+    chain: ChainOptions = Field(default_factory=ChainOptions)  # [chain] confirmations, tx_type, fees
 
     @model_validator(mode="after")
     def _grids_exist(self) -> NodeConfig:

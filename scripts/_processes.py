@@ -40,7 +40,7 @@ class Anvil:
     def __init__(self, *extra_args: str, timeout: float = 20.0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([str(ANVIL), "--hardfork", "cancun", "--port", str(self.port), "--silent",
+        self.proc = subprocess.Popen([str(ANVIL), "--hardfork", "paris", "--port", str(self.port), "--silent",
                                       *extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.w3 = Web3(Web3.HTTPProvider(self.url))
         deadline = time.time() + timeout

@@ -1,5 +1,6 @@
 """PeriodLedger batches: k-of-n submission, challenge window, finalization, replacement, replay."""
 import ape
+import pytest
 from settlement_builders import (
     CHALLENGE_WINDOW, GROUP_A, GROUP_B, SumTree, cosign, header_struct, leaf_struct, make_leaf, ref,
 )
@@ -140,11 +141,11 @@ def test_views(ledger, registry, domain):
     assert ledger.registry() == registry.address
 
 
-def test_chain_runs_cancun(chain):
-    """ape-config pins `foundry: evm_version: cancun` (passed to anvil as --hardfork): cancun
-    blocks carry blob gas fields and, unlike prague (anvil's newer default), no requestsHash."""
-    block = chain.provider.web3.eth.get_block("latest")
-    assert "excessBlobGas" in block and "requestsHash" not in block
+def test_chain_runs_paris(chain):
+    """ape-config pins `foundry: evm_version: paris` (passed to anvil as --hardfork), the fork
+    the contracts are compiled for and the last one Clique runs: PUSH0 (Shanghai) is refused."""
+    with pytest.raises(Exception, match="NotActivated|invalid opcode"):
+        chain.provider.web3.eth.call({"data": "0x5f5ff3"})  # PUSH0 PUSH0 RETURN
 
 
 def empty_header(period, group=GROUP_A, root=b"\0" * 32, imp=0, exp=0):

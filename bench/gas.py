@@ -33,7 +33,16 @@ import ape  # noqa: E402
 from ape.logging import logger as ape_logger  # noqa: E402
 from eth_utils import keccak  # noqa: E402
 from settlement_builders import (  # noqa: E402
-    PERIOD_SECONDS, MeterSpec, SumTree, cosign, header_struct, leaf_struct, leaf_words, make_leaf, node_struct, ref,
+    PERIOD_SECONDS,
+    MeterSpec,
+    SumTree,
+    cosign,
+    header_struct,
+    leaf_struct,
+    leaf_words,
+    make_leaf,
+    node_struct,
+    ref,
 )
 
 SIZES = (100, 1_000, 10_000)

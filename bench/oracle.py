@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from eth_keys.backends import get_backend  # noqa: E402
 from eth_utils import keccak
-from rust_core.wire import Reading  # noqa: E402
 
 from meter_oracle.drivers import FrameDecoder  # noqa: E402
 from meter_oracle.keystore import Keyring, MeterKey  # noqa: E402
@@ -34,6 +33,7 @@ from meter_oracle.simulators.profiles import FixedRegisters  # noqa: E402
 from meter_oracle.simulators.sml_frame import build_frame  # noqa: E402
 from meter_oracle.simulators.sunspec_device import SunSpecServer  # noqa: E402
 from meter_oracle.sunspec import SunSpecDriver  # noqa: E402
+from rust_core.wire import Reading  # noqa: E402
 
 DOMAIN = Domain.parse(31337, "0x5FbDB2315678afecb367f032d93F642f64180aa3")
 T0 = 1_700_000_000.0

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from meter_oracle.errors import FrameRefused
 from meter_oracle.framing import Dropped

@@ -16,14 +16,13 @@ configuration (drivers.FrameDecoder(identity=...)); the pipeline refuses a frame
 """
 from __future__ import annotations
 
+import logging
 import re
 from decimal import Decimal
 
 from dsmr_parser import telegram_specifications as specs
 from dsmr_parser.exceptions import InvalidChecksumError, ParseError
 from dsmr_parser.parsers import TelegramParser
-
-import logging
 
 from meter_oracle.errors import FrameRefused
 from meter_oracle.framing import Dropped

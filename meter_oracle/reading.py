@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from rust_core.wire import PROTOCOLS, SignedReading, meter_id, wh_to_mwh
-
 from meter_oracle.errors import FrameRefused
+from rust_core.wire import PROTOCOLS, SignedReading, meter_id, wh_to_mwh
 
 __all__ = ["PROTOCOLS", "MeterFrame", "SignedReading", "meter_id", "register_mwh"]
 

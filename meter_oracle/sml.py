@@ -6,11 +6,10 @@ the rest. Errors are named after smllib's exception classes (CrcError, InvalidBu
 """
 from __future__ import annotations
 
-from datetime import datetime
-from decimal import Decimal
-
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 
 import smllib.crc
 from smllib.errors import SmlLibException

@@ -20,10 +20,10 @@ Conventions:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Sequence
 
 MWH_PER_KWH = 1_000_000
 MICRO = 1_000_000

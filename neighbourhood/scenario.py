@@ -9,7 +9,17 @@ import random
 from fractions import Fraction
 
 from .agents import BatteryAgent, EVAgent, LoadAgent, MinerAgent, SolarAgent, ThermostatAgent
-from .devices import DAY_SECONDS, Battery, ChargingSession, EVCharger, HeatPump, Miner, PlainLoad, SolarPanel, energy_mwh
+from .devices import (
+    DAY_SECONDS,
+    Battery,
+    ChargingSession,
+    EVCharger,
+    HeatPump,
+    Miner,
+    PlainLoad,
+    SolarPanel,
+    energy_mwh,
+)
 from .household import Household, MeterRegister
 from .market import GridTariff
 

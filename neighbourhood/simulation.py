@@ -6,9 +6,9 @@ panel sells exactly what it produces, a load buys exactly what it draws).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Sequence
 
 from .agents import Flow
 from .household import Household, self_supply

@@ -7,10 +7,9 @@ import logging
 from dataclasses import dataclass
 
 import rust_core
-from rust_core.wire import BatchHeader, Leaf
-
 from node.archive import Archive
 from node.registry import RegistryView
+from rust_core.wire import BatchHeader, Leaf
 
 log = logging.getLogger(__name__)
 

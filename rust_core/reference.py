@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from typing import NamedTuple
 
 from eth_abi import encode
 from eth_account import Account

@@ -8,13 +8,13 @@ import secrets
 from dataclasses import dataclass
 
 import httpx
-from rust_core.wire import Leaf
 
 from node.archive import open_archive
 from node.chain import STATUS_PENDING, Chain
 from node.fraud import FraudProof, find_fraud
 from node.peers import fetch_leaves
 from node.registry import RegistryView
+from rust_core.wire import Leaf
 from scripts._deployment import Deployment
 
 

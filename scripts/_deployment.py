@@ -25,9 +25,8 @@ from eth_utils import to_checksum_address
 from web3 import Web3
 
 from node.chain import contract_type
-from rust_core.wire import group_id, meter_label_id, wh_to_mwh
-
 from rust_core.deployment import Deployment
+from rust_core.wire import group_id, meter_label_id, wh_to_mwh
 
 KINDS = {"consumption": 0, "generation": 1, "prosumer": 2, "storage": 3, "boundary": 4}
 OPEN_ENDED = 2**64 - 1

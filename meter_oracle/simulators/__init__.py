@@ -7,8 +7,8 @@ in through the same method.
 - stream_server.TcpFrameServer / PtyFrameServer: serve frames over TCP or a pseudo-terminal
 - sunspec_device.SunSpecServer: a pymodbus Modbus TCP server with the SunSpec register map
 """
-from typing import Protocol
 from decimal import Decimal
+from typing import Protocol
 
 
 class RegisterSource(Protocol):

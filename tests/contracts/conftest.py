@@ -10,9 +10,17 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from settlement_builders import (  # noqa: E402
-    CHALLENGE_WINDOW, GROUP_A, PERIOD_SECONDS, RESPONSE_TIME, MeterSpec, SumTree, cosign, header_struct, make_leaf, ref,
+    CHALLENGE_WINDOW,
+    GROUP_A,
+    PERIOD_SECONDS,
+    RESPONSE_TIME,
+    MeterSpec,
+    SumTree,
+    cosign,
+    header_struct,
+    make_leaf,
+    ref,
 )
-
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,7 @@ class SumTree:
         return (h, left[1] + right[1], left[2] + right[2])
 
     @classmethod
-    def from_leaves(cls, leaves: list[ref.Leaf], *, count: int | None = None) -> "SumTree":
+    def from_leaves(cls, leaves: list[ref.Leaf], *, count: int | None = None) -> SumTree:
         n = count if count is not None else len(leaves)
         return cls([ref.leaf_node(lf) for lf in leaves], ref.tree_depth(n), leaves)
 
@@ -158,5 +158,5 @@ def header_struct(h: ref.BatchHeader) -> tuple:
 
 def cosign(domain, header: ref.BatchHeader, private_keys: list[bytes]) -> list[bytes]:
     """Operator signatures over the header, sorted by signer address ascending."""
-    pairs = sorted(((Account.from_key(k).address.lower(), ref.sign_batch(domain, header, k)) for k in private_keys))
+    pairs = sorted((Account.from_key(k).address.lower(), ref.sign_batch(domain, header, k)) for k in private_keys)
     return [sig for _, sig in pairs]

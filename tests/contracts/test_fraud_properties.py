@@ -4,11 +4,20 @@ by the matching fraud proof, sent by a stranger against the colluders' (3-of-5) 
 import itertools
 
 import ape
+from eth_utils import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from eth_utils import keccak
 from settlement_builders import (
-    GROUP_A, MeterSpec, SumTree, inner_preimage, leaf_struct, leaf_words, make_leaf, node_struct, parent_hash, ref,
+    GROUP_A,
+    MeterSpec,
+    SumTree,
+    inner_preimage,
+    leaf_struct,
+    leaf_words,
+    make_leaf,
+    node_struct,
+    parent_hash,
+    ref,
 )
 
 KINDS = ["none", "signature", "field", "leaf_sum", "inner_sum", "order", "padding", "previous", "kind", "width",

@@ -2,7 +2,15 @@
 import ape
 import pytest
 from settlement_builders import (
-    CHALLENGE_WINDOW, GROUP_A, GROUP_B, SumTree, cosign, header_struct, leaf_struct, make_leaf, ref,
+    CHALLENGE_WINDOW,
+    GROUP_A,
+    GROUP_B,
+    SumTree,
+    cosign,
+    header_struct,
+    leaf_struct,
+    make_leaf,
+    ref,
 )
 
 STATUS_NONE, STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 0, 1, 2, 3

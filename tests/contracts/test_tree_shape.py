@@ -7,7 +7,16 @@ import ape
 import pytest
 from eth_utils import keccak
 from settlement_builders import (
-    GROUP_A, GROUP_B, MeterSpec, SumTree, inner_preimage, leaf_struct, leaf_words, node_struct, parent_hash, ref,
+    GROUP_A,
+    GROUP_B,
+    MeterSpec,
+    SumTree,
+    inner_preimage,
+    leaf_struct,
+    leaf_words,
+    node_struct,
+    parent_hash,
+    ref,
 )
 
 BAD_KIND, BAD_WIDTH = 9, 10

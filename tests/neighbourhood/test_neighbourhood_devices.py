@@ -2,10 +2,26 @@ from fractions import Fraction
 
 import pytest
 
-from neighbourhood.agents import (BatteryAgent, EVAgent, LoadAgent, MinerAgent, SolarAgent, ThermostatAgent,
-                                  price_between)
-from neighbourhood.devices import (Battery, ChargingSession, DeviceError, EVCharger, HeatPump, Miner, PlainLoad,
-                                   SolarPanel, outdoor_temperature)
+from neighbourhood.agents import (
+    BatteryAgent,
+    EVAgent,
+    LoadAgent,
+    MinerAgent,
+    SolarAgent,
+    ThermostatAgent,
+    price_between,
+)
+from neighbourhood.devices import (
+    Battery,
+    ChargingSession,
+    DeviceError,
+    EVCharger,
+    HeatPump,
+    Miner,
+    PlainLoad,
+    SolarPanel,
+    outdoor_temperature,
+)
 from neighbourhood.market import GridTariff, Side
 
 TARIFF = GridTariff(import_price=300_000, feed_in=80_000)

@@ -16,14 +16,14 @@ from pathlib import Path
 
 import httpx
 from eth_account import Account
-from rust_core.wire import Reading, SignedReading, group_id, meter_id
 from web3 import Web3
 
 import rust_core
+from rust_core.keystore import write_keystore
+from rust_core.wire import Reading, SignedReading, group_id, meter_id
 from scripts import _deployment
 from scripts._deployment import GridSpec, MeterRow, NetworkSpec, Web3Transactor, add_grid, contract_at, deploy, register
 from scripts._processes import ROOT, Anvil, dev_key, stop_process
-from rust_core.keystore import write_keystore
 
 
 def wait_http(url: str, timeout: float = 20.0, proc: subprocess.Popen | None = None) -> None:

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from node_harness import deploy_settlement
 
 from node.chain import Chain, ChainError
-from node_harness import deploy_settlement
 
 
 def test_a_revert_is_named_by_its_custom_error(anvil):

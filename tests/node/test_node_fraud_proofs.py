@@ -6,18 +6,17 @@ import secrets
 import time
 
 import pytest
-import rust_core
-from node_harness import deploy_settlement
-
-from node.archive import BATCH_BUILT, BATCH_FINAL, BatchRecord, open_archive
-from node.chain import STATUS_REJECTED, Chain
 from eth_abi import encode
 from eth_utils import keccak
-from rust_core.wire import Leaf, SumNode
+from node_harness import deploy_settlement
 from web3 import Web3
 
+import rust_core
+from node.archive import BATCH_BUILT, BATCH_FINAL, BatchRecord, open_archive
+from node.chain import STATUS_REJECTED, Chain
 from node.fraud import CommittedTree, FraudProof, find_fraud, find_tree_fraud, sum_tree
 from node.registry import RegistryView
+from rust_core.wire import Leaf, SumNode
 
 pytestmark = pytest.mark.chain
 PERIOD = 10

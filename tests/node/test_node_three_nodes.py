@@ -4,17 +4,15 @@ killed node does not stop a quorum that still holds and resumes from its archive
 node's batch is rejected by an honest node's fraud proof."""
 from __future__ import annotations
 
-import time
-
 import sqlite3
+import time
 
 import httpx
 import pytest
-
 from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, wire
 
-from scripts._processes import free_port
 from node.chain import contract_type
+from scripts._processes import free_port
 
 pytestmark = pytest.mark.chain
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from oracle_support import DOMAIN, key_for, make_pipeline
+
 from meter_oracle.drivers import FrameDecoder
 from meter_oracle.errors import ClockSkew, ImplausiblePower, RegisterRegression, UnknownMeter
 from meter_oracle.signing import RustCoreSigner, address_of

@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 
 from oracle_support import REPO, TESTDATA, load_expected, write_deployment
+
 from meter_oracle.simulators.profiles import FixedRegisters
 from meter_oracle.simulators.stream_server import SmlMeter, TcpFrameServer, replay
 

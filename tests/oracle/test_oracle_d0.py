@@ -10,7 +10,6 @@ import pytest
 from meter_oracle.d0 import ACK, REQUEST, bcc, parse_readout
 from meter_oracle.drivers import FrameDecoder, StreamDriver
 from meter_oracle.errors import FrameRefused
-from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame
 from meter_oracle.simulators.d0_meter import D0Meter, D0PtyServer, D0TcpServer, build_readout
 from meter_oracle.simulators.profiles import FixedRegisters
@@ -107,6 +106,7 @@ def test_cli_parse_and_config_know_d0(tmp_path):
     import sys
 
     from oracle_support import REPO, write_deployment
+
     from meter_oracle.config import load_config
 
     capture = tmp_path / "readout.bin"

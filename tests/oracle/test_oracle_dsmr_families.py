@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from oracle_support import REPO, make_pipeline
+from oracle_support import read_stream as read_any
 
-from oracle_support import REPO, make_pipeline, read_stream as read_any
 from meter_oracle.drivers import FrameDecoder, StreamDriver
 from meter_oracle.dsmr import SERIAL, detect_version, parse_telegram
 from meter_oracle.errors import FrameRefused, UnknownMeter
@@ -204,6 +205,7 @@ def test_wrong_key_and_tampered_frame_are_refused_saying_so():
 
 def test_config_takes_the_key_from_a_file_and_refuses_a_bad_one(tmp_path):
     from oracle_support import write_deployment
+
     from meter_oracle.config import ConfigError, load_config
 
     (tmp_path / "p1.key").write_text(KEY.hex() + "\n")
@@ -217,7 +219,8 @@ def test_config_takes_the_key_from_a_file_and_refuses_a_bad_one(tmp_path):
                          ('decryption_key = "zz"', "devices[0].decryption_key: the key is not hexadecimal"),
                          ('dsmr_version = "9"', "devices[0].dsmr_version: '9' is not one of 2.2, 3, 4, 5"),
                          ('protocol = "sml"\ncrc = "crc32"', "devices[0].crc: Input should be 'x25' or 'kermit'")):
-        (tmp_path / "b.toml").write_text(head + device.replace('protocol = "dsmr"\n', "" if "protocol" in bad else 'protocol = "dsmr"\n') + bad + "\n")
+        own_protocol = "" if "protocol" in bad else 'protocol = "dsmr"\n'
+        (tmp_path / "b.toml").write_text(head + device.replace('protocol = "dsmr"\n', own_protocol) + bad + "\n")
         with pytest.raises(ConfigError) as refused:
             load_config(tmp_path / "b.toml")
         assert message in str(refused.value), str(refused.value)

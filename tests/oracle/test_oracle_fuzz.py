@@ -1,19 +1,21 @@
-"""Fuzzing each parser (DSMR of every family with a CRC, encrypted P1, SML, D0 streams, SunSpec registers) with truncated, bit-flipped and garbage streams: no crash, every refusal
-names its reason, no damaged value is ever accepted, and the stream resynchronises so that
-every undamaged frame after the damage is read."""
+"""Fuzzing each parser (DSMR of every family with a CRC, encrypted P1, SML, D0 streams, SunSpec
+registers) with truncated, bit-flipped and garbage streams: no crash, every refusal names its
+reason, no damaged value is ever accepted, and the stream resynchronises so that every undamaged
+frame after the damage is read."""
 from __future__ import annotations
 
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from meter_oracle.drivers import FrameDecoder
 from meter_oracle.errors import FrameRefused
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame
-from meter_oracle.simulators.dsmr_telegram import build_telegram
 from meter_oracle.simulators.d0_meter import build_readout
+from meter_oracle.simulators.dsmr_telegram import build_telegram
 from meter_oracle.simulators.p1_cipher_frame import encrypt_telegram
 from meter_oracle.simulators.sml_frame import build_frame
 from meter_oracle.sunspec import decode

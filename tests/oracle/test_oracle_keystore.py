@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from oracle_support import key_for
+
 from rust_core.keystore import read_keystore, write_keystore
 
 KEY = key_for("keystore")

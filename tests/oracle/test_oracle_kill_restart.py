@@ -10,13 +10,14 @@ import time
 from decimal import Decimal
 
 from oracle_support import DOMAIN, REPO, key_for, write_deployment
-from rust_core.keystore import write_keystore
+from receiver import Receiver
+
 from meter_oracle.outbox import Outbox
 from meter_oracle.reading import meter_id
 from meter_oracle.signing import RustCoreSigner, address_of
 from meter_oracle.simulators.profiles import PlainLoad
 from meter_oracle.simulators.stream_server import DsmrMeter, TcpFrameServer
-from receiver import Receiver
+from rust_core.keystore import write_keystore
 
 METERS = ["KILL0001", "KILL0002", "KILL0003"]
 

@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import paho.mqtt.client as mqtt
 import pytest
-
 from oracle_support import DOMAIN, REPO, key_for, write_deployment
+
 from meter_oracle.health import reason_kind
 from meter_oracle.keystore import write_keystore
 from meter_oracle.simulators.profiles import FixedRegisters
@@ -130,14 +130,15 @@ def test_oracle_publishes_readings_health_discovery_and_metrics(tmp_path, broker
         assert "homeassistant/sensor/energy_settlement_oracle/sml-cellar_last_frame_age/config" in sub.latest
 
         text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
-        backlog = float(next(l.split()[-1] for l in text.splitlines()
-                             if l.startswith('energy_settlement_oracle_backlog_readings{node="op1"}')))
+        backlog = float(next(line.split()[-1] for line in text.splitlines()
+                             if line.startswith('energy_settlement_oracle_backlog_readings{node="op1"}')))
         assert backlog >= 1
         assert 'energy_settlement_oracle_refusals_total{device="sml-cellar",reason="unknown_meter"}' in text
         assert 'energy_settlement_oracle_last_frame_age_seconds{device="p1-hall"}' in text
         assert 'energy_settlement_oracle_readings_signed_total{device="p1-hall"}' in text
-        labels = {l.split("{")[1].split("}")[0] for l in text.splitlines() if l.startswith("energy_settlement_oracle_refusals_total{")}
-        assert all('reason="' in l for l in labels)
+        labels = {line.split("{")[1].split("}")[0] for line in text.splitlines()
+                  if line.startswith("energy_settlement_oracle_refusals_total{")}
+        assert all('reason="' in label for label in labels)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -187,6 +188,7 @@ def test_broker_down_does_not_stop_the_readings(tmp_path):
 
 def test_mqtt_and_metrics_sections_are_checked(tmp_path):
     from oracle_support import write_deployment
+
     from meter_oracle.config import ConfigError, load_config
 
     write_deployment(tmp_path)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from oracle_support import REPO, key_for
+
 from meter_oracle.reading import meter_id
 from meter_oracle.signing import Domain, EthAccountSigner, RustCoreSigner, address_of
 

@@ -7,12 +7,12 @@ import re
 from decimal import Decimal
 
 import pytest
-
 from oracle_support import read_stream
+
 from meter_oracle.drivers import FrameDecoder
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame
-from meter_oracle.simulators.sml_frame import build_frame, entry, lst, octets, signed, unsigned, _message, wrap_transport
+from meter_oracle.simulators.sml_frame import build_frame, entry, lst, octets, unsigned, wrap_transport
 from meter_oracle.simulators.stream_server import PtyFrameServer, TcpFrameServer
 
 SID = bytes.fromhex("0a01475a4e0000000042")

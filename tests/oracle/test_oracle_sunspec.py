@@ -6,8 +6,8 @@ import time
 from decimal import Decimal
 
 import pytest
-
 from oracle_support import make_pipeline
+
 from meter_oracle.errors import FrameRefused
 from meter_oracle.simulators.profiles import EvCharger, FixedRegisters
 from meter_oracle.simulators.sunspec_device import SunSpecServer

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from oracle_support import ISKRA, TESTDATA, load_expected, make_pipeline, read_stream
+
 from meter_oracle.framing import Dropped
 from meter_oracle.reading import MeterFrame, meter_id
 from meter_oracle.simulators.stream_server import PtyFrameServer, TcpFrameServer

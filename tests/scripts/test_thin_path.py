@@ -12,8 +12,8 @@ from pathlib import Path
 from eth_account import Account
 
 from meter_oracle.simulators.stream_server import TcpFrameServer
-from scripts._audit import audit, export_archive, read_chain, read_export
 from rust_core.wire import group_id, meter_label_id
+from scripts._audit import audit, export_archive, read_chain, read_export
 from scripts._deployment import ApeTransactor, MeterRow, NetworkSpec, deploy, register
 from scripts._processes import start_nodes, start_oracle
 

@@ -4,7 +4,7 @@ StromDAO-style NaiveLedger that writes every reading in its own transaction (mea
 same run), the gas of each fraud proof against a 10,000-leaf batch, and the gas of a full data
 availability reveal (challenge, then every leaf posted in chunks of REVEAL_CHUNK) per reading.
 
-Run: .venv/bin/python bench/gas.py [--quick]  (starts its own anvil with the pinned cancun
+Run: .venv/bin/python bench/gas.py [--quick]  (starts its own anvil with the pinned paris
 hardfork; --quick: batches of 6 / 12 / 24 readings, a few seconds, the same JSON keys, with
 "quick": true and the real "sizes"). Prints a table, then one JSON object on its last line.
 The tree and leaf builders are tests/contracts/settlement_builders.py, which depends on
@@ -45,6 +45,8 @@ from settlement_builders import (  # noqa: E402
     ref,
 )
 
+from scripts._deployment import ApeTransactor, NetworkSpec, deploy  # noqa: E402
+
 SIZES = (100, 1_000, 10_000)
 QUICK_SIZES = (6, 12, 24)  # not powers of two: the largest has padding
 NAIVE_READINGS = 40
@@ -56,10 +58,10 @@ QUICK_REVEAL_CHUNK = 5
 U64 = 2**64
 
 
-def is_cancun(web3) -> bool:
-    """Cancun blocks carry blob gas fields; Prague (anvil's newer default) adds requestsHash."""
+def is_paris(web3) -> bool:
+    """Paris blocks have a base fee but no withdrawals (Shanghai) nor blob gas fields (Cancun)."""
     block = web3.eth.get_block("latest")
-    return "excessBlobGas" in block and "requestsHash" not in block
+    return "baseFeePerGas" in block and "withdrawalsRoot" not in block and "excessBlobGas" not in block
 
 
 def main() -> None:
@@ -73,13 +75,11 @@ def main() -> None:
         chain, project = ape.chain, ape.project
         accts = ape.accounts.test_accounts
         admin, ops, meter_op, prover = accts[0], list(accts[1:6]), accts[6], accts[7]
-        registry = admin.deploy(project.MeterRegistry, admin)
-        registry.grantRole(registry.METER_OPERATOR_ROLE(), meter_op, sender=admin)
-        for op in ops:
-            registry.addOperator(op, sender=admin)
-        registry.setQuorum(3, sender=admin)
-        ledger = admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS, WINDOW, WINDOW)
-        naive = admin.deploy(project.NaiveLedger, registry)
+        # the one deploy path (scripts/_deployment.py) that the scripts, the demo and the node tests use
+        spec = NetworkSpec(PERIOD_SECONDS, WINDOW, 3, tuple(op.address for op in ops), (meter_op.address,))
+        dep = deploy(ApeTransactor(admin), spec)
+        registry, ledger = project.MeterRegistry.at(dep.registry), project.PeriodLedger.at(dep.ledger)
+        naive = project.NaiveLedger.at(ApeTransactor(admin).deploy("NaiveLedger", dep.registry))
         domain = ref.Domain(chain.chain_id, ledger.address)
         op_keys = [bytes.fromhex(op.private_key[2:]) for op in ops[:3]]
         period = chain.pending_timestamp // PERIOD_SECONDS - 20
@@ -95,7 +95,7 @@ def main() -> None:
             h = tree.header(p, group, count)
             return ledger.submitBatch(header_struct(h), cosign(domain, h, op_keys), sender=ops[0])
 
-        results: dict = {"hardfork_cancun": is_cancun(provider.web3), "quorum": "3-of-5", "quick": quick,
+        results: dict = {"hardfork_paris": is_paris(provider.web3), "quorum": "3-of-5", "quick": quick,
                          "sizes": list(sizes)}
         trees = {}
         for n, key in zip(sizes, SIZES):

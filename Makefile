@@ -85,7 +85,7 @@ BLOCK_PERIOD ?= 2
 
 geth: tools/geth/bin/geth
 
-tools/geth/bin/geth:
+tools/geth/bin/geth: $(VENV)/.deps
 	$(PY) -m devnet geth
 
 network: $(VENV)/.deps tools/geth/bin/geth
@@ -94,5 +94,5 @@ network: $(VENV)/.deps tools/geth/bin/geth
 network-stop:
 	$(PY) -m devnet stop
 
-# the network tests (tests/network/) run on geth signers
-test: tools/geth/bin/geth
+# the network tests (tests/network/) run on geth signers (built once, after the venv exists)
+test-suite: tools/geth/bin/geth

@@ -1,7 +1,15 @@
 """The independent audit: rebuilds every period from chain events alone plus an archive export,
 and recomputes every leaf, signature, previous register, Merkle-sum root, total, grid roll-up,
 conservation check and allocation. Nothing is taken from a node's own conclusions: the export is
-only the leaves (readings with their signatures), and everything else is recomputed here.
+only the leaves (readings with their signatures) and the equivocation evidence the node archived
+(pairs of signed readings), and everything else is recomputed here.
+
+Equivocation evidence (a meter key that signed two readings that cannot both be true) is checked
+like a leaf: both signatures must recover the meter's registered key and the two readings must
+really conflict; then it is a finding of severity "evidence" (against the meter key, not a failure
+of the settlement), and the chain's final batch must hold the reading the batch rule selects
+(latest timestamp, then lowest signature), else a failure. An entry that is no evidence (not
+signed by the meter key, identical readings, no conflict) is a failure of the export.
 
 A finding names the period, the group (or grid), the meter where there is one, a stable kind,
 and what the recomputation expected beside what the chain (or the leaf) actually records.
@@ -14,38 +22,59 @@ import hashlib
 import json
 import subprocess
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from web3 import Web3
 
 import rust_core
-from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
+from node.archive import (
+    BATCH_BUILT,
+    BATCH_FINAL,
+    BATCH_REJECTED,
+    BATCH_SUPERSEDED,
+    EQUIVOCATION_REGRESSION,
+    EQUIVOCATION_SAME_TIME,
+    Equivocation,
+    open_archive,
+)
 from node.availability import decode_revealed
-from rust_core.wire import Leaf, LeafModel, Register, SumNode, parse_hex32
+from rust_core.wire import Leaf, LeafModel, Register, SignedReading, SumNode, parse_hex32
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
-
 # -- archive export -----------------------------------------------------------------------
-def export_archive(archive_url: str, out: Path) -> int:
-    """Writes the leaves of every batch one node's archive holds as JSON lines; returns the count.
-    Which of them are final is for the audit to read from the chain, not from the node."""
+EVIDENCE_RECORD = "equivocation"  # the "record" of an evidence line (a leaf line has none)
+
+
+class Exported(NamedTuple):
+    leaves: int
+    equivocations: int
+
+
+def export_archive(archive_url: str, out: Path) -> Exported:
+    """Writes the leaves of every batch one node's archive holds, then its equivocation evidence,
+    as JSON lines. Which batches are final is for the audit to read from the chain, not from the
+    node; whether the evidence is evidence, for the audit to verify."""
     archive = open_archive(archive_url)
     n = 0
     try:
         records = [rec for status in (BATCH_BUILT, BATCH_FINAL, BATCH_SUPERSEDED, BATCH_REJECTED)
                    for rec in archive.batches_with_status(status)]
+        equivocations = archive.equivocations()
         with open(out, "w") as f:
             for rec in records:
                 for index, leaf in enumerate(archive.leaves(rec.period, rec.group_id, rec.root)):
                     f.write(json.dumps(leaf_to_json(rec.period, rec.group_id, rec.root, index, leaf)) + "\n")
                     n += 1
+            for e in equivocations:
+                f.write(json.dumps(equivocation_to_json(e)) + "\n")
     finally:
         archive.close()
-    return n
+    return Exported(n, len(equivocations))
 
 
 def leaf_to_json(period: int, group_id: bytes, root: bytes, index: int, leaf: Leaf) -> dict:
@@ -54,21 +83,54 @@ def leaf_to_json(period: int, group_id: bytes, root: bytes, index: int, leaf: Le
             **LeafModel.of(Leaf._make(leaf)._replace(period=period)).model_dump(mode="json")}
 
 
-def read_export(path: Path) -> dict[tuple[int, bytes, bytes], list[Leaf]]:
-    """(period, group_id, root) -> leaves in index order."""
+def equivocation_to_json(e: Equivocation) -> dict:
+    """One evidence line: its kind, the period of the reading that revealed it and both signed
+    readings as delivered (rust_core.wire.SignedReading, raw frame included)."""
+    return {"record": EVIDENCE_RECORD, "kind": e.kind, "period": e.period,
+            "first": e.first.to_wire(), "second": e.second.to_wire()}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One equivocation entry of an export, as the export claims it (the audit verifies it)."""
+
+    kind: str
+    period: int
+    first: SignedReading
+    second: SignedReading
+    line: int  # in the export file
+
+
+class ArchiveExport(dict[tuple[int, bytes, bytes], list[Leaf]]):
+    """(period, group_id, root) -> leaves in index order; `evidence` the equivocation entries."""
+
+    def __init__(self, batches: dict[tuple[int, bytes, bytes], list[Leaf]] | None = None,
+                 evidence: Iterable[Evidence] = ()) -> None:
+        super().__init__(batches or {})
+        self.evidence = list(evidence)
+
+
+def read_export(path: Path) -> ArchiveExport:
     batches: dict[tuple[int, bytes, bytes], list[tuple[int, Leaf]]] = defaultdict(list)
+    evidence = []
     with open(path) as f:
         for line_no, line in enumerate(f, start=1):
             try:
                 d = json.loads(line)
+                if d.get("record") == EVIDENCE_RECORD:
+                    if type(d["kind"]) is not str or type(d["period"]) is not int:
+                        raise ValueError("kind or period malformed")
+                    evidence.append(Evidence(d["kind"], d["period"], SignedReading.model_validate(d["first"]),
+                                             SignedReading.model_validate(d["second"]), line_no))
+                    continue
                 leaf = LeafModel.model_validate(d).value()
                 group, root = parse_hex32(d["group_id"]), parse_hex32(d["root"])
                 if group is None or root is None or type(d["index"]) is not int:
                     raise ValueError("group_id, root or index malformed")
-            except (ValueError, KeyError, TypeError) as e:
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise ValueError(f"{path}:{line_no}: not an archive export line ({e})") from None
             batches[(leaf.period, group, root)].append((d["index"], leaf))
-    return {k: [leaf for _, leaf in sorted(v)] for k, v in batches.items()}
+    return ArchiveExport({k: [leaf for _, leaf in sorted(v)] for k, v in batches.items()}, evidence)
 
 
 # -- what the chain says ------------------------------------------------------------------
@@ -226,6 +288,11 @@ class Finding:
             raise ValueError(f"finding kind {self.kind!r} is not one of FINDING_KINDS")
 
     @property
+    def severity(self) -> str:
+        """SEVERITY_EVIDENCE (against a meter key; the settlement holds) or SEVERITY_FAILURE."""
+        return SEVERITY_EVIDENCE if self.kind in EVIDENCE_KINDS else SEVERITY_FAILURE
+
+    @property
     def where(self) -> str:
         return f"{self.scope} {self.name}"
 
@@ -239,8 +306,11 @@ FINDING_KINDS = (
     "leaf_order", "meter_unregistered", "meter_group", "meter_inactive", "reading_period", "previous_register",
     "register_backwards", "signature", "rollup_missing_member", "rollup_order", "member_flow",
     "rollup_missing_boundary", "rollup_figure", "conservation", "allocation", "allocation_excess",
-    "rejected_header_final",
+    "rejected_header_final", "meter_equivocation", "equivocation_rule", "export_bad_evidence",
 )
+SEVERITY_FAILURE = "failure"    # the settlement (or the export it is audited with) is wrong
+SEVERITY_EVIDENCE = "evidence"  # shown, not failed: evidence against a meter key the settlement resolved
+EVIDENCE_KINDS = ("meter_equivocation",)
 
 
 @dataclass(frozen=True)
@@ -302,8 +372,17 @@ class AuditResult:
     provenance: Provenance | None = None
 
     @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == SEVERITY_FAILURE]
+
+    @property
+    def evidence(self) -> list[Finding]:
+        """Equivocation evidence against meter keys (verified; not a failure of the settlement)."""
+        return [f for f in self.findings if f.severity == SEVERITY_EVIDENCE]
+
+    @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.failures
 
     @property
     def verdict(self) -> str:
@@ -332,9 +411,11 @@ def findings_document(result: AuditResult) -> dict:
         "final_batches": result.batches,
         "readings": result.leaves,
         "rejected_batches": len(result.rejected),
+        "failures": len(result.failures),
+        "evidence": len(result.evidence),
         "periods": {str(p): result.period_start(p).isoformat() for p in sorted(result.periods)},
         "findings": [{"period": f.period, "period_start": result.period_start(f.period).isoformat(),
-                      "scope": f.scope, "name": f.name, "meter": f.meter, "kind": f.kind,
+                      "scope": f.scope, "name": f.name, "meter": f.meter, "kind": f.kind, "severity": f.severity,
                       "expected": _jsonable(f.expected), "actual": _jsonable(f.actual), "what": f.what}
                      for f in result.findings],
     }
@@ -356,6 +437,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
     state: dict[bytes, Register] = {}  # meter -> the register of its latest final leaf
     n_leaves = 0
     boundaries = {g.boundary_group for g in view.grids}
+    final_leaves: dict[tuple[int, bytes], list[Leaf]] = {}  # (period, group) -> the final batch's leaves
 
     for (period, gid), fb in sorted(view.finals.items()):
         where = name(gid)
@@ -369,6 +451,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
                                     f"the archive export has no leaves for final root 0x{fb.root.hex()}"))
             continue
         n_leaves += len(leaves)
+        final_leaves[(period, gid)] = leaves
         findings += _check_leaves(view, period, gid, where, leaves, state, meter_name)
         try:
             tree = rust_core.MerkleSumTree(leaves, check_order=False)
@@ -392,6 +475,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
     for grid in view.grids:
         for period, chain_rollup in sorted(grid.rollups.items()):
             findings += _check_rollup(view, grid, period, chain_rollup, exchange, periods[period], name)
+    findings += _check_evidence(view, getattr(export, "evidence", []), final_leaves, name)
     return AuditResult(findings, dict(periods), len(view.finals), n_leaves, view.rejected, view.period_seconds,
                        provenance)
 
@@ -438,6 +522,111 @@ def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: 
     for index, reason in rust_core.verify_readings(view.domain, readings, [leaf.signature for leaf in leaves], signers):
         out.append(finding(leaves[index].meter_id, "signature", "signed by the registered key 0x" + signers[index].hex(),
                            reason, f"signature: {reason}"))
+    return out
+
+
+def _reading_json(r: SignedReading | Leaf) -> dict:
+    """What a meter signed, with its signature (no raw frame: it is unauthenticated)."""
+    return {"meter_id": "0x" + r.meter_id.hex(), "period": r.period, "timestamp": r.timestamp,
+            "import_mwh": r.import_mwh, "export_mwh": r.export_mwh, "signature": "0x" + r.signature.hex()}
+
+
+def _rule_key(timestamp: int, signature: bytes) -> tuple[int, bytes]:
+    """The batch rule as one order (node/archive.py latest_readings): the greatest key is the
+    settled reading, the latest timestamp and of several at it the lowest signature."""
+    return timestamp, bytes(255 - b for b in signature)
+
+
+def _not_evidence(view: ChainView, e: Evidence) -> list[str]:
+    """Why an export entry is not equivocation evidence (empty when the two readings conflict)."""
+    a, b = e.first, e.second
+    why = []
+    if a.meter_id != b.meter_id:
+        why.append("the two readings are of different meters")
+    elif a.meter_id not in view.meters:
+        why.append("the meter is not registered")
+    if e.period not in (a.period, b.period):
+        why.append(f"period {e.period} is neither reading's ({a.period}, {b.period})")
+    if a.reading == b.reading:
+        why.append("the two readings are identical (two signatures over one reading are no equivocation)")
+    elif e.kind == EQUIVOCATION_SAME_TIME:
+        if a.timestamp != b.timestamp:
+            why.append(f"kind {e.kind} but timestamps {a.timestamp} and {b.timestamp} differ")
+    elif e.kind == EQUIVOCATION_REGRESSION:
+        if not (a.timestamp < b.timestamp and (a.import_mwh > b.import_mwh or a.export_mwh > b.export_mwh)):
+            why.append("the later reading's registers do not run below the earlier one's")
+    else:
+        why.append(f"unknown evidence kind {e.kind!r}")
+    return why
+
+
+def _check_evidence(view: ChainView, evidence: list[Evidence], final_leaves: dict[tuple[int, bytes], list[Leaf]],
+                    name) -> list[Finding]:
+    """Verifies the export's equivocation evidence (module docstring) and checks the final batch
+    of each period with evidence against the batch rule."""
+    out: list[Finding] = []
+    readings, signatures, signers = [], [], []
+    for e in evidence:
+        m = view.meters.get(e.first.meter_id)
+        for r in (e.first, e.second):
+            readings.append(r.reading)
+            signatures.append(r.signature)
+            signers.append(m.key if m else b"\x00" * 20)
+    bad_signature: dict[int, list[str]] = defaultdict(list)
+    for index, reason in rust_core.verify_readings(view.domain, readings, signatures, signers) if readings else []:
+        side = "first" if index % 2 == 0 else "second"
+        bad_signature[index // 2].append(f"the {side} reading's signature is not by the meter's registered key "
+                                         f"0x{signers[index].hex()}: {reason}")
+    proven: list[Evidence] = []
+    seen: set[tuple] = set()
+    for i, e in enumerate(evidence):
+        pair = (e.kind, e.period, frozenset((r.reading, r.signature) for r in (e.first, e.second)))
+        if pair in seen:
+            continue  # the same pair again (or in the other order)
+        seen.add(pair)
+        m = view.meters.get(e.first.meter_id)
+        where = name(m.group_id) if m else "0x" + "00" * 6
+        claimed = {"kind": e.kind, "line": e.line, "first": _reading_json(e.first), "second": _reading_json(e.second)}
+        why = _not_evidence(view, e) + bad_signature[i]
+        if why:
+            out.append(Finding(e.period, "group", where, "0x" + e.first.meter_id.hex(), "export_bad_evidence",
+                               "two conflicting readings signed by the meter's registered key", claimed,
+                               f"export line {e.line} is no equivocation evidence: {'; '.join(why)}"))
+        else:
+            proven.append(e)
+
+    # per (meter, period): every proven reading of that period, and the reading the rule selects
+    candidates: dict[tuple[bytes, int], dict[tuple[int, bytes], SignedReading]] = defaultdict(dict)
+    for e in proven:
+        for r in (e.first, e.second):
+            candidates[(r.meter_id, r.period)][(r.timestamp, r.signature)] = r
+    settled: dict[tuple[bytes, int], Leaf | None] = {}
+    for (mid, period), known in sorted(candidates.items()):
+        gid = view.meters[mid].group_id
+        if (period, gid) not in final_leaves:
+            continue  # not final (or its leaves are missing, a finding of its own)
+        selected = max(known.values(), key=lambda r: _rule_key(r.timestamp, r.signature))
+        leaf = next((lf for lf in final_leaves[(period, gid)] if lf.meter_id == mid), None)
+        settled[(mid, period)] = leaf
+        if leaf is None or _rule_key(leaf.timestamp, leaf.signature) < _rule_key(selected.timestamp, selected.signature):
+            out.append(Finding(period, "group", name(gid), "0x" + mid.hex(), "equivocation_rule",
+                               _reading_json(selected), _reading_json(leaf) if leaf else None,
+                               "the final batch does not hold the reading the batch rule (latest timestamp, then "
+                               f"lowest signature) selects from the equivocation evidence: 0x{selected.signature.hex()}"
+                               f" at {selected.timestamp}"))
+    for e in proven:
+        mid, gid = e.first.meter_id, view.meters[e.first.meter_id].group_id
+        periods = sorted({e.first.period, e.second.period})
+        final = {p: settled[(mid, p)] for p in periods if (mid, p) in settled}
+        out.append(Finding(
+            e.period, "group", name(gid), "0x" + mid.hex(), "meter_equivocation",
+            {"rule": "latest timestamp, then lowest signature",
+             "final_leaf": {str(p): _reading_json(lf) if lf else None for p, lf in final.items()}},
+            {"kind": e.kind, "first": _reading_json(e.first), "second": _reading_json(e.second)},
+            f"the meter key signed two conflicting readings ({e.kind}): at {e.first.timestamp} "
+            f"{e.first.import_mwh}/{e.first.export_mwh} mWh (0x{e.first.signature.hex()[:16]}...) and at "
+            f"{e.second.timestamp} {e.second.import_mwh}/{e.second.export_mwh} mWh (0x{e.second.signature.hex()[:16]}...); "
+            + ("settled by the rule" if final else "period not final on chain")))
     return out
 
 

@@ -2,7 +2,8 @@
 
 Per period (on the axis: when it started, UTC): energy injected and withdrawn per group, each
 grid's imbalance and losses, local self-sufficiency, and the origin of consumed local energy
-(which group's generation it was). The page opens with the audit's provenance."""
+(which group's generation it was). The page opens with the audit's provenance; equivocation
+evidence against meter keys has its own table (it does not fail the audit)."""
 from __future__ import annotations
 
 import html
@@ -36,6 +37,28 @@ def _rejected_html(result: AuditResult) -> str:
                    for p, g, r, reason in result.rejected)
     return ("<h2>Rejected batches</h2><table><tr><th>period</th><th>group</th><th>root</th><th>reason</th></tr>"
             f"{rows}</table>")
+
+
+def _evidence_html(result: AuditResult) -> str:
+    if not result.evidence:
+        return ""
+
+    def reading(r: dict) -> str:
+        return (f"{r['timestamp']}: {r['import_mwh']} / {r['export_mwh']} mWh "
+                f"<code title='{html.escape(r['signature'])}'>{html.escape(r['signature'][:18])}...</code>")
+
+    rows = []
+    for f in result.evidence:
+        final = f.expected.get("final_leaf") or {}
+        settled = "; ".join(f"period {p}: {reading(lf) if lf else 'no leaf'}" for p, lf in final.items()) or "not final"
+        rows.append(f"<tr><td>{f.period}</td><td>{html.escape(f.name)}</td><td><code>{html.escape(f.meter or '')}"
+                    f"</code></td><td>{html.escape(f.actual['kind'])}</td><td>{reading(f.actual['first'])}</td>"
+                    f"<td>{reading(f.actual['second'])}</td><td>{settled}</td></tr>")
+    return ("<h2>Equivocation evidence against meter keys</h2><p>Both readings of each pair are signed by the "
+            "meter's registered key; the settlement resolved them by its rule (latest timestamp, then lowest "
+            "signature). Evidence, not an audit failure.</p><table class=evidence><tr><th>period</th><th>group</th>"
+            "<th>meter</th><th>kind</th><th>first reading</th><th>second reading</th><th>settled (final leaf)</th>"
+            f"</tr>{''.join(rows)}</table>")
 
 
 def write_report(result: AuditResult, out_dir: Path, title: str = "Settlement audit") -> Path:
@@ -147,11 +170,11 @@ def _provenance_html(result: AuditResult) -> str:
 
 
 def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:
-    verdict = "PASS" if result.ok else f"FAIL ({len(result.findings)} findings)"
+    verdict = "PASS" if result.ok else f"FAIL ({len(result.failures)} findings)"
     rows = []
     for p in periods:
         f = result.periods[p]
-        bad = [x for x in result.findings if x.period == p]
+        bad = [x for x in result.failures if x.period == p]
         grid_cells = "".join(
             f"<td>{g['injected'] / KWH:.2f} / {g['withdrawn'] / KWH:.2f}</td><td>{g['imbalance'] / KWH:+.3f}</td>"
             f"<td>{100 * _self_sufficiency(g):.0f}%</td>"
@@ -161,20 +184,21 @@ def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:
                     f"<td>{'FAIL' if bad else 'ok'}</td>{grid_cells}</tr>")
     grid_names = sorted({g for p in periods for g in result.periods[p].grids})
     head = "".join(f"<th>{html.escape(g)} in / out kWh</th><th>imbalance kWh</th><th>self-sufficiency</th>" for g in grid_names)
-    findings = "".join(f"<li>{html.escape(str(x))}</li>" for x in result.findings) or "<li>none</li>"
+    findings = "".join(f"<li>{html.escape(str(x))}</li>" for x in result.failures) or "<li>none</li>"
     origin = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(p)}</td><td>{v / KWH:.3f}</td></tr>"
                      for (c, p), v in sorted(_origin_totals(result, periods).items()))
     images = "".join(f"<h2>{h}</h2><img src='{fn}' alt='{h}'>" for fn, h, _ in figures)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 8px;text-align:right}}
 tr.bad{{background:#fdd}} .verdict{{font-size:1.4em;font-weight:bold}}
-table.provenance th, table.provenance td{{text-align:left}}</style></head><body>
+table.provenance th, table.provenance td, table.evidence td{{text-align:left}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="verdict">Verdict: {verdict}</p>
 <h2>Provenance</h2>{_provenance_html(result)}
 <p>{result.batches} final batches, {result.leaves} settled readings, {len(result.rejected)} batches rejected.</p>
 {_rejected_html(result)}
 <h2>Findings</h2><ul>{findings}</ul>
+{_evidence_html(result)}
 {images}
 <h2>Origin of locally consumed energy (all periods)</h2>
 <table><tr><th>consumer</th><th>producer</th><th>kWh</th></tr>{origin}</table>

@@ -4,6 +4,8 @@ Rebuilds every period from chain events alone plus an archive export (write one 
 --archive sqlite:///path/node.db, or postgresql://...), recomputes every leaf, signature,
 Merkle-sum root, total, roll-up, conservation check and allocation, prints a verdict per
 period and exits non-zero on any mismatch, naming period, group or grid, meter and what differs.
+Verified equivocation evidence against a meter key is shown (severity "evidence") without
+failing the audit; an export entry that is no evidence fails it.
 Always writes the findings as JSON (with the audit's provenance: chain id, contract addresses,
 block range, the export's sha256, software version, time); --report adds plots and a page."""
 import sys
@@ -30,17 +32,22 @@ from scripts._report import write_report
 def cli(dep_path: Path, export_path: Path, archive: str | None, report_dir: Path | None, findings_path: Path | None):
     dep = Deployment.load(dep_path)
     if archive:
-        click.echo(f"exported {export_archive(archive, export_path)} leaves from {archive}")
+        exported = export_archive(archive, export_path)
+        click.echo(f"exported {exported.leaves} leaves and {exported.equivocations} equivocation evidence pairs "
+                   f"from {archive}")
     names = {bytes.fromhex(gid[2:]): name for name, gid in dep.groups.items()}
     view = read_chain(chain.provider.web3, dep)
     result = audit(view, read_export(export_path), names, Provenance.of(view, export_path))
     for period in sorted(result.periods):
-        bad = [f for f in result.findings if f.period == period]
+        bad = [f for f in result.failures if f.period == period]
         click.echo(f"period {period} ({result.period_start(period):%Y-%m-%d %H:%M:%S} UTC): {'FAIL' if bad else 'ok'}")
         for f in bad:
             click.echo(f"  {f}")
-    click.echo(f"audit: {result.batches} final batches, {result.leaves} readings, {len(result.findings)} findings: "
-               f"{result.verdict}")
+        for f in result.evidence:
+            if f.period == period:
+                click.echo(f"  evidence: {f}")
+    click.echo(f"audit: {result.batches} final batches, {result.leaves} readings, {len(result.failures)} findings, "
+               f"{len(result.evidence)} equivocation evidence: {result.verdict}")
     if findings_path is None:
         findings_path = report_dir / "findings.json" if report_dir else export_path.with_suffix(".findings.json")
     click.echo(f"findings: {write_findings(result, findings_path)}")

@@ -3,11 +3,16 @@ reached one node only, a meter key that signed three different readings for the 
 (1-1-1), and that equivocation with one node down. Every period settles with the root computed
 here from the reconciled set, identically in every node's archive, the equivocation evidence is
 archived on every node that saw it, and the meter's next honest reading is accepted everywhere
-(also where it lies below an equivocating reading that lost)."""
+(also where it lies below an equivocating reading that lost). The audit over each node's archive
+export shows the equivocation as verified evidence against the meter key, and refuses forged
+evidence as a bad export."""
 from __future__ import annotations
 
+import json
 import signal
 import time
+from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +20,8 @@ from node_harness import Deployment, NodeProcess, deploy_settlement, expected_ro
 from test_node_three_nodes import PERIOD, STATUS_FINAL, WINDOW, start_nodes, wait_status
 
 from node.archive import EQUIVOCATION_SAME_TIME, open_archive
+from scripts._audit import AuditResult, audit, export_archive, read_chain, read_export, write_findings
+from scripts._report import write_report
 
 pytestmark = pytest.mark.chain
 
@@ -166,6 +173,86 @@ def run_equivocation(three_nodes, down: bool) -> None:
     if down:
         nodes[2].start()
     settle_next_everywhere(dep, nodes, sc)
+
+    for n in alive:  # the audit over each node's export shows the evidence, the settlement passes
+        export = n.db.parent / f"{n.name}-export.jsonl"
+        exported = export_archive(f"sqlite:///{n.db}", export)
+        assert exported.equivocations == len(audit_shows_the_evidence(dep, export, p, sigs, winner).evidence)
+    audit_refuses_forged_evidence(dep, export, forks[winner][0])
+
+
+def audit_of(dep: Deployment, export: Path) -> AuditResult:
+    return audit(read_chain(dep.w3, dep.deployment), read_export(export), {dep.meters[0].group_id: dep.group})
+
+
+def audit_shows_the_evidence(dep: Deployment, export: Path, p: int, sigs: list[bytes], winner: int) -> AuditResult:
+    """The forks at one timestamp, and each losing fork against the meter's next (lower) reading."""
+    result = audit_of(dep, export)
+    assert result.ok and result.verdict == "PASS", result.failures
+    meter = "0x" + dep.meters[0].meter_id.hex()
+    same = [f for f in result.evidence if f.actual["kind"] == "same_timestamp"]
+    pairs = {frozenset((f.actual["first"]["signature"], f.actual["second"]["signature"])) for f in same}
+    assert pairs == {frozenset(("0x" + a.hex(), "0x" + b.hex())) for a in sigs for b in sigs if a != b}
+    later = [f for f in result.evidence if f.actual["kind"] == "regression"]
+    assert len(same) + len(later) == len(result.evidence) and len(later) == len(sigs) - 1
+    for f in result.evidence:
+        assert (f.kind, f.severity, f.meter, f.name) == ("meter_equivocation", "evidence", meter, dep.group)
+        first, second = f.actual["first"], f.actual["second"]
+        assert f.period == second["period"] and first["period"] == p  # the period of the reading that revealed it
+        if f in same:
+            assert first["timestamp"] == second["timestamp"] and first["import_mwh"] != second["import_mwh"]
+        else:
+            assert first["timestamp"] < second["timestamp"] and first["import_mwh"] > second["import_mwh"]
+        assert f.expected["final_leaf"][str(p)]["signature"] == "0x" + sigs[winner].hex()  # the rule's reading
+    doc = json.loads(write_findings(result, export.with_suffix(".findings.json")).read_text())
+    assert doc["verdict"] == "PASS" and doc["failures"] == 0 and doc["evidence"] == len(result.evidence)
+    assert {(f["kind"], f["severity"], f["meter"]) for f in doc["findings"]} == {("meter_equivocation", "evidence",
+                                                                                   meter)}
+    page = write_report(result, export.parent / f"{export.stem}-report").read_text()
+    assert "Verdict: PASS" in page and "Equivocation evidence against meter keys" in page
+    assert all("0x" + s.hex()[:16] in page for s in sigs)
+    return result
+
+
+def audit_refuses_forged_evidence(dep: Deployment, export: Path, settled: tuple) -> None:
+    """Entries an operator could forge: a reading altered after the meter signed it, a reading
+    signed by another key, two identical readings. Each is a bad export (a failure), never
+    evidence against the meter; a genuine pair whose later reading the batch did not settle
+    fails the rule check."""
+    lines = export.read_text().splitlines()
+    evidence = [i for i, line in enumerate(lines) if json.loads(line).get("record") == "equivocation"]
+    assert len(evidence) >= 1
+    m0, m1 = dep.meters[0], dep.meters[1]
+
+    def forged(entry: dict) -> Path:
+        path = export.with_name("forged.jsonl")
+        path.write_text("\n".join([*lines, json.dumps(entry)]) + "\n")
+        return path
+
+    genuine = json.loads(lines[evidence[0]])
+    altered = dict(genuine, second=dict(genuine["second"], import_mwh=genuine["second"]["import_mwh"] + 1000,
+                                        import_wh=str(Decimal(genuine["second"]["import_mwh"] + 1000) / 1000)))
+    p, ts = settled[1], settled[2]
+    [other_key] = wire(dep, [(m0.meter_id, p, ts, settled[3] + 7, settled[4])], [m1.key])  # meter 1's key signs it
+    by_other_key = dict(genuine, second=other_key)
+    identical = dict(genuine, second=genuine["first"])
+    for entry, why in ((altered, "second reading's signature is not by the meter's registered key"),
+                       (by_other_key, "second reading's signature is not by the meter's registered key"),
+                       (identical, "the two readings are identical")):
+        result = audit_of(dep, forged(entry))
+        assert not result.ok
+        [bad] = result.failures
+        assert bad.kind == "export_bad_evidence" and bad.severity == "failure" and why in bad.what, bad
+        assert bad.meter == "0x" + m0.meter_id.hex() and bad.actual["line"] == len(lines) + 1
+        assert len(result.evidence) == len(evidence)  # the genuine pairs only
+    # genuinely signed by the meter, later in the period than what the batch settled: the rule
+    [later] = wire(dep, [(m0.meter_id, p, ts + 1, settled[3] + 5, settled[4])], [m0.key])
+    [earlier] = wire(dep, [(m0.meter_id, p, ts, settled[3] + 9, settled[4])], [m0.key])
+    result = audit_of(dep, forged({"record": "equivocation", "kind": "regression", "period": p,
+                                   "first": earlier, "second": later}))
+    [bad] = result.failures
+    assert bad.kind == "equivocation_rule" and bad.expected["signature"] == later["signature"], bad
+    assert bad.actual["timestamp"] == ts
 
 
 def test_a_meter_equivocating_1_1_1_across_the_nodes_settles_by_the_rule(three_nodes):

@@ -74,7 +74,7 @@ def test_findings_file_names_period_scope_meter_kind_expected_and_actual(export,
     assert doc["provenance"]["chain_id"] == 31337 and doc["provenance"]["to_block"] == 42
     first, second = doc["findings"]
     assert first == {"period": FIRST + 1, "period_start": "2025-11-19T02:15:00+00:00", "scope": "group",
-                     "name": "street-a", "meter": METER, "kind": "signature",
+                     "name": "street-a", "meter": METER, "kind": "signature", "severity": "failure",
                      "expected": "signed by the registered key 0x" + "44" * 20,
                      "actual": "signer 0x55 is not the meter's key",
                      "what": "signature: signer 0x55 is not the meter's key"}
@@ -87,6 +87,26 @@ def test_findings_file_names_period_scope_meter_kind_expected_and_actual(export,
 def test_a_clean_audit_writes_pass_and_no_findings(tmp_path):
     doc = json.loads(write_findings(result([]), tmp_path / "f.json").read_text())
     assert doc["verdict"] == "PASS" and doc["findings"] == [] and doc["provenance"] is None
+
+
+def test_equivocation_evidence_is_shown_without_failing_the_audit(tmp_path):
+    reading = {"meter_id": METER, "period": FIRST, "timestamp": FIRST * PERIOD_S, "import_mwh": 5, "export_mwh": 0,
+               "signature": "0x" + "aa" * 65}
+    evidence = Finding(FIRST, "group", "street-a", METER, "meter_equivocation",
+                       {"rule": "latest timestamp, then lowest signature", "final_leaf": {str(FIRST): reading}},
+                       {"kind": "same_timestamp", "first": reading, "second": dict(reading, import_mwh=6)},
+                       "the meter key signed two conflicting readings")
+    ok = result([evidence])
+    assert ok.ok and ok.verdict == "PASS" and ok.evidence == [evidence] and ok.failures == []
+    doc = json.loads(write_findings(ok, tmp_path / "f.json").read_text())
+    assert (doc["verdict"], doc["failures"], doc["evidence"]) == ("PASS", 0, 1)
+    assert doc["findings"][0]["severity"] == "evidence" and doc["findings"][0]["actual"]["second"]["import_mwh"] == 6
+    text = write_report(ok, tmp_path / "report").read_text()
+    assert "Verdict: PASS" in text and "Equivocation evidence against meter keys" in text and "0x" + "aa" * 8 in text
+    # a bad export entry is a failure
+    bad = Finding(FIRST, "group", "street-a", METER, "export_bad_evidence", "two conflicting readings", {}, "forged")
+    assert bad.severity == "failure" and result([evidence, bad]).verdict == "FAIL"
+    assert "FAIL (1 findings)" in write_report(result([evidence, bad]), tmp_path / "r2").read_text()
 
 
 def test_a_finding_of_an_unknown_kind_is_refused():

@@ -9,10 +9,20 @@ cannot displace the real one. One interface over SQLite (default, one file) and 
 is shared, only placeholders, blob types and connection handling differ.
 
 All methods are thread-safe (one connection behind a lock) and each is one transaction, so a
-node killed at any point resumes from a consistent archive."""
+node killed at any point resumes from a consistent archive.
+
+The schema is versioned (SCHEMA_VERSION, the row `schema_version` of the table `meta`, one
+mechanism for both backends). Opening an archive migrates it forward from any earlier released
+schema in one transaction (all of it or none), keeping every stored row; an archive written by
+newer software is refused (ArchiveVersionError) rather than read with the wrong schema.
+Versions: 1 the first released schema (one reading per meter and timestamp, no frame copies, no
+evidence; node releases up to commit 436ac71, the earliest of them with a `meta` key/value
+table), 2 the current one (every signed reading at a timestamp kept, frame copies with their
+SHA-256, equivocation evidence)."""
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import threading
 import time
@@ -31,6 +41,9 @@ EVIDENCE_PAIRS_MAX = 8         # evidence pairs recorded per reading and kind (o
 EQUIVOCATION_SAME_TIME = "same_timestamp"   # two signed readings of one meter at one timestamp
 EQUIVOCATION_REGRESSION = "regression"      # a later signed reading with lower registers
 ARCHIVE_MAX = 2**63 - 1        # integers are kept in signed 64-bit columns (SQLite INTEGER, BIGINT)
+SCHEMA_VERSION = 2             # the schema this code reads and writes (module docstring)
+_VERSION_KEY = "schema_version"
+_PG_SCHEMA_LOCK = 0x41524348_49564531  # pg_advisory_xact_lock key: one migrating opener at a time
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS readings (
@@ -68,7 +81,12 @@ _SCHEMA = [
         period BIGINT NOT NULL, group_id {blob} NOT NULL, root {blob} NOT NULL,
         kind TEXT NOT NULL, tx_hash TEXT, at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (period, group_id, root))""",
+    "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
 ]
+
+
+class ArchiveVersionError(RuntimeError):
+    """The archive's schema is newer than this code's (or its version unreadable)."""
 
 _READING_COLUMNS = "meter_id, period, ts, import_mwh, export_mwh, signature, import_wh, export_wh, raw_frame, protocol"
 
@@ -112,13 +130,83 @@ class BatchRecord:
 class Archive:
     """Use open_archive(url)."""
 
-    def __init__(self, conn, placeholder: str, blob: str) -> None:
+    def __init__(self, conn, placeholder: str, blob: str, where: str = "archive") -> None:
         self._conn = conn
         self._ph = placeholder
+        self._blob = blob
         self._lock = threading.Lock()
-        with self._tx() as cur:
+        self.where = where  # the file or the DSN (without its password), for messages
+        self.schema_version = self._open_schema()
+
+    # -- schema versions and migrations ------------------------------------------------------
+    @property
+    def _sqlite(self) -> bool:
+        return self._blob == "BLOB"
+
+    def _open_schema(self) -> int:
+        """Creates, migrates or accepts the schema in one transaction; returns the version found."""
+        with self._tx() as tx:
+            if self._sqlite:
+                tx.execute("BEGIN IMMEDIATE")  # a write lock before reading the version: one migrator
+                tables = {r[0] for r in tx.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()}
+            else:
+                tx.execute("SELECT pg_advisory_xact_lock(?)", (_PG_SCHEMA_LOCK,))
+                tables = {r[0] for r in tx.execute("SELECT table_name FROM information_schema.tables "
+                                                   "WHERE table_schema = current_schema()").fetchall()}
+            found = self._stored_version(tx, tables)
+            if found > SCHEMA_VERSION:
+                raise ArchiveVersionError(
+                    f"archive {self.where}: schema version {found} is newer than this software's "
+                    f"{SCHEMA_VERSION}: upgrade the software (an older one would misread the archive)")
+            for version in range(found, SCHEMA_VERSION) if found else ():  # an empty one is created
+                _MIGRATIONS[version](self, tx)
             for stmt in _SCHEMA:
-                cur.execute(stmt.format(blob=blob))
+                tx.execute(stmt.format(blob=self._blob))
+            if found != SCHEMA_VERSION:
+                tx.execute("INSERT INTO meta VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                           (_VERSION_KEY, str(SCHEMA_VERSION)))
+        return found
+
+    def _stored_version(self, tx: Archive._Tx, tables: set[str]) -> int:
+        """The archive's schema version: 0 for an empty database; an archive of a release before
+        versions were recorded is 1 or, with the tables version 2 added, 2."""
+        if "meta" in tables:
+            row = tx.execute("SELECT v FROM meta WHERE k = ?", (_VERSION_KEY,)).fetchone()
+            if row is not None:
+                if not str(row[0]).isdigit():
+                    raise ArchiveVersionError(f"archive {self.where}: schema version {row[0]!r} is not a number")
+                return int(row[0])
+        if "readings" not in tables:
+            return 0
+        return 2 if {"reading_frames", "equivocations"} & tables else 1
+
+    def _migrate_1_to_2(self, tx: Archive._Tx) -> None:
+        """Version 1 kept one reading per (meter, timestamp) and its frame in the readings row.
+        The readings table is rebuilt with the key (meter, timestamp, signature) and the index
+        the pages read; every reading's frame becomes its first kept copy. Version 1 refused
+        conflicting and backward readings, so there is no evidence to derive."""
+        readings = _SCHEMA[0].replace("IF NOT EXISTS readings", "readings_v2").format(blob=self._blob)
+        tx.execute(readings)
+        columns = f"{_READING_COLUMNS}, group_id, received_at"
+        tx.execute(f"INSERT INTO readings_v2 ({columns}) SELECT {columns} FROM readings")
+        tx.execute("DROP TABLE readings")  # its index with it
+        tx.execute("ALTER TABLE readings_v2 RENAME TO readings")
+        if not self._sqlite:
+            tx.execute("ALTER INDEX readings_v2_pkey RENAME TO readings_pkey")
+        for stmt in _SCHEMA[1:3]:  # the readings index and reading_frames
+            tx.execute(stmt.format(blob=self._blob))
+        after: tuple[bytes, int] = (b"", -1)
+        while True:  # in key order, a page at a time (an archive may hold millions)
+            rows = tx.execute(
+                "SELECT meter_id, ts, signature, raw_frame, protocol, received_at FROM readings "
+                "WHERE meter_id > ? OR (meter_id = ? AND ts > ?) ORDER BY meter_id, ts LIMIT 5000",
+                (after[0], after[0], after[1])).fetchall()
+            if not rows:
+                break
+            tx.executemany("INSERT INTO reading_frames VALUES (?,?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                           [(bytes(m), ts, bytes(sig), hashlib.sha256(bytes(f)).digest(), bytes(f), proto, at)
+                            for m, ts, sig, f, proto, at in rows])
+            after = (bytes(rows[-1][0]), rows[-1][1])
 
     # -- plumbing --------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -422,17 +510,33 @@ class Archive:
         return row[0] if row else None
 
 
+_MIGRATIONS = {1: Archive._migrate_1_to_2}  # from version v to v + 1
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
 def open_archive(url: str) -> Archive:
-    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:` or `postgresql://...`."""
+    """`sqlite:///relative.db`, `sqlite:////absolute.db`, `sqlite:///:memory:` or `postgresql://...`.
+    Migrates an archive of an earlier schema; ArchiveVersionError for one of a later schema."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")  # sqlite:///relative.db, sqlite:////absolute.db
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
-        return Archive(conn, "?", "BLOB")
+        try:
+            return Archive(conn, "?", "BLOB", path)
+        except BaseException:
+            conn.close()
+            raise
     if url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        conn = psycopg.connect(url)
-        return Archive(conn, "%s", "BYTEA")
+        pg = psycopg.connect(url)
+        try:
+            return Archive(pg, "%s", "BYTEA", _without_password(url))
+        except BaseException:
+            pg.close()
+            raise
     raise ValueError(f"archive URL {url!r}: expected sqlite:///<file> or postgresql://...")

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from pathlib import Path
 
 import pytest
 
+import node.archive as archive_module
 from node.archive import (
     BATCH_BUILT,
     BATCH_FINAL,
@@ -15,6 +17,8 @@ from node.archive import (
     EQUIVOCATION_REGRESSION,
     EQUIVOCATION_SAME_TIME,
     FRAME_COPIES_MAX,
+    SCHEMA_VERSION,
+    ArchiveVersionError,
     BatchRecord,
     open_archive,
 )
@@ -29,12 +33,12 @@ def archive_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'archive.db'}"
         return
-    if not DSN_FILE.exists():
-        print(f"PostgreSQL archive tests skipped: {DSN_FILE} missing (run `make postgres`)")
-        pytest.skip(f"{DSN_FILE} missing: run `make postgres` (scripts/ensure_postgres.sh)")
+    dsn = os.environ.get("SETTLEMENT_PG_DSN") or (DSN_FILE.read_text().strip() if DSN_FILE.exists() else "")
+    if not dsn:
+        print(f"PostgreSQL archive tests skipped: SETTLEMENT_PG_DSN unset and {DSN_FILE} missing (run `make postgres`)")
+        pytest.skip(f"SETTLEMENT_PG_DSN unset and {DSN_FILE} missing: run `make postgres` (scripts/ensure_postgres.sh)")
     import psycopg
 
-    dsn = DSN_FILE.read_text().strip()
     name = "node_test_" + secrets.token_hex(4)
     with psycopg.connect(dsn, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
@@ -167,3 +171,176 @@ def test_a_rebuilt_own_batch_retires_the_old_one(archive_url):
     assert a.own_batch(10, GROUP).root == b"\xaa" * 32 and a.own_batch(10, GROUP).status == BATCH_BUILT
     assert a.leaves(10, GROUP, b"\xaa" * 32)[0].import_mwh == 6000
     a.close()
+
+
+# -- schema versions ---------------------------------------------------------------------------
+# The schema of the first release (version 1), exactly as node/archive.py created it up to commit
+# 436ac71 (`git show 436ac71:node/archive.py`); the very first commit (5938059) also had the meta
+# table, with the chain cursor in it.
+V1_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS readings (
+        meter_id {blob} NOT NULL, period BIGINT NOT NULL, ts BIGINT NOT NULL,
+        import_mwh BIGINT NOT NULL, export_mwh BIGINT NOT NULL, signature {blob} NOT NULL,
+        import_wh TEXT NOT NULL, export_wh TEXT NOT NULL, raw_frame {blob} NOT NULL,
+        protocol TEXT NOT NULL, group_id {blob} NOT NULL, received_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (meter_id, ts))""",
+    "CREATE INDEX IF NOT EXISTS readings_by_period ON readings (period, group_id)",
+    """CREATE TABLE IF NOT EXISTS batches (
+        period BIGINT NOT NULL, group_id {blob} NOT NULL, root {blob} NOT NULL,
+        total_import BIGINT NOT NULL, total_export BIGINT NOT NULL, count BIGINT NOT NULL,
+        own INTEGER NOT NULL, signature {blob}, status TEXT NOT NULL,
+        tx_hash TEXT, gas_used BIGINT, built_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (period, group_id, root))""",
+    """CREATE TABLE IF NOT EXISTS batch_leaves (
+        period BIGINT NOT NULL, group_id {blob} NOT NULL, root {blob} NOT NULL, idx BIGINT NOT NULL,
+        meter_id {blob} NOT NULL, ts BIGINT NOT NULL, import_mwh BIGINT NOT NULL,
+        export_mwh BIGINT NOT NULL, prev_period BIGINT NOT NULL, prev_import BIGINT NOT NULL,
+        prev_export BIGINT NOT NULL, signature {blob} NOT NULL,
+        PRIMARY KEY (period, group_id, root, idx))""",
+    """CREATE TABLE IF NOT EXISTS meter_state (
+        meter_id {blob} PRIMARY KEY, period BIGINT NOT NULL,
+        import_mwh BIGINT NOT NULL, export_mwh BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS fraud_proofs (
+        period BIGINT NOT NULL, group_id {blob} NOT NULL, root {blob} NOT NULL,
+        kind TEXT NOT NULL, tx_hash TEXT, at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (period, group_id, root))""",
+]
+V1_META = "CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)"  # commit 5938059 only
+
+
+def raw(url: str):
+    """(connection, placeholder, blob type) straight to the database, past the archive code."""
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        return sqlite3.connect(url.removeprefix("sqlite:///")), "?", "BLOB"
+    import psycopg
+
+    return psycopg.connect(url), "%s", "BYTEA"
+
+
+def v1_archive(url: str, with_meta: bool) -> list[SignedReading]:
+    """A version 1 archive as its release wrote it: readings, a final batch with its leaves, the
+    register it settled, a fraud proof (and the chain cursor in meta, for the first commit)."""
+    conn, ph, blob = raw(url)
+    readings = [sr(1, 100, 5000), sr(1, 105, 6000, sig=3), sr(2, 101, 7000, sig=4),
+                sr(1, 115, 6500).model_copy(update={"raw_frame": b"\x00" + bytes(range(256)), "protocol": "sml"})]
+    with conn:
+        cur = conn.cursor()
+        for stmt in V1_SCHEMA + ([V1_META] if with_meta else []):
+            cur.execute(stmt.format(blob=blob))
+        marks = lambda n: ",".join([ph] * n)  # noqa: E731
+        cur.executemany(f"INSERT INTO readings VALUES ({marks(12)})",
+                        [(r.meter_id, r.period, r.timestamp, r.import_mwh, r.export_mwh, r.signature, str(r.import_wh),
+                          str(r.export_wh), r.raw_frame, r.protocol, GROUP, 1.5) for r in readings])
+        cur.execute(f"INSERT INTO batches VALUES ({marks(12)})",
+                    (10, GROUP, b"\xaa" * 32, 6000, 0, 2, 1, b"\x01" * 65, BATCH_FINAL, "0xabc", 123, 2.5))
+        cur.executemany(f"INSERT INTO batch_leaves VALUES ({marks(12)})",
+                        [(10, GROUP, b"\xaa" * 32, 0, bytes([1]) * 32, 105, 6000, 0, 9, 1000, 0, bytes([3]) * 65),
+                         (10, GROUP, b"\xaa" * 32, 1, bytes([2]) * 32, 101, 7000, 0, 9, 2000, 0, bytes([4]) * 65)])
+        cur.executemany(f"INSERT INTO meter_state VALUES ({marks(4)})",
+                        [(bytes([1]) * 32, 10, 6000, 0), (bytes([2]) * 32, 10, 7000, 0)])
+        cur.execute(f"INSERT INTO fraud_proofs VALUES ({marks(6)})",
+                    (11, GROUP, b"\xcc" * 32, "proveBadSignature", "0x1", 3.5))
+        if with_meta:
+            cur.execute(f"INSERT INTO meta VALUES ({marks(2)})", ("next_block", "4242"))
+    conn.close()
+    return readings
+
+
+@pytest.mark.parametrize("with_meta", [False, True], ids=["release-436ac71", "release-5938059"])
+def test_a_version_1_archive_is_migrated_and_keeps_every_row(archive_url, with_meta):
+    readings = v1_archive(archive_url, with_meta)
+    a = open_archive(archive_url)
+    assert a.schema_version == 1  # what it found; it is now SCHEMA_VERSION
+    m1, m2 = bytes([1]) * 32, bytes([2]) * 32
+    assert all(a.has_reading(r.meter_id, r.timestamp, r.signature) for r in readings)
+    page = a.readings_page(10, GROUP, None, 100) + a.readings_page(11, GROUP, None, 100)
+    assert sorted(page, key=lambda r: (r.meter_id, r.timestamp)) == sorted(readings,
+                                                                           key=lambda r: (r.meter_id, r.timestamp))
+    for r in readings:  # each reading's frame is its first kept copy, with its hash
+        assert a.frames(r.meter_id, r.timestamp, r.signature) == [(hashlib.sha256(r.raw_frame).digest(), r.raw_frame,
+                                                                   r.protocol)]
+    assert [(r.meter_id, r.timestamp) for r, _ in a.latest_readings(10, GROUP)] == [(m1, 105), (m2, 101)]
+    final = a.final_batch(10, GROUP)
+    assert (final.root, final.tx_hash, final.gas_used, final.own, final.signature) == (
+        b"\xaa" * 32, "0xabc", 123, True, b"\x01" * 65)
+    assert a.leaves(10, GROUP, b"\xaa" * 32) == [(m1, 10, 105, 6000, 0, 9, 1000, 0, bytes([3]) * 65),
+                                                 (m2, 10, 101, 7000, 0, 9, 2000, 0, bytes([4]) * 65)]
+    assert a.meter_states([m1, m2]) == {m1: (10, 6000, 0), m2: (10, 7000, 0)}
+    assert a.fraud_proof(11, GROUP, b"\xcc" * 32) == "proveBadSignature"
+    assert a.equivocations() == []
+    # the version 2 key: another signed reading at the same meter and time is kept as evidence
+    out = a.store_readings([(sr(1, 115, 6600, sig=9), GROUP)])
+    assert out[0][0] == RefusalCode.CONFLICTING_READING
+    assert [e.kind for e in a.equivocations()] == [EQUIVOCATION_SAME_TIME]
+    a.close()
+
+    b = open_archive(archive_url)  # migrated once: opened as the current version, rows still there
+    assert b.schema_version == SCHEMA_VERSION and len(b.readings_page(11, GROUP, None, 100)) == 2
+    b.close()
+    conn, ph, _ = raw(archive_url)
+    with conn:
+        rows = dict(conn.cursor().execute("SELECT k, v FROM meta").fetchall())
+    conn.close()
+    assert rows == {"schema_version": str(SCHEMA_VERSION), **({"next_block": "4242"} if with_meta else {})}
+
+
+def test_a_failed_migration_leaves_the_archive_as_it_was(archive_url, monkeypatch):
+    v1_archive(archive_url, with_meta=False)
+
+    def migrate_then_fail(archive, tx):
+        migrate(archive, tx)
+        raise RuntimeError("power cut")
+
+    migrate = archive_module._MIGRATIONS[1]
+    monkeypatch.setitem(archive_module._MIGRATIONS, 1, migrate_then_fail)
+    with pytest.raises(RuntimeError, match="power cut"):
+        open_archive(archive_url)
+    monkeypatch.undo()
+    conn, ph, _ = raw(archive_url)
+    with conn:  # still version 1: no meta, no new tables, the old key (a second reading at ts 100 refused)
+        cur = conn.cursor()
+        cur.execute("SELECT count(*) FROM readings")
+        assert cur.fetchone()[0] == 4
+        with pytest.raises(Exception, match="(?i)unique|duplicate"):
+            cur.execute(f"INSERT INTO readings VALUES ({','.join([ph] * 12)})",
+                        (bytes([1]) * 32, 10, 100, 1, 0, b"\x09" * 65, "0.001", "0", b"f", "dsmr", GROUP, 1.0))
+    conn.close()
+    a = open_archive(archive_url)  # and the next open migrates it
+    assert a.schema_version == 1 and a.frames(bytes([1]) * 32, 100, bytes([1]) * 65)
+    a.close()
+
+
+def test_an_archive_newer_than_the_code_is_refused_naming_it_and_both_versions(archive_url):
+    open_archive(archive_url).close()
+    conn, ph, _ = raw(archive_url)
+    with conn:
+        conn.cursor().execute(f"UPDATE meta SET v = {ph} WHERE k = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    conn.close()
+    where = archive_url.removeprefix("sqlite:///") if archive_url.startswith("sqlite") else archive_url.split("@")[-1]
+    with pytest.raises(ArchiveVersionError) as refused:
+        open_archive(archive_url)
+    message = str(refused.value)
+    assert where in message and f"version {SCHEMA_VERSION + 1} is newer" in message
+    assert f"this software's {SCHEMA_VERSION}" in message
+    if "@" in archive_url and ":" in archive_url.split("@")[0].split("//")[1]:  # a DSN's password is not shown
+        assert archive_url.split("@")[0].split(":")[-1] not in message
+    conn, ph, _ = raw(archive_url)
+    with conn:
+        assert conn.cursor().execute("SELECT v FROM meta").fetchall() == [(str(SCHEMA_VERSION + 1),)]  # untouched
+    conn.close()
+
+
+def test_an_archive_of_version_2_written_before_versions_is_recognised(archive_url):
+    a = open_archive(archive_url)
+    a.store_readings([(sr(1, 100, 5000), GROUP)])
+    a.close()
+    conn, _, _ = raw(archive_url)
+    with conn:
+        conn.cursor().execute("DROP TABLE meta")  # as the code between commits d80573b and this one left it
+    conn.close()
+    b = open_archive(archive_url)
+    assert b.schema_version == 2 and b.has_reading(bytes([1]) * 32, 100, bytes([1]) * 65)
+    assert b.frames(bytes([1]) * 32, 100, bytes([1]) * 65) and len(b.frames(bytes([1]) * 32, 100, bytes([1]) * 65)) == 1
+    b.close()

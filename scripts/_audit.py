@@ -585,7 +585,7 @@ def _check_evidence(view: ChainView, evidence: list[Evidence], final_leaves: dic
             continue  # the same pair again (or in the other order)
         seen.add(pair)
         m = view.meters.get(e.first.meter_id)
-        where = name(m.group_id) if m else "0x" + "00" * 6
+        where = name(m.group_id) if m else "(unregistered meter)"
         claimed = {"kind": e.kind, "line": e.line, "first": _reading_json(e.first), "second": _reading_json(e.second)}
         why = _not_evidence(view, e) + bad_signature[i]
         if why:

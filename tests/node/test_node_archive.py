@@ -263,7 +263,7 @@ def test_a_version_1_archive_is_migrated_and_keeps_every_row(archive_url, with_m
                                                                    r.protocol)]
     assert [(r.meter_id, r.timestamp) for r, _ in a.latest_readings(10, GROUP)] == [(m1, 105), (m2, 101)]
     final = a.final_batch(10, GROUP)
-    assert (final.root, final.tx_hash, final.gas_used, final.own, final.signature) == (
+    assert final is not None and (final.root, final.tx_hash, final.gas_used, final.own, final.signature) == (
         b"\xaa" * 32, "0xabc", 123, True, b"\x01" * 65)
     assert a.leaves(10, GROUP, b"\xaa" * 32) == [(m1, 10, 105, 6000, 0, 9, 1000, 0, bytes([3]) * 65),
                                                  (m2, 10, 101, 7000, 0, 9, 2000, 0, bytes([4]) * 65)]
@@ -271,8 +271,8 @@ def test_a_version_1_archive_is_migrated_and_keeps_every_row(archive_url, with_m
     assert a.fraud_proof(11, GROUP, b"\xcc" * 32) == "proveBadSignature"
     assert a.equivocations() == []
     # the version 2 key: another signed reading at the same meter and time is kept as evidence
-    out = a.store_readings([(sr(1, 115, 6600, sig=9), GROUP)])
-    assert out[0][0] == RefusalCode.CONFLICTING_READING
+    [out] = a.store_readings([(sr(1, 115, 6600, sig=9), GROUP)])
+    assert isinstance(out, tuple) and out[0] == RefusalCode.CONFLICTING_READING
     assert [e.kind for e in a.equivocations()] == [EQUIVOCATION_SAME_TIME]
     a.close()
 

@@ -178,7 +178,31 @@ def run_equivocation(three_nodes, down: bool) -> None:
         export = n.db.parent / f"{n.name}-export.jsonl"
         exported = export_archive(f"sqlite:///{n.db}", export)
         assert exported.equivocations == len(audit_shows_the_evidence(dep, export, p, sigs, winner).evidence)
-    audit_refuses_forged_evidence(dep, export, forks[winner][0])
+    forged = audit_refuses_forged_evidence(dep, export, forks[winner][0])
+    if not down:  # the operator's command: exports, shows the evidence, passes; fails on forged evidence
+        mine = alive[0].db.parent / "command-export.jsonl"
+        run = ape_audit(dep, alive[0], "--archive", f"sqlite:///{alive[0].db}", "--export", str(mine))
+        exported = export_archive(f"sqlite:///{alive[0].db}", alive[0].db.parent / "node-export.jsonl")
+        assert run.exit_code == 0, run.output
+        assert f"exported {exported.leaves} leaves and {exported.equivocations} equivocation evidence pairs" in run.output
+        assert run.output.count("  evidence: period ") == exported.equivocations and ": PASS" in run.output
+        doc = json.loads(mine.with_suffix(".findings.json").read_text())
+        assert doc["verdict"] == "PASS" and doc["evidence"] == exported.equivocations
+        run = ape_audit(dep, alive[0], "--export", str(forged))
+        assert run.exit_code == 1 and ": FAIL" in run.output and "no equivocation evidence" in run.output, run.output
+
+
+def ape_audit(dep: Deployment, node: NodeProcess, *args: str):
+    """`ape run audit` (its command, in this process: a subprocess `ape run` in a git worktree
+    would load the installed checkout's scripts) against the test's anvil, with the deployment
+    file the node runs with."""
+    from click.testing import CliRunner
+
+    from scripts.audit import cli
+
+    return CliRunner().invoke(cli, ["--deployment", str(node.db.parent / f"{node.name}.deployment.json"),
+                                    "--network", "ethereum:local:foundry",
+                                    "--provider-settings", json.dumps({"host": dep.rpc_url}), *args])
 
 
 def audit_of(dep: Deployment, export: Path) -> AuditResult:
@@ -214,7 +238,7 @@ def audit_shows_the_evidence(dep: Deployment, export: Path, p: int, sigs: list[b
     return result
 
 
-def audit_refuses_forged_evidence(dep: Deployment, export: Path, settled: tuple) -> None:
+def audit_refuses_forged_evidence(dep: Deployment, export: Path, settled: tuple) -> Path:
     """Entries an operator could forge: a reading altered after the meter signed it, a reading
     signed by another key, two identical readings. Each is a bad export (a failure), never
     evidence against the meter; a genuine pair whose later reading the batch did not settle
@@ -253,6 +277,7 @@ def audit_refuses_forged_evidence(dep: Deployment, export: Path, settled: tuple)
     [bad] = result.failures
     assert bad.kind == "equivocation_rule" and bad.expected["signature"] == later["signature"], bad
     assert bad.actual["timestamp"] == ts
+    return forged(identical)
 
 
 def test_a_meter_equivocating_1_1_1_across_the_nodes_settles_by_the_rule(three_nodes):

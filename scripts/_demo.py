@@ -292,11 +292,13 @@ class NeighbourhoodDemo:
         names = {bytes.fromhex(gid[2:]): name for name, gid in dep.groups.items()}
         view = read_chain(self.chain.provider.web3, dep)
         result = audit(view, read_export(export), names, Provenance.of(view, export))
-        for f in result.findings:
+        for f in result.failures:
             self.echo(f"audit finding: {f}")
+        for f in result.evidence:
+            self.echo(f"audit evidence (against a meter key, settled by the rule): {f}")
         write_findings(result, self.work / "report" / "findings.json")
         report = write_report(result, self.work / "report", "Neighbourhood demo: settlement audit")
-        return ("PASS" if result.ok else f"FAIL ({len(result.findings)} findings)"), report
+        return ("PASS" if result.ok else f"FAIL ({len(result.failures)} findings)"), report
 
     def _gas_spent(self, from_block: int) -> int:
         """Gas of every transaction since set-up: batches, finalizations, roll-ups, any fraud proof."""

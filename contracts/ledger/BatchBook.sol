@@ -15,6 +15,7 @@ import {
     GroupChain,
     Leaf,
     SumNode,
+    STATUS_NONE,
     STATUS_PENDING,
     STATUS_FINAL,
     STATUS_REJECTED
@@ -59,6 +60,11 @@ abstract contract BatchBook is EIP712 {
     /// @dev Data availability challenges by `_batchKey` (one submission of one slot: a slot
     /// resubmitted after a rejection starts unchallenged, at no cost to the normal path).
     mapping(bytes32 batchKey => Challenge) internal _challenges;
+    /// @notice How often a slot was submitted again after its first submission (which is number
+    /// 0): the number of its current submission when `Batch.resubmitted`. It never repeats, so
+    /// no record of an earlier submission (challenge, reveal progress) carries over to a later
+    /// one, even within one block (one timestamp).
+    mapping(uint64 period => mapping(bytes32 groupId => uint256)) public submissionNumber;
 
     event BatchSubmitted(
         uint64 indexed period,
@@ -148,10 +154,14 @@ abstract contract BatchBook is EIP712 {
         if (headerRejected[hh]) revert HeaderRejected(hh);
         _checkQuorum(_hashTypedDataV4(hh), signatures);
         if (c.tip + 1 < h.period && c.tip < c.highWater) _rejectSkippedOrphans(h.groupId, c, h.period);
-        // whatever the slot held (none, rejected, or an orphan) is replaced
+        // whatever the slot held (none, rejected, or an orphan) is replaced, under a new number
+        Batch storage slot = _batches[h.period][h.groupId];
+        bool again = slot.status != STATUS_NONE;
+        if (again) ++submissionNumber[h.period][h.groupId];
         _batches[h.period][h.groupId] = Batch(
             h.root, h.totalImportMwh, h.totalExportMwh, h.count, uint40(block.timestamp), STATUS_PENDING,
-            uint48(c.tip) // below 2^48: the period has closed
+            uint40(c.tip), // below block.timestamp: the period has closed
+            again
         );
         _chains[h.groupId] =
             GroupChain(c.lastFinal, h.period, h.period > c.highWater ? h.period : c.highWater, c.orphansFrom);
@@ -166,7 +176,7 @@ abstract contract BatchBook is EIP712 {
         if (status != STATUS_PENDING) revert BatchNotPending(period, groupId, status);
         GroupChain storage c = _chains[groupId];
         if (period > c.tip) revert BatchOrphaned(period, groupId);
-        Challenge memory ch = _challenges[_batchKey(period, groupId, b.submittedAt)];
+        Challenge memory ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
         uint256 closesAt = _closesAt(b, ch);
         if (block.timestamp < closesAt) revert ChallengeWindowOpen(period, groupId, closesAt);
         if (ch.respondBy != 0 && !ch.revealed) revert NotRevealed(period, groupId, ch.respondBy);
@@ -266,7 +276,7 @@ abstract contract BatchBook is EIP712 {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
         if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
-        uint256 closesAt = _closesAt(b, _challenges[_batchKey(period, groupId, b.submittedAt)]);
+        uint256 closesAt = _closesAt(b, _challenges[_batchKey(period, groupId, b.resubmitted)]);
         if (block.timestamp >= closesAt) revert ChallengeWindowClosed(period, groupId, closesAt);
     }
 
@@ -277,9 +287,11 @@ abstract contract BatchBook is EIP712 {
         return ch.closesAt > end ? ch.closesAt : end;
     }
 
-    /// @dev The key of one submission of a slot (a slot holds one batch per submission time).
-    function _batchKey(uint64 period, bytes32 groupId, uint40 submittedAt) internal pure returns (bytes32) {
-        return keccak256(abi.encode(period, groupId, submittedAt));
+    /// @dev The key of the current submission of a slot: (period, groupId, its submission
+    /// number), never its time (a slot can be rejected and submitted again within one
+    /// timestamp). The first submission is number 0 without reading `submissionNumber`.
+    function _batchKey(uint64 period, bytes32 groupId, bool resubmitted) internal view returns (bytes32) {
+        return keccak256(abi.encode(period, groupId, resubmitted ? submissionNumber[period][groupId] : 0));
     }
 
     /// @dev Reverts with BadProof unless `node` sits at (`level`, `index`) of the batch's tree,

@@ -7,8 +7,8 @@ import {
     METER_OPERATOR
 } from "../interfaces/IMeterRegistry.sol";
 import {Batch, Challenge, Leaf, STATUS_PENDING} from "../lib/SettlementTypes.sol";
-import {MerkleSum} from "../lib/MerkleSum.sol";
 import {BatchBook} from "./BatchBook.sol";
+import {RevealTree} from "./RevealTree.sol";
 
 /// @title DataAvailability
 /// @notice Data availability challenges (issue 11 item 4, the shape of optimistic rollups'):
@@ -28,22 +28,12 @@ abstract contract DataAvailability is BatchBook {
     /// @notice BatchRejected reason of a challenged batch whose leaves were not revealed in time.
     uint8 public constant REASON_WITHHELD = 12;
 
-    /// @dev Levels of the reveal stack: count is a uint32, so depth <= 32.
-    uint256 private constant STACK_LEVELS = 33;
     /// @dev Bytes of one Leaf in calldata (11 words, a static struct).
     uint256 private constant LEAF_BYTES = 352;
 
-    /// @dev One revealer's progress over one batch: the leaves revealed so far ([0, next)), the
-    /// last meter id (strict order across chunks), and the complete subtrees so far: one per
-    /// set bit of `next`, at that bit's level (hash, and sums packed import << 128 | export).
-    struct RevealProgress {
-        uint32 next;
-        bytes32 lastMeterId;
-        bytes32[STACK_LEVELS] hashes;
-        uint256[STACK_LEVELS] sums;
-    }
-
-    mapping(bytes32 batchKey => mapping(address revealer => RevealProgress)) private _reveals;
+    /// @notice The tree rebuilding of reveals and each revealer's progress, deployed with the
+    /// ledger (a contract of its own, so the ledger fits EIP-170); only this ledger may use it.
+    RevealTree public immutable revealTree = new RevealTree();
 
     event AvailabilityChallenged(uint64 indexed period, bytes32 indexed groupId, address challenger, uint256 respondBy);
     /// @notice Leaves [firstIndex, firstIndex + n) of a batch as posted by `revealer`: `leaves` is
@@ -88,7 +78,7 @@ abstract contract DataAvailability is BatchBook {
         ) revert AccessControlUnauthorizedAccount(msg.sender, AUDITOR);
         Batch memory b = _challengeable(period, groupId);
         if (b.count == 0) revert NothingToReveal(period, groupId);
-        Challenge storage ch = _challenges[_batchKey(period, groupId, b.submittedAt)];
+        Challenge storage ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
         if (ch.respondBy != 0) revert AlreadyChallenged(period, groupId);
         uint256 respondBy = block.timestamp + responseTime;
         uint256 closesAt = _closesAt(b, ch);
@@ -103,27 +93,9 @@ abstract contract DataAvailability is BatchBook {
     /// header's (`RevealMismatch` otherwise).
     function revealLeaves(uint64 period, bytes32 groupId, uint256 firstIndex, Leaf[] calldata leaves) external {
         (Batch memory b, bytes32 key) = _revealable(period, groupId);
-        RevealProgress storage r = _reveals[key][msg.sender];
-        uint256 next = firstIndex == 0 ? 0 : r.next;
-        if (firstIndex != next) revert RevealOutOfSequence(firstIndex, next);
-        uint256 end = next + leaves.length;
-        if (leaves.length == 0 || end > b.count) revert RevealOutOfRange(end, b.count);
-
-        bytes32[STACK_LEVELS] memory hs;
-        uint256[STACK_LEVELS] memory ss;
-        for (uint256 l; (next >> l) != 0; ++l) {
-            if ((next >> l) & 1 == 1) (hs[l], ss[l]) = (r.hashes[l], r.sums[l]);
-        }
-        bytes32 last = _absorb(leaves, next, next == 0 ? bytes32(0) : r.lastMeterId, hs, ss);
         emit LeavesRevealed(period, groupId, msg.sender, firstIndex, _encoded(leaves));
-        if (end < b.count) {
-            for (uint256 l; (end >> l) != 0; ++l) {
-                if ((end >> l) & 1 == 1) (r.hashes[l], r.sums[l]) = (hs[l], ss[l]);
-            }
-            (r.next, r.lastMeterId) = (uint32(end), last);
-        } else {
-            _complete(period, groupId, b, key, hs, ss);
-        }
+        (bool complete, bytes32 root, uint256 sums) = revealTree.absorb(key, msg.sender, firstIndex, b.count, leaves);
+        if (complete) _complete(period, groupId, b, key, root, sums);
     }
 
     /// @dev The batch and its key, if it is outstanding and within its response time.
@@ -131,7 +103,7 @@ abstract contract DataAvailability is BatchBook {
         uint256 respondBy;
         (b, respondBy) = _outstanding(period, groupId);
         if (block.timestamp >= respondBy) revert ResponseTimeOver(period, groupId, respondBy);
-        key = _batchKey(period, groupId, b.submittedAt);
+        key = _batchKey(period, groupId, b.resubmitted);
     }
 
     /// @dev The batch and its response deadline, if it is pending on the chain, challenged and
@@ -140,22 +112,16 @@ abstract contract DataAvailability is BatchBook {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
         if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
-        Challenge memory ch = _challenges[_batchKey(period, groupId, b.submittedAt)];
+        Challenge memory ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
         if (ch.respondBy == 0) revert NotChallenged(period, groupId);
         if (ch.revealed) revert AlreadyRevealed(period, groupId);
         respondBy = ch.respondBy;
     }
 
-    /// @dev All `count` leaves are on the stack: the root must be the committed one.
-    function _complete(
-        uint64 period,
-        bytes32 groupId,
-        Batch memory b,
-        bytes32 key,
-        bytes32[STACK_LEVELS] memory hs,
-        uint256[STACK_LEVELS] memory ss
-    ) private {
-        (bytes32 root, uint256 sums) = _fold(hs, ss, b.count);
+    /// @dev All `count` leaves are revealed: their root must be the committed one.
+    function _complete(uint64 period, bytes32 groupId, Batch memory b, bytes32 key, bytes32 root, uint256 sums)
+        private
+    {
         if (root != b.root || sums != (uint256(b.totalImportMwh) << 128 | b.totalExportMwh)) {
             revert RevealMismatch(root, sums >> 128, uint128(sums));
         }
@@ -176,7 +142,7 @@ abstract contract DataAvailability is BatchBook {
 
     /// @notice The data availability challenge of the batch now in the slot (all zero: none).
     function availabilityChallenge(uint64 period, bytes32 groupId) external view returns (Challenge memory) {
-        return _challenges[_batchKey(period, groupId, _batches[period][groupId].submittedAt)];
+        return _challenges[_batchKey(period, groupId, _batches[period][groupId].resubmitted)];
     }
 
     /// @dev The leaves' calldata as is: consecutive 352-byte encodings (a static struct array).
@@ -184,85 +150,6 @@ abstract contract DataAvailability is BatchBook {
         assembly ("memory-safe") {
             raw.offset := leaves.offset
             raw.length := mul(leaves.length, LEAF_BYTES)
-        }
-    }
-
-    /// @dev Pushes the chunk's leaf nodes (positions next, next + 1, ...) onto the stack of
-    /// complete subtrees, checking strict meter order; returns the last meter id.
-    function _absorb(
-        Leaf[] calldata leaves,
-        uint256 next,
-        bytes32 last,
-        bytes32[STACK_LEVELS] memory hs,
-        uint256[STACK_LEVELS] memory ss
-    ) private pure returns (bytes32) {
-        for (uint256 i; i < leaves.length; ++i) {
-            (bytes32 id, bytes32 h, uint256 s) = _leafNode(leaves, i, next);
-            if (id <= last) revert RevealOutOfOrder(next);
-            last = id;
-            uint256 l;
-            for (; (next >> l) & 1 == 1; ++l) (h, s) = _parent(hs[l], ss[l], h, s);
-            (hs[l], ss[l]) = (h, s);
-            ++next;
-        }
-        return last;
-    }
-
-    /// @dev The leaf node of leaves[i] (its id, leafHash, and deltas packed import << 128 |
-    /// export), hashed straight from calldata (no memory growth per leaf). Reverts for a word
-    /// wider than its field or a register that ran backwards.
-    function _leafNode(Leaf[] calldata leaves, uint256 i, uint256 index)
-        private
-        pure
-        returns (bytes32 id, bytes32 h, uint256 sums)
-    {
-        bool bad;
-        uint256 dImp;
-        uint256 dExp;
-        assembly ("memory-safe") {
-            let q := add(leaves.offset, mul(i, LEAF_BYTES))
-            id := calldataload(q)
-            let wide := 0
-            for { let w := 1 } lt(w, 8) { w := add(w, 1) } {
-                wide := or(wide, shr(64, calldataload(add(q, mul(w, 0x20)))))
-            }
-            wide := or(wide, shr(8, calldataload(add(q, 0x140))))
-            let im := calldataload(add(q, 0x60))
-            let ex := calldataload(add(q, 0x80))
-            let pImp := calldataload(add(q, 0xc0))
-            let pExp := calldataload(add(q, 0xe0))
-            bad := or(iszero(iszero(wide)), or(lt(im, pImp), lt(ex, pExp)))
-            dImp := sub(im, pImp)
-            dExp := sub(ex, pExp)
-            let p := mload(0x40)
-            calldatacopy(p, q, LEAF_BYTES)
-            mstore(0, keccak256(p, LEAF_BYTES))
-            h := keccak256(0, 0x20)
-        }
-        if (bad) revert RevealMalformedLeaf(index);
-        sums = dImp << 128 | dExp;
-    }
-
-    /// @dev The parent of two nodes with packed sums (each sum fits 96 bits: 2^32 uint64 deltas).
-    function _parent(bytes32 lh, uint256 ls, bytes32 rh, uint256 rs) private pure returns (bytes32, uint256) {
-        return (MerkleSum.hashPair(lh, ls >> 128, uint128(ls), rh, rs >> 128, uint128(rs)), ls + rs);
-    }
-
-    /// @dev The root over `count` leaves whose complete subtrees are on the stack, the positions
-    /// from count to 2^depth being padding (EMPTY_NODE at the leaves, parents of padding above).
-    function _fold(bytes32[STACK_LEVELS] memory hs, uint256[STACK_LEVELS] memory ss, uint256 count)
-        private
-        pure
-        returns (bytes32 h, uint256 s)
-    {
-        uint256 d = MerkleSum.depth(count);
-        if (count == 1 << d) return (hs[d], ss[d]);
-        bytes32 pad; // the all-padding subtree at level l (sums 0)
-        // h, s: the subtree at level l that holds position `count` (padding from there on)
-        for (uint256 l; l < d; ++l) {
-            if ((count >> l) & 1 == 1) (h, s) = _parent(hs[l], ss[l], h, s);
-            else (h, s) = _parent(h, s, pad, 0);
-            pad = MerkleSum.hashPair(pad, 0, 0, pad, 0, 0);
         }
     }
 }

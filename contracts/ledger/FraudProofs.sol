@@ -268,10 +268,10 @@ abstract contract FraudProofs is BatchBook {
         _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
         if (leaf.prevPeriod == _baselinePeriod(leaf.meterId)) {
             // counts from the registry baseline, not from a batch (a meter new since that batch)
-            revert BadEvidence("baseline claim: use proveBadPrevious");
+            revert BadEvidence("baseline: use proveBadPrevious");
         }
         if (leaf.prevPeriod >= period || !_onChain(leaf.prevPeriod, groupId)) {
-            revert BadEvidence("previous batch not on the chain and earlier: use proveBadPrevious");
+            revert BadEvidence("not earlier on the chain: use proveBadPrevious");
         }
         Batch memory pb = _batches[leaf.prevPeriod][groupId];
         if (!_absent(pb, leaf.meterId, neighbourIndex, neighbours, neighbourProofs)) revert NoFraud();
@@ -405,7 +405,7 @@ abstract contract FraudProofs is BatchBook {
     /// @dev The registered meter (activeFrom >= 1), or BadEvidence.
     function _registered(bytes32 meterId) private view returns (Meter memory m) {
         m = registry.getMeter(meterId);
-        if (m.key == address(0)) revert BadEvidence("meter not registered: use proveUnknownMeter");
+        if (m.key == address(0)) revert BadEvidence("unregistered: use proveUnknownMeter");
     }
 
     /// @dev The period a meter's first leaf counts from (its registry baseline): activeFrom - 1.

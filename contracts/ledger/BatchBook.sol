@@ -320,15 +320,22 @@ abstract contract BatchBook is EIP712 {
         _verifyNode(b, node, 0, index, proof);
     }
 
+    /// @dev Rejects for proven fraud: the header is banned for good, then the chain is cut.
     function _reject(uint64 period, bytes32 groupId, uint8 reason) internal {
+        Batch storage b = _batches[period][groupId];
+        headerRejected[keccak256(
+            abi.encode(BATCH_TYPEHASH, period, groupId, b.root, b.totalImportMwh, b.totalExportMwh, b.count)
+        )] = true;
+        _cut(period, groupId, reason);
+    }
+
+    /// @dev Rejects without banning the header (nothing about its data was proven wrong): the
+    /// same header may be submitted again. Cuts the group's chain at the batch's parent.
+    function _cut(uint64 period, bytes32 groupId, uint8 reason) internal {
         Batch storage b = _batches[period][groupId];
         b.status = STATUS_REJECTED;
         GroupChain storage c = _chains[groupId];
         (c.tip, c.orphansFrom) = (b.parent, period + 1); // its descendants are orphans now
-        bytes32 root = b.root;
-        headerRejected[keccak256(
-            abi.encode(BATCH_TYPEHASH, period, groupId, root, b.totalImportMwh, b.totalExportMwh, b.count)
-        )] = true;
-        emit BatchRejected(period, groupId, root, reason, msg.sender);
+        emit BatchRejected(period, groupId, b.root, reason, msg.sender);
     }
 }

@@ -28,6 +28,19 @@ abstract contract DataAvailability is BatchBook {
     /// @notice BatchRejected reason of a challenged batch whose leaves were not revealed in time.
     uint8 public constant REASON_WITHHELD = 12;
 
+    /// @notice Leaves per `responseTime` of a challenge's response window (`responseWindow`).
+    uint256 public constant LEAVES_PER_RESPONSE = 1024;
+
+    /// @dev A challenger's latest challenge (the slot; open while `_open`).
+    struct OpenChallenge {
+        uint64 period;
+        bytes32 groupId;
+    }
+
+    /// @notice Each challenger's latest challenge: while it is open, the challenger cannot
+    /// challenge another batch.
+    mapping(address challenger => OpenChallenge) internal _openChallenges;
+
     /// @dev Bytes of one Leaf in calldata (11 words, a static struct).
     uint256 private constant LEAF_BYTES = 352;
 
@@ -48,6 +61,8 @@ abstract contract DataAvailability is BatchBook {
     event BatchRevealed(uint64 indexed period, bytes32 indexed groupId, address revealer, uint256 closesAt);
 
     error AlreadyChallenged(uint64 period, bytes32 groupId);
+    /// @notice The challenger's previous challenge is still open (one open challenge each).
+    error ChallengeOpen(address challenger, uint64 period, bytes32 groupId);
     error NotChallenged(uint64 period, bytes32 groupId);
     error AlreadyRevealed(uint64 period, bytes32 groupId);
     /// @notice An empty batch (count 0) has no leaves to withhold.
@@ -66,11 +81,17 @@ abstract contract DataAvailability is BatchBook {
     error RevealMismatch(bytes32 root, uint256 totalImportMwh, uint256 totalExportMwh);
 
     /// @notice Challenges a pending batch's data availability: its leaves must be revealed
-    /// (`revealLeaves`) within `responseTime`, or anyone may reject it (`rejectUnrevealed`).
-    /// Only during the batch's fraud window, once per batch, by a settlement operator, a meter
-    /// operator or an auditor (so strangers cannot make operators pay for reveals). The fraud
-    /// window lasts at least until the response time ends, so a challenge at its last second
-    /// leaves the full response time.
+    /// (`revealLeaves`) within `responseWindow(count)`, or anyone may reject it
+    /// (`rejectUnrevealed`). Only during the batch's fraud window, once per batch, by a
+    /// settlement operator, a meter operator or an auditor (so strangers cannot make operators
+    /// pay for reveals). The fraud window lasts at least until the response time ends, so a
+    /// challenge at its last second leaves the full response time.
+    /// Griefing limit: each challenger has at most one open challenge at a time (pending on the
+    /// chain, unrevealed, within its response time); it closes once revealed, rejected, replaced,
+    /// orphaned or timed out (then anyone may reject the batch). So one challenger forces at
+    /// most one reveal per response window, while any other registered challenger can still
+    /// challenge a truly withheld batch meanwhile, and its own budget returns at the latest
+    /// when its open challenge times out.
     function challengeAvailability(uint64 period, bytes32 groupId) external {
         if (
             !registry.isOperator(msg.sender) && !registry.hasRole(METER_OPERATOR, msg.sender)
@@ -80,7 +101,10 @@ abstract contract DataAvailability is BatchBook {
         if (b.count == 0) revert NothingToReveal(period, groupId);
         Challenge storage ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
         if (ch.respondBy != 0) revert AlreadyChallenged(period, groupId);
-        uint256 respondBy = block.timestamp + responseTime;
+        OpenChallenge storage o = _openChallenges[msg.sender];
+        if (_open(o.period, o.groupId, msg.sender)) revert ChallengeOpen(msg.sender, o.period, o.groupId);
+        (o.period, o.groupId) = (period, groupId);
+        uint256 respondBy = block.timestamp + responseWindow(b.count);
         uint256 closesAt = _closesAt(b, ch);
         (ch.respondBy, ch.closesAt, ch.challenger) =
             (uint40(respondBy), uint40(respondBy > closesAt ? respondBy : closesAt), msg.sender);
@@ -133,11 +157,29 @@ abstract contract DataAvailability is BatchBook {
     }
 
     /// @notice Rejects a challenged batch whose leaves were not revealed within the response
-    /// time (reason 12). Anyone, once `respondBy` has passed.
+    /// time (reason 12). Anyone, once `respondBy` has passed. Its header is not banned (unlike
+    /// a proven fraud): an honest batch whose co-signers were slow or censored can be submitted
+    /// again, as a new submission that starts unchallenged, and revealed.
     function rejectUnrevealed(uint64 period, bytes32 groupId) external {
         (, uint256 respondBy) = _outstanding(period, groupId);
         if (block.timestamp < respondBy) revert ResponseTimeOpen(period, groupId, respondBy);
-        _reject(period, groupId, REASON_WITHHELD);
+        _cut(period, groupId, REASON_WITHHELD);
+    }
+
+    /// @notice How long the leaves of a batch of `count` leaves have to be revealed in once it
+    /// is challenged: `responseTime` for every started LEAVES_PER_RESPONSE leaves (a 10,000-leaf
+    /// batch, 40 chunks of 256 leaves, gets 10 x responseTime), so a large reveal fits in time.
+    function responseWindow(uint256 count) public view returns (uint256) {
+        return responseTime * ((count + LEAVES_PER_RESPONSE - 1) / LEAVES_PER_RESPONSE);
+    }
+
+    /// @dev Whether `challenger`'s challenge of (period, groupId) is still open: on the batch now
+    /// in that slot, which is pending on the chain, not revealed and within its response time.
+    function _open(uint64 period, bytes32 groupId, address challenger) private view returns (bool) {
+        Batch storage b = _batches[period][groupId];
+        if (b.status != STATUS_PENDING || period > _chains[groupId].tip) return false;
+        Challenge storage ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
+        return ch.challenger == challenger && !ch.revealed && block.timestamp < ch.respondBy;
     }
 
     /// @notice The data availability challenge of the batch now in the slot (all zero: none).

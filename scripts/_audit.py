@@ -105,6 +105,7 @@ class GridRecord:
     allocations: dict[int, dict[tuple[bytes, bytes], int]] = field(default_factory=dict)
     loss_bps_at: dict[int, int] = field(default_factory=dict)  # rolled-up period -> lossBpsAt(period)
     removed: dict[bytes, int] = field(default_factory=dict)  # member -> first period it no longer counts in
+    added: dict[bytes, int] = field(default_factory=dict)  # member -> first period it counts in
     rollup_blocks: dict[int, int] = field(default_factory=dict)  # period -> block of its PeriodRolledUp
 
 
@@ -171,6 +172,8 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
         for e in _logs(grid, "PeriodRolledUp", dep.first_block, head):
             rec.rollup_blocks[e.args.period] = e.blockNumber
             rec.loss_bps_at[e.args.period] = grid.functions.lossBpsAt(e.args.period).call(block_identifier=head)
+        for e in _logs(grid, "MemberAdded", dep.first_block, head):
+            rec.added[bytes(e.args.memberId)] = e.args.fromPeriod
         for e in _logs(grid, "MemberRemoved", dep.first_block, head):
             rec.removed[bytes(e.args.memberId)] = e.args.fromPeriod
         grids.append(rec)
@@ -496,8 +499,8 @@ def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: 
 
     injected, withdrawn, counted = [], [], []
     for member_id, member_grid in grid.members:
-        if period >= grid.removed.get(member_id, 2**64):
-            continue  # removed from this period on
+        if period >= grid.removed.get(member_id, 2**64) or period < grid.added.get(member_id, 0):
+            continue  # removed from this period on, or added after it
         counted.append(member_id)
         if member_grid == ZERO_ADDRESS:
             fb = view.finals.get((period, member_id))

@@ -27,7 +27,7 @@ contract MeterRegistry is AccessControlEnumerable {
 
     mapping(bytes32 meterId => Meter) private _meters;
     /// @notice Block timestamp of each meter's registration (0: not registered): a meter counts
-    /// in a batch only if registered by the batch's submission.
+    /// in a batch only if registered strictly before the batch's submission (an earlier timestamp).
     mapping(bytes32 meterId => uint64) public registeredAt;
     /// @notice Distinct operator signatures a batch header needs (0 until governed).
     uint8 public quorum;

@@ -188,7 +188,7 @@ def test_meter_registered_at_the_submission_timestamp_is_unknown(world, ledger, 
                     key=lambda lf: lf.reading.meter_id)
     tree = SumTree.from_leaves(leaves)
     chain.pending_timestamp = t
-    world.submit(tree, world.period)
+    world.submit(tree, world.period, keep_time=True)
     assert world.batch(world.period).submittedAt == t == registry.registeredAt(late.meter_id)
     i = next(i for i, lf in enumerate(leaves) if lf.reading.meter_id == late.meter_id)
     j = next(j for j, lf in enumerate(leaves) if lf.reading.meter_id != late.meter_id)

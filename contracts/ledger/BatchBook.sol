@@ -57,13 +57,13 @@ abstract contract BatchBook is EIP712 {
     /// header can never be submitted again, while a corrected header over the same tree can.
     mapping(bytes32 headerHash => bool) public headerRejected;
     mapping(bytes32 groupId => GroupChain) internal _chains;
-    /// @dev Data availability challenges by `_batchKey` (one submission of one slot: a slot
-    /// resubmitted after a rejection starts unchallenged, at no cost to the normal path).
-    mapping(bytes32 batchKey => Challenge) internal _challenges;
-    /// @notice How often a slot was submitted again after its first submission (which is number
-    /// 0): the number of its current submission when `Batch.resubmitted`. It never repeats, so
-    /// no record of an earlier submission (challenge, reveal progress) carries over to a later
-    /// one, even within one block (one timestamp).
+    /// @dev The data availability challenge of the submission now in each slot: cleared when the
+    /// slot is submitted again (so a resubmission starts unchallenged even within the earlier
+    /// submission's block or timestamp), read by the fraud proofs and finalize at no extra cost.
+    mapping(uint64 period => mapping(bytes32 groupId => Challenge)) internal _challenges;
+    /// @notice How often a slot was submitted again after its first submission (number 0): the
+    /// number of its current submission. It never repeats, so records kept per submission
+    /// (`_submissionKey`: reveal progress) never carry over to a later one, even within one block.
     mapping(uint64 period => mapping(bytes32 groupId => uint256)) public submissionNumber;
 
     event BatchSubmitted(
@@ -155,13 +155,13 @@ abstract contract BatchBook is EIP712 {
         _checkQuorum(_hashTypedDataV4(hh), signatures);
         if (c.tip + 1 < h.period && c.tip < c.highWater) _rejectSkippedOrphans(h.groupId, c, h.period);
         // whatever the slot held (none, rejected, or an orphan) is replaced, under a new number
-        Batch storage slot = _batches[h.period][h.groupId];
-        bool again = slot.status != STATUS_NONE;
-        if (again) ++submissionNumber[h.period][h.groupId];
+        if (_batches[h.period][h.groupId].status != STATUS_NONE) {
+            ++submissionNumber[h.period][h.groupId]; // a new submission: none of the earlier's records
+            delete _challenges[h.period][h.groupId];
+        }
         _batches[h.period][h.groupId] = Batch(
             h.root, h.totalImportMwh, h.totalExportMwh, h.count, uint40(block.timestamp), STATUS_PENDING,
-            uint40(c.tip), // below block.timestamp: the period has closed
-            again
+            uint48(c.tip) // below 2^48: the period has closed
         );
         _chains[h.groupId] =
             GroupChain(c.lastFinal, h.period, h.period > c.highWater ? h.period : c.highWater, c.orphansFrom);
@@ -176,7 +176,7 @@ abstract contract BatchBook is EIP712 {
         if (status != STATUS_PENDING) revert BatchNotPending(period, groupId, status);
         GroupChain storage c = _chains[groupId];
         if (period > c.tip) revert BatchOrphaned(period, groupId);
-        Challenge memory ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
+        Challenge memory ch = _challenges[period][groupId];
         uint256 closesAt = _closesAt(b, ch);
         if (block.timestamp < closesAt) revert ChallengeWindowOpen(period, groupId, closesAt);
         if (ch.respondBy != 0 && !ch.revealed) revert NotRevealed(period, groupId, ch.respondBy);
@@ -276,7 +276,7 @@ abstract contract BatchBook is EIP712 {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
         if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
-        uint256 closesAt = _closesAt(b, _challenges[_batchKey(period, groupId, b.resubmitted)]);
+        uint256 closesAt = _closesAt(b, _challenges[period][groupId]);
         if (block.timestamp >= closesAt) revert ChallengeWindowClosed(period, groupId, closesAt);
     }
 
@@ -288,10 +288,9 @@ abstract contract BatchBook is EIP712 {
     }
 
     /// @dev The key of the current submission of a slot: (period, groupId, its submission
-    /// number), never its time (a slot can be rejected and submitted again within one
-    /// timestamp). The first submission is number 0 without reading `submissionNumber`.
-    function _batchKey(uint64 period, bytes32 groupId, bool resubmitted) internal view returns (bytes32) {
-        return keccak256(abi.encode(period, groupId, resubmitted ? submissionNumber[period][groupId] : 0));
+    /// number), never its time (a slot can be rejected and submitted again within one timestamp).
+    function _submissionKey(uint64 period, bytes32 groupId) internal view returns (bytes32) {
+        return keccak256(abi.encode(period, groupId, submissionNumber[period][groupId]));
     }
 
     /// @dev Reverts with BadProof unless `node` sits at (`level`, `index`) of the batch's tree,

@@ -99,7 +99,7 @@ abstract contract DataAvailability is BatchBook {
         ) revert AccessControlUnauthorizedAccount(msg.sender, AUDITOR);
         Batch memory b = _challengeable(period, groupId);
         if (b.count == 0) revert NothingToReveal(period, groupId);
-        Challenge storage ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
+        Challenge storage ch = _challenges[period][groupId];
         if (ch.respondBy != 0) revert AlreadyChallenged(period, groupId);
         OpenChallenge storage o = _openChallenges[msg.sender];
         if (_open(o.period, o.groupId, msg.sender)) revert ChallengeOpen(msg.sender, o.period, o.groupId);
@@ -119,7 +119,7 @@ abstract contract DataAvailability is BatchBook {
         (Batch memory b, bytes32 key) = _revealable(period, groupId);
         emit LeavesRevealed(period, groupId, msg.sender, firstIndex, _encoded(leaves));
         (bool complete, bytes32 root, uint256 sums) = revealTree.absorb(key, msg.sender, firstIndex, b.count, leaves);
-        if (complete) _complete(period, groupId, b, key, root, sums);
+        if (complete) _complete(period, groupId, b, root, sums);
     }
 
     /// @dev The batch and its key, if it is outstanding and within its response time.
@@ -127,7 +127,7 @@ abstract contract DataAvailability is BatchBook {
         uint256 respondBy;
         (b, respondBy) = _outstanding(period, groupId);
         if (block.timestamp >= respondBy) revert ResponseTimeOver(period, groupId, respondBy);
-        key = _batchKey(period, groupId, b.resubmitted);
+        key = _submissionKey(period, groupId);
     }
 
     /// @dev The batch and its response deadline, if it is pending on the chain, challenged and
@@ -136,20 +136,20 @@ abstract contract DataAvailability is BatchBook {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
         if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
-        Challenge memory ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
+        Challenge memory ch = _challenges[period][groupId];
         if (ch.respondBy == 0) revert NotChallenged(period, groupId);
         if (ch.revealed) revert AlreadyRevealed(period, groupId);
         respondBy = ch.respondBy;
     }
 
     /// @dev All `count` leaves are revealed: their root must be the committed one.
-    function _complete(uint64 period, bytes32 groupId, Batch memory b, bytes32 key, bytes32 root, uint256 sums)
+    function _complete(uint64 period, bytes32 groupId, Batch memory b, bytes32 root, uint256 sums)
         private
     {
         if (root != b.root || sums != (uint256(b.totalImportMwh) << 128 | b.totalExportMwh)) {
             revert RevealMismatch(root, sums >> 128, uint128(sums));
         }
-        Challenge storage ch = _challenges[key];
+        Challenge storage ch = _challenges[period][groupId];
         ch.revealed = true;
         uint256 closesAt = block.timestamp + responseTime; // time to prove fraud in the revealed data
         if (closesAt > ch.closesAt) ch.closesAt = uint40(closesAt);
@@ -178,13 +178,13 @@ abstract contract DataAvailability is BatchBook {
     function _open(uint64 period, bytes32 groupId, address challenger) private view returns (bool) {
         Batch storage b = _batches[period][groupId];
         if (b.status != STATUS_PENDING || period > _chains[groupId].tip) return false;
-        Challenge storage ch = _challenges[_batchKey(period, groupId, b.resubmitted)];
+        Challenge storage ch = _challenges[period][groupId];
         return ch.challenger == challenger && !ch.revealed && block.timestamp < ch.respondBy;
     }
 
     /// @notice The data availability challenge of the batch now in the slot (all zero: none).
     function availabilityChallenge(uint64 period, bytes32 groupId) external view returns (Challenge memory) {
-        return _challenges[_batchKey(period, groupId, _batches[period][groupId].resubmitted)];
+        return _challenges[period][groupId];
     }
 
     /// @dev The leaves' calldata as is: consecutive 352-byte encodings (a static struct array).

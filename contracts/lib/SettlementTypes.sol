@@ -38,9 +38,7 @@ struct BatchHeader {
 
 /// @notice A batch as stored: the root in one slot, everything else packed in the second.
 /// `parent` is the period of the group's previous live batch when it was submitted (0: none),
-/// the batch its leaves count from (a closed period is below block.timestamp, so uint40 holds it).
-/// `resubmitted`: the slot held an earlier submission, so this one's number (the key of its
-/// per-submission records, BatchBook._batchKey) is `BatchBook.submissionNumber`, not 0.
+/// the batch its leaves count from.
 struct Batch {
     bytes32 root;
     uint64 totalImportMwh;
@@ -48,8 +46,7 @@ struct Batch {
     uint32 count;
     uint40 submittedAt;
     uint8 status;
-    uint40 parent;
-    bool resubmitted;
+    uint48 parent;
 }
 
 /// @notice A group's chain of batches: finality per group only moves forward along it.

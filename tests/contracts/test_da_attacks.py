@@ -109,13 +109,17 @@ def test_withheld_honest_batch_is_rejected_without_a_ban_and_can_be_resubmitted(
     header = tree.header(world.period, GROUP_A, None)
     world.submit(tree, world.period)
     tx = ledger.challengeAvailability(world.period, GROUP_A, sender=auditor)
+    slow = world.operators[1]
+    ledger.revealLeaves(world.period, GROUP_A, 0, [leaf_struct(lf) for lf in leaves[:2]], sender=slow)  # too slow
     chain.pending_timestamp = tx.events[0].respondBy
     assert ledger.rejectUnrevealed(world.period, GROUP_A, sender=stranger).events[0].reason == REASON_WITHHELD
     assert not ledger.headerRejected(ledger.headerHash(header_struct(header)))  # was banned
     world.submit(tree, world.period)  # the same header again (was HeaderRejected)
-    assert world.batch(world.period).status == STATUS_PENDING and world.batch(world.period).resubmitted
+    assert world.batch(world.period).status == STATUS_PENDING and ledger.submissionNumber(world.period, GROUP_A) == 1
     assert ledger.availabilityChallenge(world.period, GROUP_A).respondBy == 0
     ledger.challengeAvailability(world.period, GROUP_A, sender=meter_operator)
+    with ape.reverts(ledger.RevealOutOfSequence, firstIndex=2, expected=0):  # no progress carried over
+        ledger.revealLeaves(world.period, GROUP_A, 2, [leaf_struct(lf) for lf in leaves[2:]], sender=slow)
     for i in range(0, 5, 2):
         ledger.revealLeaves(world.period, GROUP_A, i, [leaf_struct(lf) for lf in leaves[i:i + 2]],
                             sender=world.operators[1])

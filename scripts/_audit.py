@@ -24,7 +24,7 @@ from web3 import Web3
 
 import rust_core
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, open_archive
-from node.availability import decode_revealed
+from node.availability import revealed_leaves
 from rust_core.wire import Leaf, LeafModel, Register, SumNode, parse_hex32
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
@@ -186,7 +186,8 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
 def _revealed(ledger, first_block: int, head: int) -> dict[tuple[int, bytes, bytes], list[Leaf]]:
     """The leaves of every batch revealed in a data availability challenge, from the chain alone:
     the LeavesRevealed chunks of the revealer BatchRevealed names, posted after the slot's latest
-    submission, from that revealer's last restart (a chunk at index 0)."""
+    submission, from that revealer's last restart (a chunk at index 0); each chunk's leaves are
+    its revealLeaves transaction's calldata, checked against the log's chunkHash."""
     events = [*_logs(ledger, "BatchSubmitted", first_block, head), *_logs(ledger, "LeavesRevealed", first_block, head),
               *_logs(ledger, "BatchRevealed", first_block, head)]
     events.sort(key=lambda e: (e.blockNumber, e.logIndex))
@@ -203,7 +204,8 @@ def _revealed(ledger, first_block: int, head: int) -> dict[tuple[int, bytes, byt
             key = (*slot, e.args.revealer)
             if e.args.firstIndex == 0:
                 chunks[key] = []
-            chunks.setdefault(key, []).extend(decode_revealed(bytes(e.args.leaves)))
+            chunks.setdefault(key, []).extend(
+                revealed_leaves(ledger, e.transactionHash, e.args.firstIndex, e.args.count, e.args.chunkHash))
         else:
             out[(*slot, roots[slot])] = chunks.get((*slot, e.args.revealer), [])
     return out

@@ -4,6 +4,7 @@ pragma solidity 0.8.28;
 import {
     IMeterRegistry,
     AccessControlUnauthorizedAccount,
+    MemberOfAnotherGrid,
     SETTLEMENT_OPERATOR
 } from "./interfaces/IMeterRegistry.sol";
 import {ILedgerBatches, IGridExchange} from "./interfaces/IGridViews.sol";
@@ -68,11 +69,14 @@ contract Grid is IGridExchange {
     mapping(bytes32 id => bool) public isMember;
     /// @notice The first period a removed member no longer counts in (0: not removed).
     mapping(bytes32 id => uint64) public removedFrom;
+    /// @notice The first period a member counts in: the period after the one it was added in,
+    /// so no closed period (rolled up or not) changes meaning.
+    mapping(bytes32 id => uint64) public addedFrom;
     mapping(uint64 period => Rollup) private _rollups;
     mapping(uint64 period => mapping(bytes32 memberId => Flow)) private _flows;
     mapping(uint64 period => mapping(bytes32 consumer => mapping(bytes32 producer => uint64))) private _origin;
 
-    event MemberAdded(bytes32 indexed memberId, address grid);
+    event MemberAdded(bytes32 indexed memberId, address grid, uint64 fromPeriod);
     event MemberRemoved(bytes32 indexed memberId, uint64 fromPeriod);
     event LossBpsSet(uint16 lossBps, uint64 fromPeriod);
     event MemberFlowRecorded(uint64 indexed period, bytes32 indexed memberId, uint64 injected, uint64 withdrawn);
@@ -127,13 +131,18 @@ contract Grid is IGridExchange {
         _;
     }
 
-    /// @notice Adds a balance group (settled by the ledger) as a member. Admin only.
+    /// @notice Adds a balance group (settled by the ledger) as a member from the period after
+    /// the current one on (like removeMember and setLossBps: closed periods keep their members).
+    /// It must belong to no other grid (the registry's shared index, `MemberOfAnotherGrid`);
+    /// this grid needs the registry's GRID_ROLE. Admin only.
     function addGroup(bytes32 groupId) external onlyRole(0x00) {
         if (groupId == bytes32(0) || groupId == boundaryGroup) revert InvalidMember(groupId, "group");
         _add(Member(groupId, address(0)));
     }
 
-    /// @notice Adds a grid as a member; this grid sees only its boundary exchange. Admin only.
+    /// @notice Adds a grid as a member from the period after the current one on; this grid sees
+    /// only its boundary exchange. It must belong to no other grid (`MemberOfAnotherGrid`).
+    /// Admin only.
     function addGrid(address grid) external onlyRole(0x00) {
         if (grid == address(this) || grid.code.length == 0) revert InvalidMember(bytes32(0), "grid");
         IGridExchange child = IGridExchange(grid);
@@ -149,6 +158,7 @@ contract Grid is IGridExchange {
         if (!isMember[id] || removedFrom[id] != 0) revert InvalidMember(id, "not a member");
         uint64 from = _nextPeriod();
         removedFrom[id] = from;
+        registry.releaseParent(id); // another grid may count it, from its next period on at the earliest
         emit MemberRemoved(id, from);
     }
 
@@ -185,6 +195,7 @@ contract Grid is IGridExchange {
         for (uint256 i; i < n; ++i) {
             uint64 gone = removedFrom[_members[i].id];
             if (gone != 0 && period >= gone) continue; // removed: no flow, no share
+            if (period < addedFrom[_members[i].id]) continue; // not a member yet in that period
             (injected[i], withdrawn[i]) = _memberFlow(period, _members[i]);
             totalIn += injected[i];
             totalOut += withdrawn[i];
@@ -259,9 +270,14 @@ contract Grid is IGridExchange {
     function _add(Member memory m) private {
         if (isMember[m.id]) revert InvalidMember(m.id, "duplicate");
         if (_members.length >= MAX_MEMBERS) revert TooManyMembers();
+        address parent = registry.parentGrid(m.id);
+        if (parent != address(0)) revert MemberOfAnotherGrid(m.id, parent);
+        registry.claimParent(m.id);
         isMember[m.id] = true;
+        uint64 from = _nextPeriod();
+        addedFrom[m.id] = from;
         _members.push(m);
-        emit MemberAdded(m.id, m.grid);
+        emit MemberAdded(m.id, m.grid, from);
     }
 
     /// @dev (injected, withdrawn) of a member: a group's final export/import totals, or a member

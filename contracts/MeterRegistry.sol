@@ -2,7 +2,9 @@
 pragma solidity 0.8.28;
 
 import {AccessControlEnumerable} from "@openzeppelin/contracts/access/extensions/AccessControlEnumerable.sol";
-import {Meter, AUDITOR, METER_OPERATOR, SETTLEMENT_OPERATOR} from "./interfaces/IMeterRegistry.sol";
+import {
+    Meter, AUDITOR, GRID, METER_OPERATOR, SETTLEMENT_OPERATOR, MemberOfAnotherGrid
+} from "./interfaces/IMeterRegistry.sol";
 
 /// @title MeterRegistry
 /// @notice Meter points (key, kind, balance group, active window, baseline registers), the roles,
@@ -15,6 +17,8 @@ contract MeterRegistry is AccessControlEnumerable {
     bytes32 public constant SETTLEMENT_OPERATOR_ROLE = SETTLEMENT_OPERATOR;
     /// @notice May challenge a batch's data availability (PeriodLedger.challengeAvailability).
     bytes32 public constant AUDITOR_ROLE = AUDITOR;
+    /// @notice A deployed Grid: may claim its members (claimParent), granted by the admin.
+    bytes32 public constant GRID_ROLE = GRID;
     uint8 public constant KIND_CONSUMPTION = 0;
     uint8 public constant KIND_GENERATION = 1;
     uint8 public constant KIND_PROSUMER = 2;
@@ -23,10 +27,14 @@ contract MeterRegistry is AccessControlEnumerable {
 
     mapping(bytes32 meterId => Meter) private _meters;
     /// @notice Block timestamp of each meter's registration (0: not registered): a meter counts
-    /// in a batch only if registered by the batch's submission.
+    /// in a batch only if registered strictly before the batch's submission (an earlier timestamp).
     mapping(bytes32 meterId => uint64) public registeredAt;
     /// @notice Distinct operator signatures a batch header needs (0 until governed).
     uint8 public quorum;
+    /// @notice The one shared index of grid membership: the grid each balance group or member
+    /// grid (by its id) belongs to, zero for none. A member has one parent, so no cascade counts
+    /// it twice.
+    mapping(bytes32 memberId => address grid) public parentGrid;
 
     event MeterRegistered(
         bytes32 indexed meterId,
@@ -44,6 +52,21 @@ contract MeterRegistry is AccessControlEnumerable {
     error InvalidMeter(bytes32 meterId, string field);
     error InvalidQuorum(uint256 quorum, uint256 operatorCount);
     error QuorumUnreachable(uint256 quorum, uint256 operatorCountAfter);
+
+    /// @notice Records the calling grid as `memberId`'s parent (Grid.addGroup, Grid.addGrid).
+    /// Grids only (GRID_ROLE); reverts MemberOfAnotherGrid if it has one.
+    function claimParent(bytes32 memberId) external onlyRole(GRID) {
+        address parent = parentGrid[memberId];
+        if (parent != address(0)) revert MemberOfAnotherGrid(memberId, parent);
+        parentGrid[memberId] = msg.sender;
+    }
+
+    /// @notice The calling grid stops being `memberId`'s parent (Grid.removeMember: it no longer
+    /// counts the member from its next period on, the earliest another grid can count it from).
+    function releaseParent(bytes32 memberId) external {
+        if (parentGrid[memberId] != msg.sender) revert MemberOfAnotherGrid(memberId, parentGrid[memberId]);
+        delete parentGrid[memberId];
+    }
 
     constructor(address admin) {
         _grantRole(DEFAULT_ADMIN_ROLE, admin);

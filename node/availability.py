@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from eth_abi import decode
+from eth_abi import decode, encode
+from eth_utils import keccak
 
 import rust_core
 from node.archive import Archive
@@ -25,14 +26,14 @@ log = logging.getLogger(__name__)
 # Leaves per reveal transaction: 256 leaves are about 90 KB of calldata, under geth's 128 KB
 # transaction pool limit, and about 2 M gas.
 REVEAL_CHUNK = 256
-# One Leaf as the ledger's LeavesRevealed event carries it: abi.encode(Leaf), 11 words.
+# One Leaf as a revealLeaves chunk carries it in calldata: abi.encode(Leaf), 11 words.
 LEAF_ABI = ["bytes32", "uint64", "uint64", "uint64", "uint64", "uint64", "uint64", "uint64", "bytes32", "bytes32",
             "uint8"]
 LEAF_BYTES = 352
 
 
 def decode_revealed(raw: bytes) -> list[Leaf]:
-    """The leaves of one LeavesRevealed event (consecutive 352-byte Leaf encodings)."""
+    """Leaves from consecutive 352-byte Leaf encodings (a revealed chunk's calldata)."""
     if len(raw) % LEAF_BYTES:
         raise ValueError(f"revealed leaves: {len(raw)} bytes is not a multiple of {LEAF_BYTES}")
     out = []
@@ -40,6 +41,26 @@ def decode_revealed(raw: bytes) -> list[Leaf]:
         *fields, r, s, v = decode(LEAF_ABI, raw[at:at + LEAF_BYTES])
         out.append(Leaf(*fields, r + s + bytes([v])))
     return out
+
+
+def revealed_leaves(ledger, tx_hash: bytes | str, first_index: int, count: int, chunk_hash: bytes) -> list[Leaf]:
+    """The leaves of one LeavesRevealed log, read from its transaction: the log carries only
+    (firstIndex, count, chunkHash), the leaves are the `leaves` argument of the revealLeaves call
+    (`ledger`: a web3 contract of the PeriodLedger). Checked against the log's chunkHash
+    (keccak256 of the consecutive 352-byte encodings). Raises ValueError when the transaction is
+    not a direct revealLeaves call to the ledger with that chunk (a reveal through another
+    contract would need a call trace)."""
+    tx = ledger.w3.eth.get_transaction(tx_hash)
+    name = tx_hash if isinstance(tx_hash, str) else "0x" + bytes(tx_hash).hex()
+    if (tx.get("to") or "").lower() != ledger.address.lower():
+        raise ValueError(f"reveal tx {name} is not a call to the ledger")
+    fn, args = ledger.decode_function_input(tx["input"])
+    if fn.fn_name != "revealLeaves" or args["firstIndex"] != first_index or len(args["leaves"]) != count:
+        raise ValueError(f"reveal tx {name} is not this revealLeaves chunk")
+    raw = b"".join(encode(LEAF_ABI, list(lf.values()) if isinstance(lf, dict) else list(lf)) for lf in args["leaves"])
+    if keccak(raw) != bytes(chunk_hash):
+        raise ValueError(f"reveal tx {name}: chunk hash mismatch")
+    return decode_revealed(raw)
 
 
 @dataclass

@@ -158,7 +158,7 @@ def find_fraud(leaves: list[Leaf], committed: ChainBatch, period: int, group_id:
         m = meters.get(leaf.meter_id)
         if (m is None or m.group_id != group_id or not m.active_from <= period <= m.active_until
                 or leaf.period != period or leaf.timestamp // period_seconds != period
-                or registry.registered_at(leaf.meter_id) > committed.submitted_at):
+                or registry.registered_at(leaf.meter_id) >= committed.submitted_at):  # strictly before it
             return FraudProof("proveUnknownMeter", (period, group_id, *at(i)), f"leaf {i}: meter unknown here")
     failures = rust_core.verify_readings(
         domain, [leaf.reading for leaf in leaves], [leaf.signature for leaf in leaves],

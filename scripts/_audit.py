@@ -42,7 +42,7 @@ from node.archive import (
     Equivocation,
     open_archive,
 )
-from node.availability import decode_revealed
+from node.availability import revealed_leaves
 from rust_core.wire import Leaf, LeafModel, Register, SignedReading, SumNode, parse_hex32
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
@@ -167,6 +167,7 @@ class GridRecord:
     allocations: dict[int, dict[tuple[bytes, bytes], int]] = field(default_factory=dict)
     loss_bps_at: dict[int, int] = field(default_factory=dict)  # rolled-up period -> lossBpsAt(period)
     removed: dict[bytes, int] = field(default_factory=dict)  # member -> first period it no longer counts in
+    added: dict[bytes, int] = field(default_factory=dict)  # member -> first period it counts in
     rollup_blocks: dict[int, int] = field(default_factory=dict)  # period -> block of its PeriodRolledUp
 
 
@@ -233,6 +234,8 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
         for e in _logs(grid, "PeriodRolledUp", dep.first_block, head):
             rec.rollup_blocks[e.args.period] = e.blockNumber
             rec.loss_bps_at[e.args.period] = grid.functions.lossBpsAt(e.args.period).call(block_identifier=head)
+        for e in _logs(grid, "MemberAdded", dep.first_block, head):
+            rec.added[bytes(e.args.memberId)] = e.args.fromPeriod
         for e in _logs(grid, "MemberRemoved", dep.first_block, head):
             rec.removed[bytes(e.args.memberId)] = e.args.fromPeriod
         grids.append(rec)
@@ -245,7 +248,8 @@ def read_chain(w3: Web3, dep: Deployment) -> ChainView:
 def _revealed(ledger, first_block: int, head: int) -> dict[tuple[int, bytes, bytes], list[Leaf]]:
     """The leaves of every batch revealed in a data availability challenge, from the chain alone:
     the LeavesRevealed chunks of the revealer BatchRevealed names, posted after the slot's latest
-    submission, from that revealer's last restart (a chunk at index 0)."""
+    submission, from that revealer's last restart (a chunk at index 0); each chunk's leaves are
+    its revealLeaves transaction's calldata, checked against the log's chunkHash."""
     events = [*_logs(ledger, "BatchSubmitted", first_block, head), *_logs(ledger, "LeavesRevealed", first_block, head),
               *_logs(ledger, "BatchRevealed", first_block, head)]
     events.sort(key=lambda e: (e.blockNumber, e.logIndex))
@@ -262,7 +266,8 @@ def _revealed(ledger, first_block: int, head: int) -> dict[tuple[int, bytes, byt
             key = (*slot, e.args.revealer)
             if e.args.firstIndex == 0:
                 chunks[key] = []
-            chunks.setdefault(key, []).extend(decode_revealed(bytes(e.args.leaves)))
+            chunks.setdefault(key, []).extend(
+                revealed_leaves(ledger, e.transactionHash, e.args.firstIndex, e.args.count, e.args.chunkHash))
         else:
             out[(*slot, roots[slot])] = chunks.get((*slot, e.args.revealer), [])
     return out
@@ -685,8 +690,8 @@ def _check_rollup(view: ChainView, grid: GridRecord, period: int, chain_rollup: 
 
     injected, withdrawn, counted = [], [], []
     for member_id, member_grid in grid.members:
-        if period >= grid.removed.get(member_id, 2**64):
-            continue  # removed from this period on
+        if period >= grid.removed.get(member_id, 2**64) or period < grid.added.get(member_id, 0):
+            continue  # removed from this period on, or added after it
         counted.append(member_id)
         if member_grid == ZERO_ADDRESS:
             fb = view.finals.get((period, member_id))

@@ -31,6 +31,7 @@ from rust_core.wire import group_id, meter_label_id, wh_to_mwh
 KINDS = {"consumption": 0, "generation": 1, "prosumer": 2, "storage": 3, "boundary": 4}
 OPEN_ENDED = 2**64 - 1
 ZERO_GROUP = b"\x00" * 32
+GRID_ROLE = Web3.keccak(text="GRID_ROLE")  # MeterRegistry.GRID_ROLE
 ZERO_ADDRESS = "0x" + "00" * 20
 
 
@@ -199,6 +200,8 @@ def add_grid(admin: Transactor, dep: Deployment, g: GridSpec) -> str:
     grid = admin.deploy("Grid", dep.registry, dep.ledger, group_id(g.name),
                         group_id(g.boundary_group) if g.boundary_group else ZERO_GROUP,
                         group_id(responsible), g.loss_bps)
+    # the registry's one index of grid membership: only a grid may claim its members there
+    admin.transact("MeterRegistry", dep.registry, "grantRole", GRID_ROLE, grid)
     for name in g.groups:
         admin.transact("Grid", grid, "addGroup", group_id(name))
     for inner in g.grids:

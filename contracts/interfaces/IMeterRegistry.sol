@@ -20,7 +20,17 @@ interface IMeterRegistry {
     function isOperator(address account) external view returns (bool);
     function quorum() external view returns (uint8);
     function hasRole(bytes32 role, address account) external view returns (bool);
+    /// @notice The grid a balance group or member grid (by its id) belongs to (zero: none).
+    function parentGrid(bytes32 memberId) external view returns (address);
+    /// @notice Records the calling grid (GRID_ROLE) as `memberId`'s one parent.
+    function claimParent(bytes32 memberId) external;
+    /// @notice The calling grid gives up being `memberId`'s parent.
+    function releaseParent(bytes32 memberId) external;
 }
+
+/// @notice A balance group or grid already belongs to another grid (one parent each: it would
+/// count twice in a cascade that contains both).
+error MemberOfAnotherGrid(bytes32 memberId, address parent);
 
 /// @notice The one error every role check in this project raises (same selector as
 /// OpenZeppelin's AccessControl, so callers decode one error for all contracts).
@@ -32,3 +42,6 @@ bytes32 constant SETTLEMENT_OPERATOR = keccak256("SETTLEMENT_OPERATOR_ROLE");
 /// @dev A registered party that may challenge a batch's data availability without operating
 /// meters or settlement (a regulator, a community's auditor).
 bytes32 constant AUDITOR = keccak256("AUDITOR_ROLE");
+/// @dev A deployed Grid contract (granted by the admin): may claim its members in the registry's
+/// one shared index of grid membership.
+bytes32 constant GRID = keccak256("GRID_ROLE");

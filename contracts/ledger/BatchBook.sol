@@ -15,6 +15,7 @@ import {
     GroupChain,
     Leaf,
     SumNode,
+    STATUS_NONE,
     STATUS_PENDING,
     STATUS_FINAL,
     STATUS_REJECTED
@@ -56,9 +57,14 @@ abstract contract BatchBook is EIP712 {
     /// header can never be submitted again, while a corrected header over the same tree can.
     mapping(bytes32 headerHash => bool) public headerRejected;
     mapping(bytes32 groupId => GroupChain) internal _chains;
-    /// @dev Data availability challenges by `_batchKey` (one submission of one slot: a slot
-    /// resubmitted after a rejection starts unchallenged, at no cost to the normal path).
-    mapping(bytes32 batchKey => Challenge) internal _challenges;
+    /// @dev The data availability challenge of the submission now in each slot: cleared when the
+    /// slot is submitted again (so a resubmission starts unchallenged even within the earlier
+    /// submission's block or timestamp), read by the fraud proofs and finalize at no extra cost.
+    mapping(uint64 period => mapping(bytes32 groupId => Challenge)) internal _challenges;
+    /// @notice How often a slot was submitted again after its first submission (number 0): the
+    /// number of its current submission. It never repeats, so records kept per submission
+    /// (`_submissionKey`: reveal progress) never carry over to a later one, even within one block.
+    mapping(uint64 period => mapping(bytes32 groupId => uint256)) public submissionNumber;
 
     event BatchSubmitted(
         uint64 indexed period,
@@ -148,7 +154,11 @@ abstract contract BatchBook is EIP712 {
         if (headerRejected[hh]) revert HeaderRejected(hh);
         _checkQuorum(_hashTypedDataV4(hh), signatures);
         if (c.tip + 1 < h.period && c.tip < c.highWater) _rejectSkippedOrphans(h.groupId, c, h.period);
-        // whatever the slot held (none, rejected, or an orphan) is replaced
+        // whatever the slot held (none, rejected, or an orphan) is replaced, under a new number
+        if (_batches[h.period][h.groupId].status != STATUS_NONE) {
+            ++submissionNumber[h.period][h.groupId]; // a new submission: none of the earlier's records
+            delete _challenges[h.period][h.groupId];
+        }
         _batches[h.period][h.groupId] = Batch(
             h.root, h.totalImportMwh, h.totalExportMwh, h.count, uint40(block.timestamp), STATUS_PENDING,
             uint48(c.tip) // below 2^48: the period has closed
@@ -166,7 +176,7 @@ abstract contract BatchBook is EIP712 {
         if (status != STATUS_PENDING) revert BatchNotPending(period, groupId, status);
         GroupChain storage c = _chains[groupId];
         if (period > c.tip) revert BatchOrphaned(period, groupId);
-        Challenge memory ch = _challenges[_batchKey(period, groupId, b.submittedAt)];
+        Challenge memory ch = _challenges[period][groupId];
         uint256 closesAt = _closesAt(b, ch);
         if (block.timestamp < closesAt) revert ChallengeWindowOpen(period, groupId, closesAt);
         if (ch.respondBy != 0 && !ch.revealed) revert NotRevealed(period, groupId, ch.respondBy);
@@ -266,7 +276,7 @@ abstract contract BatchBook is EIP712 {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
         if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
-        uint256 closesAt = _closesAt(b, _challenges[_batchKey(period, groupId, b.submittedAt)]);
+        uint256 closesAt = _closesAt(b, _challenges[period][groupId]);
         if (block.timestamp >= closesAt) revert ChallengeWindowClosed(period, groupId, closesAt);
     }
 
@@ -277,9 +287,10 @@ abstract contract BatchBook is EIP712 {
         return ch.closesAt > end ? ch.closesAt : end;
     }
 
-    /// @dev The key of one submission of a slot (a slot holds one batch per submission time).
-    function _batchKey(uint64 period, bytes32 groupId, uint40 submittedAt) internal pure returns (bytes32) {
-        return keccak256(abi.encode(period, groupId, submittedAt));
+    /// @dev The key of the current submission of a slot: (period, groupId, its submission
+    /// number), never its time (a slot can be rejected and submitted again within one timestamp).
+    function _submissionKey(uint64 period, bytes32 groupId) internal view returns (bytes32) {
+        return keccak256(abi.encode(period, groupId, submissionNumber[period][groupId]));
     }
 
     /// @dev Reverts with BadProof unless `node` sits at (`level`, `index`) of the batch's tree,
@@ -308,15 +319,22 @@ abstract contract BatchBook is EIP712 {
         _verifyNode(b, node, 0, index, proof);
     }
 
+    /// @dev Rejects for proven fraud: the header is banned for good, then the chain is cut.
     function _reject(uint64 period, bytes32 groupId, uint8 reason) internal {
+        Batch storage b = _batches[period][groupId];
+        headerRejected[keccak256(
+            abi.encode(BATCH_TYPEHASH, period, groupId, b.root, b.totalImportMwh, b.totalExportMwh, b.count)
+        )] = true;
+        _cut(period, groupId, reason);
+    }
+
+    /// @dev Rejects without banning the header (nothing about its data was proven wrong): the
+    /// same header may be submitted again. Cuts the group's chain at the batch's parent.
+    function _cut(uint64 period, bytes32 groupId, uint8 reason) internal {
         Batch storage b = _batches[period][groupId];
         b.status = STATUS_REJECTED;
         GroupChain storage c = _chains[groupId];
         (c.tip, c.orphansFrom) = (b.parent, period + 1); // its descendants are orphans now
-        bytes32 root = b.root;
-        headerRejected[keccak256(
-            abi.encode(BATCH_TYPEHASH, period, groupId, root, b.totalImportMwh, b.totalExportMwh, b.count)
-        )] = true;
-        emit BatchRejected(period, groupId, root, reason, msg.sender);
+        emit BatchRejected(period, groupId, b.root, reason, msg.sender);
     }
 }

@@ -7,8 +7,8 @@ import {
     METER_OPERATOR
 } from "../interfaces/IMeterRegistry.sol";
 import {Batch, Challenge, Leaf, STATUS_PENDING} from "../lib/SettlementTypes.sol";
-import {MerkleSum} from "../lib/MerkleSum.sol";
 import {BatchBook} from "./BatchBook.sol";
+import {RevealTree} from "./RevealTree.sol";
 
 /// @title DataAvailability
 /// @notice Data availability challenges (issue 11 item 4, the shape of optimistic rollups'):
@@ -28,36 +28,49 @@ abstract contract DataAvailability is BatchBook {
     /// @notice BatchRejected reason of a challenged batch whose leaves were not revealed in time.
     uint8 public constant REASON_WITHHELD = 12;
 
-    /// @dev Levels of the reveal stack: count is a uint32, so depth <= 32.
-    uint256 private constant STACK_LEVELS = 33;
+    /// @notice Leaves per `responseTime` of a challenge's response window (`responseWindow`).
+    uint256 public constant LEAVES_PER_RESPONSE = 1024;
+
+    /// @dev A challenger's latest challenge (the slot; open while `_open`).
+    struct OpenChallenge {
+        uint64 period;
+        bytes32 groupId;
+    }
+
+    /// @notice Each challenger's latest challenge: while it is open, the challenger cannot
+    /// challenge another batch.
+    mapping(address challenger => OpenChallenge) internal _openChallenges;
+
     /// @dev Bytes of one Leaf in calldata (11 words, a static struct).
     uint256 private constant LEAF_BYTES = 352;
 
-    /// @dev One revealer's progress over one batch: the leaves revealed so far ([0, next)), the
-    /// last meter id (strict order across chunks), and the complete subtrees so far: one per
-    /// set bit of `next`, at that bit's level (hash, and sums packed import << 128 | export).
-    struct RevealProgress {
-        uint32 next;
-        bytes32 lastMeterId;
-        bytes32[STACK_LEVELS] hashes;
-        uint256[STACK_LEVELS] sums;
-    }
-
-    mapping(bytes32 batchKey => mapping(address revealer => RevealProgress)) private _reveals;
+    /// @notice The tree rebuilding of reveals and each revealer's progress, deployed with the
+    /// ledger (a contract of its own, so the ledger fits EIP-170); only this ledger may use it.
+    RevealTree public immutable revealTree = new RevealTree();
 
     event AvailabilityChallenged(uint64 indexed period, bytes32 indexed groupId, address challenger, uint256 respondBy);
-    /// @notice Leaves [firstIndex, firstIndex + n) of a batch as posted by `revealer`: `leaves` is
-    /// their calldata as is, n consecutive 352-byte Leaf encodings (abi.encode of each Leaf), so
-    /// the event costs a copy, not a re-encoding. The audit reads the chunks of the revealer
-    /// named in BatchRevealed; a chunk at index 0 restarts that revealer's progress.
+    /// @notice Leaves [firstIndex, firstIndex + count) of a batch posted by `revealer`. The
+    /// leaves themselves are the `leaves` argument of the revealLeaves call (its calldata, read
+    /// back from the transaction: `node.availability.revealed_leaves`), not copied into the log
+    /// (8 gas a byte, about 2,800 gas a leaf); `chunkHash` = keccak256 of those `count`
+    /// consecutive 352-byte Leaf encodings (abi.encode of each Leaf), binding the log to them.
+    /// The audit reads the chunks of the revealer named in BatchRevealed; a chunk at index 0
+    /// restarts that revealer's progress.
     event LeavesRevealed(
-        uint64 indexed period, bytes32 indexed groupId, address indexed revealer, uint256 firstIndex, bytes leaves
+        uint64 indexed period,
+        bytes32 indexed groupId,
+        address indexed revealer,
+        uint256 firstIndex,
+        uint256 count,
+        bytes32 chunkHash
     );
     /// @notice The revealer's leaves rebuilt the committed root: the batch can no longer be
     /// rejected as withheld; fraud proofs are accepted until `closesAt`.
     event BatchRevealed(uint64 indexed period, bytes32 indexed groupId, address revealer, uint256 closesAt);
 
     error AlreadyChallenged(uint64 period, bytes32 groupId);
+    /// @notice The challenger's previous challenge is still open (one open challenge each).
+    error ChallengeOpen(address challenger, uint64 period, bytes32 groupId);
     error NotChallenged(uint64 period, bytes32 groupId);
     error AlreadyRevealed(uint64 period, bytes32 groupId);
     /// @notice An empty batch (count 0) has no leaves to withhold.
@@ -76,11 +89,17 @@ abstract contract DataAvailability is BatchBook {
     error RevealMismatch(bytes32 root, uint256 totalImportMwh, uint256 totalExportMwh);
 
     /// @notice Challenges a pending batch's data availability: its leaves must be revealed
-    /// (`revealLeaves`) within `responseTime`, or anyone may reject it (`rejectUnrevealed`).
-    /// Only during the batch's fraud window, once per batch, by a settlement operator, a meter
-    /// operator or an auditor (so strangers cannot make operators pay for reveals). The fraud
-    /// window lasts at least until the response time ends, so a challenge at its last second
-    /// leaves the full response time.
+    /// (`revealLeaves`) within `responseWindow(count)`, or anyone may reject it
+    /// (`rejectUnrevealed`). Only during the batch's fraud window, once per batch, by a
+    /// settlement operator, a meter operator or an auditor (so strangers cannot make operators
+    /// pay for reveals). The fraud window lasts at least until the response time ends, so a
+    /// challenge at its last second leaves the full response time.
+    /// Griefing limit: each challenger has at most one open challenge at a time (pending on the
+    /// chain, unrevealed, within its response time); it closes once revealed, rejected, replaced,
+    /// orphaned or timed out (then anyone may reject the batch). So one challenger forces at
+    /// most one reveal per response window, while any other registered challenger can still
+    /// challenge a truly withheld batch meanwhile, and its own budget returns at the latest
+    /// when its open challenge times out.
     function challengeAvailability(uint64 period, bytes32 groupId) external {
         if (
             !registry.isOperator(msg.sender) && !registry.hasRole(METER_OPERATOR, msg.sender)
@@ -88,9 +107,12 @@ abstract contract DataAvailability is BatchBook {
         ) revert AccessControlUnauthorizedAccount(msg.sender, AUDITOR);
         Batch memory b = _challengeable(period, groupId);
         if (b.count == 0) revert NothingToReveal(period, groupId);
-        Challenge storage ch = _challenges[_batchKey(period, groupId, b.submittedAt)];
+        Challenge storage ch = _challenges[period][groupId];
         if (ch.respondBy != 0) revert AlreadyChallenged(period, groupId);
-        uint256 respondBy = block.timestamp + responseTime;
+        OpenChallenge storage o = _openChallenges[msg.sender];
+        if (_open(o.period, o.groupId, msg.sender)) revert ChallengeOpen(msg.sender, o.period, o.groupId);
+        (o.period, o.groupId) = (period, groupId);
+        uint256 respondBy = block.timestamp + responseWindow(b.count);
         uint256 closesAt = _closesAt(b, ch);
         (ch.respondBy, ch.closesAt, ch.challenger) =
             (uint40(respondBy), uint40(respondBy > closesAt ? respondBy : closesAt), msg.sender);
@@ -103,27 +125,9 @@ abstract contract DataAvailability is BatchBook {
     /// header's (`RevealMismatch` otherwise).
     function revealLeaves(uint64 period, bytes32 groupId, uint256 firstIndex, Leaf[] calldata leaves) external {
         (Batch memory b, bytes32 key) = _revealable(period, groupId);
-        RevealProgress storage r = _reveals[key][msg.sender];
-        uint256 next = firstIndex == 0 ? 0 : r.next;
-        if (firstIndex != next) revert RevealOutOfSequence(firstIndex, next);
-        uint256 end = next + leaves.length;
-        if (leaves.length == 0 || end > b.count) revert RevealOutOfRange(end, b.count);
-
-        bytes32[STACK_LEVELS] memory hs;
-        uint256[STACK_LEVELS] memory ss;
-        for (uint256 l; (next >> l) != 0; ++l) {
-            if ((next >> l) & 1 == 1) (hs[l], ss[l]) = (r.hashes[l], r.sums[l]);
-        }
-        bytes32 last = _absorb(leaves, next, next == 0 ? bytes32(0) : r.lastMeterId, hs, ss);
-        emit LeavesRevealed(period, groupId, msg.sender, firstIndex, _encoded(leaves));
-        if (end < b.count) {
-            for (uint256 l; (end >> l) != 0; ++l) {
-                if ((end >> l) & 1 == 1) (r.hashes[l], r.sums[l]) = (hs[l], ss[l]);
-            }
-            (r.next, r.lastMeterId) = (uint32(end), last);
-        } else {
-            _complete(period, groupId, b, key, hs, ss);
-        }
+        (bool complete, bytes32 root, uint256 sums) = revealTree.absorb(key, msg.sender, firstIndex, b.count, leaves);
+        emit LeavesRevealed(period, groupId, msg.sender, firstIndex, leaves.length, _chunkHash(leaves));
+        if (complete) _complete(period, groupId, b, root, sums);
     }
 
     /// @dev The batch and its key, if it is outstanding and within its response time.
@@ -131,7 +135,7 @@ abstract contract DataAvailability is BatchBook {
         uint256 respondBy;
         (b, respondBy) = _outstanding(period, groupId);
         if (block.timestamp >= respondBy) revert ResponseTimeOver(period, groupId, respondBy);
-        key = _batchKey(period, groupId, b.submittedAt);
+        key = _submissionKey(period, groupId);
     }
 
     /// @dev The batch and its response deadline, if it is pending on the chain, challenged and
@@ -140,26 +144,20 @@ abstract contract DataAvailability is BatchBook {
         b = _batches[period][groupId];
         if (b.status != STATUS_PENDING) revert BatchNotPending(period, groupId, b.status);
         if (period > _chains[groupId].tip) revert BatchOrphaned(period, groupId);
-        Challenge memory ch = _challenges[_batchKey(period, groupId, b.submittedAt)];
+        Challenge memory ch = _challenges[period][groupId];
         if (ch.respondBy == 0) revert NotChallenged(period, groupId);
         if (ch.revealed) revert AlreadyRevealed(period, groupId);
         respondBy = ch.respondBy;
     }
 
-    /// @dev All `count` leaves are on the stack: the root must be the committed one.
-    function _complete(
-        uint64 period,
-        bytes32 groupId,
-        Batch memory b,
-        bytes32 key,
-        bytes32[STACK_LEVELS] memory hs,
-        uint256[STACK_LEVELS] memory ss
-    ) private {
-        (bytes32 root, uint256 sums) = _fold(hs, ss, b.count);
+    /// @dev All `count` leaves are revealed: their root must be the committed one.
+    function _complete(uint64 period, bytes32 groupId, Batch memory b, bytes32 root, uint256 sums)
+        private
+    {
         if (root != b.root || sums != (uint256(b.totalImportMwh) << 128 | b.totalExportMwh)) {
             revert RevealMismatch(root, sums >> 128, uint128(sums));
         }
-        Challenge storage ch = _challenges[key];
+        Challenge storage ch = _challenges[period][groupId];
         ch.revealed = true;
         uint256 closesAt = block.timestamp + responseTime; // time to prove fraud in the revealed data
         if (closesAt > ch.closesAt) ch.closesAt = uint40(closesAt);
@@ -167,102 +165,44 @@ abstract contract DataAvailability is BatchBook {
     }
 
     /// @notice Rejects a challenged batch whose leaves were not revealed within the response
-    /// time (reason 12). Anyone, once `respondBy` has passed.
+    /// time (reason 12). Anyone, once `respondBy` has passed. Its header is not banned (unlike
+    /// a proven fraud): an honest batch whose co-signers were slow or censored can be submitted
+    /// again, as a new submission that starts unchallenged, and revealed.
     function rejectUnrevealed(uint64 period, bytes32 groupId) external {
         (, uint256 respondBy) = _outstanding(period, groupId);
         if (block.timestamp < respondBy) revert ResponseTimeOpen(period, groupId, respondBy);
-        _reject(period, groupId, REASON_WITHHELD);
+        _cut(period, groupId, REASON_WITHHELD);
+    }
+
+    /// @notice How long the leaves of a batch of `count` leaves have to be revealed in once it
+    /// is challenged: `responseTime` for every started LEAVES_PER_RESPONSE leaves (a 10,000-leaf
+    /// batch, 40 chunks of 256 leaves, gets 10 x responseTime), so a large reveal fits in time.
+    function responseWindow(uint256 count) public view returns (uint256) {
+        return responseTime * ((count + LEAVES_PER_RESPONSE - 1) / LEAVES_PER_RESPONSE);
+    }
+
+    /// @dev Whether `challenger`'s challenge of (period, groupId) is still open: on the batch now
+    /// in that slot, which is pending on the chain, not revealed and within its response time.
+    function _open(uint64 period, bytes32 groupId, address challenger) private view returns (bool) {
+        Batch storage b = _batches[period][groupId];
+        if (b.status != STATUS_PENDING || period > _chains[groupId].tip) return false;
+        Challenge storage ch = _challenges[period][groupId];
+        return ch.challenger == challenger && !ch.revealed && block.timestamp < ch.respondBy;
     }
 
     /// @notice The data availability challenge of the batch now in the slot (all zero: none).
     function availabilityChallenge(uint64 period, bytes32 groupId) external view returns (Challenge memory) {
-        return _challenges[_batchKey(period, groupId, _batches[period][groupId].submittedAt)];
+        return _challenges[period][groupId];
     }
 
-    /// @dev The leaves' calldata as is: consecutive 352-byte encodings (a static struct array).
-    function _encoded(Leaf[] calldata leaves) private pure returns (bytes calldata raw) {
+    /// @dev keccak256 of the leaves' calldata as is (consecutive 352-byte encodings), copied to
+    /// free memory that the call to revealTree has already paid for.
+    function _chunkHash(Leaf[] calldata leaves) private pure returns (bytes32 h) {
         assembly ("memory-safe") {
-            raw.offset := leaves.offset
-            raw.length := mul(leaves.length, LEAF_BYTES)
-        }
-    }
-
-    /// @dev Pushes the chunk's leaf nodes (positions next, next + 1, ...) onto the stack of
-    /// complete subtrees, checking strict meter order; returns the last meter id.
-    function _absorb(
-        Leaf[] calldata leaves,
-        uint256 next,
-        bytes32 last,
-        bytes32[STACK_LEVELS] memory hs,
-        uint256[STACK_LEVELS] memory ss
-    ) private pure returns (bytes32) {
-        for (uint256 i; i < leaves.length; ++i) {
-            (bytes32 id, bytes32 h, uint256 s) = _leafNode(leaves, i, next);
-            if (id <= last) revert RevealOutOfOrder(next);
-            last = id;
-            uint256 l;
-            for (; (next >> l) & 1 == 1; ++l) (h, s) = _parent(hs[l], ss[l], h, s);
-            (hs[l], ss[l]) = (h, s);
-            ++next;
-        }
-        return last;
-    }
-
-    /// @dev The leaf node of leaves[i] (its id, leafHash, and deltas packed import << 128 |
-    /// export), hashed straight from calldata (no memory growth per leaf). Reverts for a word
-    /// wider than its field or a register that ran backwards.
-    function _leafNode(Leaf[] calldata leaves, uint256 i, uint256 index)
-        private
-        pure
-        returns (bytes32 id, bytes32 h, uint256 sums)
-    {
-        bool bad;
-        uint256 dImp;
-        uint256 dExp;
-        assembly ("memory-safe") {
-            let q := add(leaves.offset, mul(i, LEAF_BYTES))
-            id := calldataload(q)
-            let wide := 0
-            for { let w := 1 } lt(w, 8) { w := add(w, 1) } {
-                wide := or(wide, shr(64, calldataload(add(q, mul(w, 0x20)))))
-            }
-            wide := or(wide, shr(8, calldataload(add(q, 0x140))))
-            let im := calldataload(add(q, 0x60))
-            let ex := calldataload(add(q, 0x80))
-            let pImp := calldataload(add(q, 0xc0))
-            let pExp := calldataload(add(q, 0xe0))
-            bad := or(iszero(iszero(wide)), or(lt(im, pImp), lt(ex, pExp)))
-            dImp := sub(im, pImp)
-            dExp := sub(ex, pExp)
             let p := mload(0x40)
-            calldatacopy(p, q, LEAF_BYTES)
-            mstore(0, keccak256(p, LEAF_BYTES))
-            h := keccak256(0, 0x20)
-        }
-        if (bad) revert RevealMalformedLeaf(index);
-        sums = dImp << 128 | dExp;
-    }
-
-    /// @dev The parent of two nodes with packed sums (each sum fits 96 bits: 2^32 uint64 deltas).
-    function _parent(bytes32 lh, uint256 ls, bytes32 rh, uint256 rs) private pure returns (bytes32, uint256) {
-        return (MerkleSum.hashPair(lh, ls >> 128, uint128(ls), rh, rs >> 128, uint128(rs)), ls + rs);
-    }
-
-    /// @dev The root over `count` leaves whose complete subtrees are on the stack, the positions
-    /// from count to 2^depth being padding (EMPTY_NODE at the leaves, parents of padding above).
-    function _fold(bytes32[STACK_LEVELS] memory hs, uint256[STACK_LEVELS] memory ss, uint256 count)
-        private
-        pure
-        returns (bytes32 h, uint256 s)
-    {
-        uint256 d = MerkleSum.depth(count);
-        if (count == 1 << d) return (hs[d], ss[d]);
-        bytes32 pad; // the all-padding subtree at level l (sums 0)
-        // h, s: the subtree at level l that holds position `count` (padding from there on)
-        for (uint256 l; l < d; ++l) {
-            if ((count >> l) & 1 == 1) (h, s) = _parent(hs[l], ss[l], h, s);
-            else (h, s) = _parent(h, s, pad, 0);
-            pad = MerkleSum.hashPair(pad, 0, 0, pad, 0, 0);
+            let n := mul(leaves.length, LEAF_BYTES)
+            calldatacopy(p, leaves.offset, n)
+            h := keccak256(p, n)
         }
     }
 }

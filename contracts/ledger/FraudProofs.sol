@@ -54,8 +54,10 @@ abstract contract FraudProofs is BatchBook {
 
     /// @notice Proves a leaf of a meter that is unregistered, inactive in `period`, registered
     /// to another group, or whose period (or timestamp's period) is not `period`. The registry
-    /// is judged as of the batch's submission: a meter registered later does not count in it (so
-    /// a registration during the challenge window cannot make the batch valid).
+    /// is judged as of the batch's submission: a meter counts only if registered strictly before
+    /// it (registeredAt < submittedAt), so neither a registration during the challenge window nor
+    /// one in the submission's own block (or at its timestamp, whose order to the submission the
+    /// chain's timestamps cannot tell) can make the batch valid.
     function proveUnknownMeter(
         uint64 period,
         bytes32 groupId,
@@ -68,7 +70,7 @@ abstract contract FraudProofs is BatchBook {
         Meter memory m = registry.getMeter(leaf.meterId);
         bool fraud = m.key == address(0) || m.groupId != groupId || period < m.activeFrom || period > m.activeUntil
             || leaf.period != period || leaf.timestamp / periodSeconds != period
-            || registry.registeredAt(leaf.meterId) > b.submittedAt;
+            || registry.registeredAt(leaf.meterId) >= b.submittedAt;
         if (!fraud) revert NoFraud();
         _reject(period, groupId, REASON_UNKNOWN_METER);
     }
@@ -268,10 +270,10 @@ abstract contract FraudProofs is BatchBook {
         _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
         if (leaf.prevPeriod == _baselinePeriod(leaf.meterId)) {
             // counts from the registry baseline, not from a batch (a meter new since that batch)
-            revert BadEvidence("baseline claim: use proveBadPrevious");
+            revert BadEvidence("baseline: use proveBadPrevious");
         }
         if (leaf.prevPeriod >= period || !_onChain(leaf.prevPeriod, groupId)) {
-            revert BadEvidence("previous batch not on the chain and earlier: use proveBadPrevious");
+            revert BadEvidence("not earlier on the chain: use proveBadPrevious");
         }
         Batch memory pb = _batches[leaf.prevPeriod][groupId];
         if (!_absent(pb, leaf.meterId, neighbourIndex, neighbours, neighbourProofs)) revert NoFraud();
@@ -405,7 +407,7 @@ abstract contract FraudProofs is BatchBook {
     /// @dev The registered meter (activeFrom >= 1), or BadEvidence.
     function _registered(bytes32 meterId) private view returns (Meter memory m) {
         m = registry.getMeter(meterId);
-        if (m.key == address(0)) revert BadEvidence("meter not registered: use proveUnknownMeter");
+        if (m.key == address(0)) revert BadEvidence("unregistered: use proveUnknownMeter");
     }
 
     /// @dev The period a meter's first leaf counts from (its registry baseline): activeFrom - 1.

@@ -74,6 +74,7 @@ class World:
 
     def register(self, meter: MeterSpec) -> MeterSpec:
         self.registry.registerMeter(*meter.register_args(), sender=self.meter_operator)
+        self._registered = True
         return meter
 
     def meters(self, n: int, group: bytes = GROUP_A, prefix: str = "m", **kw) -> list[MeterSpec]:
@@ -92,7 +93,13 @@ class World:
     def keys(self, n: int = 3) -> list[bytes]:
         return [bytes.fromhex(op.private_key[2:]) for op in self.operators[:n]]
 
-    def submit(self, tree: SumTree, period: int, group: bytes = GROUP_A, *, count=None, sender=None, keys=None):
+    def submit(self, tree: SumTree, period: int, group: bytes = GROUP_A, *, count=None, sender=None, keys=None,
+               keep_time=False):
+        """Submits; after a registration, one second later than it (a meter counts in a batch only
+        if registered strictly before its submission, and anvil reuses timestamps), unless keep_time."""
+        if getattr(self, "_registered", False) and not keep_time:
+            self.chain.pending_timestamp = max(self.chain.pending_timestamp, self.chain.blocks.head.timestamp + 1)
+        self._registered = False
         h = tree.header(period, group, count)
         sigs = cosign(self.domain, h, keys if keys is not None else self.keys())
         return self.ledger.submitBatch(header_struct(h), sigs, sender=sender or self.operators[0])

@@ -24,7 +24,7 @@ from settlement_builders import (
     ref,
 )
 
-from node.availability import decode_revealed
+from node.availability import revealed_leaves
 
 STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 1, 2, 3
 REASON_WITHHELD = 12
@@ -42,6 +42,18 @@ def reveal(ledger, period, leaves, sender, chunk=3, group=GROUP_A):
     """Posts `leaves` in chunks; returns the receipts."""
     return [ledger.revealLeaves(period, group, i, [leaf_struct(lf) for lf in leaves[i:i + chunk]], sender=sender)
             for i in range(0, len(leaves), chunk)]
+
+
+def shown(ledger, chain, receipt) -> list:
+    """The leaves a reveal transaction showed: its LeavesRevealed log carries their count and
+    keccak256 only; the leaves are read back from the transaction's calldata."""
+    abi = [a.model_dump(mode="json", by_alias=True) for a in ledger.contract_type.abi]
+    led = chain.provider.web3.eth.contract(address=ledger.address, abi=abi)
+    out = []
+    for e in receipt.events:
+        if e.event_name == "LeavesRevealed":
+            out += revealed_leaves(led, receipt.txn_hash, e.firstIndex, e.count, e.chunkHash)
+    return out
 
 
 def batch_of(world, n, prefix="da", **kw):
@@ -66,14 +78,19 @@ def test_withheld_batch_is_rejected_after_the_response_time(world, ledger, audit
         reveal(ledger, world.period, leaves, world.operators[0])
 
 
-def test_honest_batch_is_revealed_in_chunks_and_finalizes(world, ledger, meter_operator, stranger):
+def test_honest_batch_is_revealed_in_chunks_and_finalizes(world, ledger, meter_operator, stranger, chain):
     _, leaves = batch_of(world, 7)
     world.submit(SumTree.from_leaves(leaves), world.period)
     ledger.challengeAvailability(world.period, GROUP_A, sender=meter_operator)
     receipts = reveal(ledger, world.period, leaves, world.operators[1], chunk=3)
     chunks = [e for r in receipts for e in r.events if e.event_name == "LeavesRevealed"]
     assert [c.firstIndex for c in chunks] == [0, 3, 6]
-    assert [lf.struct() for c in chunks for lf in decode_revealed(c.leaves)] == [leaf_struct(lf) for lf in leaves]
+    assert [c.count for c in chunks] == [3, 3, 1]
+    assert [lf.struct() for r in receipts for lf in shown(ledger, chain, r)] == [leaf_struct(lf) for lf in leaves]
+    abi = [a.model_dump(mode="json", by_alias=True) for a in ledger.contract_type.abi]
+    led = chain.provider.web3.eth.contract(address=ledger.address, abi=abi)
+    with pytest.raises(ValueError, match="chunk hash"):  # the log binds its transaction's chunk
+        revealed_leaves(led, receipts[0].txn_hash, 0, 3, b"\x00" * 32)
     revealed = [e for e in receipts[-1].events if e.event_name == "BatchRevealed"]
     assert revealed and revealed[0].revealer == world.operators[1]
     assert ledger.availabilityChallenge(world.period, GROUP_A).revealed
@@ -116,8 +133,8 @@ def test_revealed_forgery_is_still_disproven_by_a_fraud_proof(world, ledger, aud
     ledger.challengeAvailability(world.period, GROUP_A, sender=auditor)
     chain.pending_timestamp = submitted + CHALLENGE_WINDOW + 100
     receipts = reveal(ledger, world.period, leaves, world.operators[0])
-    shown = [lf for r in receipts for e in r.events if e.event_name == "LeavesRevealed" for lf in decode_revealed(e.leaves)]
-    tx = ledger.proveBadSignature(world.period, GROUP_A, shown[1].struct(), 1, tree.proof(1), sender=stranger)
+    seen = [lf for r in receipts for lf in shown(ledger, chain, r)]
+    tx = ledger.proveBadSignature(world.period, GROUP_A, seen[1].struct(), 1, tree.proof(1), sender=stranger)
     assert tx.events[0].reason == 1
 
 
@@ -295,8 +312,9 @@ def test_any_single_malformation_is_rejected_by_reveal(chain, world, ledger, aud
 
 
 def test_the_audit_recomputes_a_revealed_batch_from_the_chain_alone(world, ledger, registry, auditor, chain):
-    """No archive export at all: the revealed batch's leaves come from its LeavesRevealed events
-    (a garbage restart by the same revealer is dropped), and every check passes on them."""
+    """No archive export at all: the revealed batch's leaves come from its reveal transactions
+    (LeavesRevealed logs name them; a garbage restart by the same revealer is dropped), and every
+    check passes on them."""
     from scripts._audit import audit, read_chain
     from scripts._deployment import Deployment
 

@@ -21,11 +21,40 @@ def settle_group(world, group, flows, period, prefix):
     world.settle(leaves, period, group)
 
 
+_deployed: list = []
+
+
+def deploy_grid(project, admin, registry, ledger, *args):
+    """A Grid with the registry's GRID_ROLE (it claims its members in the registry's index)."""
+    g = admin.deploy(project.Grid, registry, ledger, *args)
+    registry.grantRole(registry.GRID_ROLE(), g, sender=admin)
+    _deployed.append(g)
+    return g
+
+
+@pytest.fixture(autouse=True)
+def _release_members(admin):
+    """After each test its grids give up their members (one parent each), for the next test's grids."""
+    yield
+    while _deployed:
+        g = _deployed.pop()
+        for m in g.members():
+            if g.removedFrom(m.id) == 0:
+                g.removeMember(m.id, sender=admin)
+
+
+def start_from_members(world, chain, ledger, grid):
+    """Members count from the period after the one they were added in: the test's periods start there."""
+    world.period = max(grid.addedFrom(m.id) for m in grid.members())
+    chain.pending_timestamp = max(chain.pending_timestamp, (world.period + 1) * ledger.periodSeconds() + 1)
+
+
 @pytest.fixture
-def street(project, admin, registry, ledger):
-    g = admin.deploy(project.Grid, registry, ledger, STREET, BOUNDARY, BOUNDARY, 500)  # 5 % losses allowed
+def street(project, admin, registry, ledger, world, chain):
+    g = deploy_grid(project, admin, registry, ledger, STREET, BOUNDARY, BOUNDARY, 500)  # 5 % losses allowed
     for group in (CONSUMERS, PRODUCERS, MIXED):
         g.addGroup(group, sender=admin)
+    start_from_members(world, chain, ledger, g)
     return g
 
 
@@ -99,10 +128,11 @@ def test_rollup_waits_for_final_batches_and_replay_reverts(world, street, operat
     assert street.getRollup(p) == before
 
 
-def test_nested_grid_sees_only_the_aggregate(project, admin, registry, ledger, world, street, operators):
-    district = admin.deploy(project.Grid, registry, ledger, DISTRICT, UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
+def test_nested_grid_sees_only_the_aggregate(project, admin, registry, ledger, world, street, operators, chain):
+    district = deploy_grid(project, admin, registry, ledger, DISTRICT, UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
     district.addGroup(DISTRICT_HOMES, sender=admin)
     district.addGrid(street, sender=admin)
+    start_from_members(world, chain, ledger, district)
     p = world.period
     settle_street(world, p, [(3501, 0)])  # street draws 3501 from the district
     settle_group(world, DISTRICT_HOMES, [(1000, 4501)], p, "h")  # homes export 4501, import 1000
@@ -127,7 +157,7 @@ def test_membership_rules(project, admin, registry, ledger, street):
         street.addGroup(BOUNDARY, sender=admin)
     with ape.reverts(street.InvalidMember, why="grid"):
         street.addGrid(street, sender=admin)
-    island = admin.deploy(project.Grid, registry, ledger, ref.group_id("grid:island"), b"\0" * 32, MIXED, 0)
+    island = deploy_grid(project, admin, registry, ledger, ref.group_id("grid:island"), b"\0" * 32, MIXED, 0)
     with ape.reverts(street.InvalidMember, why="grid without boundary"):
         street.addGrid(island, sender=admin)
     with ape.reverts(island.NoMembers):
@@ -156,8 +186,8 @@ def test_unauthorized_callers(street, stranger, operators, registry, world):
 
 def test_membership_cycles_refused(project, admin, registry, ledger, street):
     """Issue 11 item 7: a grid cannot contain itself, directly or through member grids."""
-    district = admin.deploy(project.Grid, registry, ledger, DISTRICT, UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
-    region = admin.deploy(project.Grid, registry, ledger, ref.group_id("grid:region"),
+    district = deploy_grid(project, admin, registry, ledger, DISTRICT, UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
+    region = deploy_grid(project, admin, registry, ledger, ref.group_id("grid:region"),
                           ref.group_id("grid-test:region-boundary"), MIXED, 0)
     district.addGrid(street, sender=admin)
     region.addGrid(district, sender=admin)
@@ -217,3 +247,54 @@ def test_a_period_the_chain_skipped_rolls_up_as_zero(world, street, operators):
     settle_group(world, MIXED, [(10, 0)], p + 2, "x2")  # its chain moves on to p + 2
     street.rollUp(p + 1, sender=operators[0])
     assert street.memberFlow(p + 1, MIXED).injected == 0 and street.getRollup(p + 1).withdrawn == 3000
+
+
+def test_membership_applies_from_the_next_period_only(project, admin, registry, ledger, world, chain, operators,
+                                                      stranger):
+    """An admin adding a group now cannot change a closed period not rolled up yet: the group
+    counts from the period after the current one (as removeMember and setLossBps)."""
+    late = ref.group_id("grid-test:late")
+    g = deploy_grid(project, admin, registry, ledger, ref.group_id("grid:retro"), BOUNDARY, BOUNDARY, 0)
+    g.addGroup(CONSUMERS, sender=admin)
+    start_from_members(world, chain, ledger, g)
+    closed = world.period
+    settle_group(world, CONSUMERS, [(3000, 0)], closed, "r")
+    settle_group(world, BOUNDARY, [(3000, 0)], closed, "rb")
+    settle_group(world, late, [(0, 999)], closed, "rl")
+    with ape.reverts(g.AccessControlUnauthorizedAccount):
+        g.addGroup(late, sender=stranger)
+    tx = g.addGroup(late, sender=admin)  # the retroactive attempt: `closed` is closed, not rolled up
+    now = chain.pending_timestamp // ledger.periodSeconds()
+    assert tx.events[0].fromPeriod == g.addedFrom(late) > now > closed
+    tx = g.rollUp(closed, sender=operators[0])
+    assert late not in [e.memberId for e in tx.events if e.event_name == "MemberFlowRecorded"]
+    r = g.getRollup(closed)
+    assert (r.injected, r.withdrawn, r.fromUpstream, r.imbalance) == (0, 3000, 3000, 0)  # not the late 999
+
+
+def test_a_group_under_two_parents_is_refused(project, admin, registry, ledger, stranger):
+    """A group (or grid) belongs to one grid: a second parent would count it twice in a cascade."""
+    shared = ref.group_id("grid-test:shared")
+    a = deploy_grid(project, admin, registry, ledger, ref.group_id("grid:a"), BOUNDARY, BOUNDARY, 0)
+    b = deploy_grid(project, admin, registry, ledger, ref.group_id("grid:b"), UPSTREAM_BOUNDARY, UPSTREAM_BOUNDARY, 0)
+    top = deploy_grid(project, admin, registry, ledger, ref.group_id("grid:top"),
+                      ref.group_id("grid-test:top-boundary"), MIXED, 0)
+    a.addGroup(shared, sender=admin)
+    assert registry.parentGrid(shared) == a.address
+    with ape.reverts(b.MemberOfAnotherGrid, memberId=shared, parent=a.address):
+        b.addGroup(shared, sender=admin)
+    top.addGrid(a, sender=admin)
+    with ape.reverts(b.MemberOfAnotherGrid, memberId=a.gridId(), parent=top.address):
+        b.addGrid(a, sender=admin)  # a grid under two parents
+    # the index is the grids' own: nobody else claims or releases a member there
+    for caller in (stranger, admin):
+        with ape.reverts(registry.AccessControlUnauthorizedAccount):
+            registry.claimParent(ref.group_id("grid-test:squat"), sender=caller)
+    with ape.reverts(registry.MemberOfAnotherGrid):
+        registry.releaseParent(shared, sender=stranger)
+    ungoverned = admin.deploy(project.Grid, registry, ledger, ref.group_id("grid:rogue"), BOUNDARY, BOUNDARY, 0)
+    with ape.reverts(ungoverned.AccessControlUnauthorizedAccount, neededRole=registry.GRID_ROLE()):
+        ungoverned.addGroup(ref.group_id("grid-test:rogue"), sender=admin)  # a grid without GRID_ROLE
+    a.removeMember(shared, sender=admin)  # released: from a's next period on, b may count it
+    tx = b.addGroup(shared, sender=admin)
+    assert registry.parentGrid(shared) == b.address and tx.events[0].fromPeriod >= a.removedFrom(shared)

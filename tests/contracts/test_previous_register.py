@@ -193,7 +193,7 @@ def test_new_meter_counts_from_its_baseline(world, ledger, history, stranger, wh
     leaves = sorted(honest + [first_leaf], key=lambda lf: lf.reading.meter_id)
     tree = batch_with(world, p + 1, leaves)
     k = leaves.index(first_leaf)
-    with ape.reverts(ledger.BadEvidence, what="baseline claim: use proveBadPrevious"):
+    with ape.reverts(ledger.BadEvidence, what="baseline: use proveBadPrevious"):
         ledger.proveMissingPrevious(p + 1, GROUP_A, leaf_struct(first_leaf), k, tree.proof(k), 1,
                                     [leaf_struct(first[1]), leaf_struct(first[2])], first_tree.pair_proof(1),
                                     sender=stranger)

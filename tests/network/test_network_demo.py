@@ -16,11 +16,23 @@ from scripts._processes import ROOT
 
 pytestmark = pytest.mark.network
 
+# `ape run` from this clone's scripts/: ape drops the already imported scripts package's folder
+# from sys.path before importing the script, so when the venv also lists another clone (a git
+# worktree sharing the venv of the clone it was made from), that clone's scripts would run.
+APE_HERE = f"""import sys
+from pathlib import Path
+root = Path({str(ROOT)!r})
+sys.path = [p for p in sys.path if not (Path(p or ".").resolve() != root and (Path(p or ".") / "scripts" / "_demo.py").exists())]
+from ape._cli import cli
+sys.argv = ["ape", *sys.argv[1:]]
+cli()
+"""
+
 
 def test_the_demo_settles_and_audits_clean_on_the_clique_network(network, tmp_path):
     work = tmp_path / "demo"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    r = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ape"), "run", "demo",
+    r = subprocess.run([sys.executable, "-c", APE_HERE, "run", "demo",
                         "--network", f"ethereum:settlement:{network.urls[0]}", "--periods", "3",
                         "--period-seconds", "12", "--households", "4", "--workdir", str(work)],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)

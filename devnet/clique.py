@@ -69,8 +69,10 @@ class Signer:
     p2p_port: int
     http_port: int
     auth_port: int
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # p2p address (in the enode)
     pid: int | None = None
+    netns: str | None = None  # network namespace it runs in (`ip netns exec`), None: the caller's
+    rpc_host: str | None = None  # where its JSON-RPC is reached, when not at `host`
 
     @property
     def name(self) -> str:
@@ -78,7 +80,7 @@ class Signer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.http_port}"
+        return f"http://{self.rpc_host or self.host}:{self.http_port}"
 
     @property
     def enode(self) -> str:
@@ -97,10 +99,13 @@ class CliqueNetwork:
     # -- creation ------------------------------------------------------------------------------
     @classmethod
     def create(cls, directory: Path, n_signers: int = 3, *, period: int = DEFAULT_PERIOD, chain_id: int = CHAIN_ID,
-               base_port: int | None = None, funded: list[str] | None = None) -> CliqueNetwork:
+               base_port: int | None = None, funded: list[str] | None = None,
+               placement: list[tuple[str, str, str]] | None = None) -> CliqueNetwork:
         """Keys, genesis and initialised data directories. `base_port`: signer i listens for
         JSON-RPC on base_port+i, p2p on base_port+100+i, the engine API on base_port+200+i;
-        without it every port is a free one."""
+        without it every port is a free one. `placement`: per signer (network namespace, p2p
+        address, RPC address), e.g. from devnet.netns.Operators: each signer runs in its own
+        namespace (ports 8545 / 30303 / 8551 there) and peers over its p2p address only."""
         if n_signers < 1:
             raise NetworkError(f"a Clique network needs at least one signer, not {n_signers}")
         if period < 1:
@@ -111,14 +116,20 @@ class CliqueNetwork:
         directory.mkdir(parents=True, exist_ok=True)
         signers = []
         taken: set[int] = set()
+        if placement is not None and len(placement) != n_signers:
+            raise NetworkError(f"placement names {len(placement)} namespaces for {n_signers} signers")
         for i in range(n_signers):
-            if base_port is not None:
+            if placement is not None:  # a namespace of its own: its own port space
+                ports = (8545, 30303, 8551)
+            elif base_port is not None:
                 ports = (base_port + i, base_port + 100 + i, base_port + 200 + i)
             else:  # distinct free ports (the kernel may hand out a just-closed one again)
                 ports = tuple(_distinct_free_port(taken) for _ in range(3))
             key = secrets.token_hex(32)
             signers.append(Signer(i, Account.from_key(key).address, key, secrets.token_hex(32),
                                   p2p_port=ports[1], http_port=ports[0], auth_port=ports[2]))
+            if placement is not None:
+                signers[-1].netns, signers[-1].host, signers[-1].rpc_host = placement[i]
         net = cls(directory, chain_id, period, signers, funded if funded is not None else dev_accounts())
         net._init_datadirs()
         net.save()
@@ -176,11 +187,12 @@ class CliqueNetwork:
         return [s.url for s in self.signers]
 
     def argv(self, s: Signer) -> list[str]:
-        return [
+        prefix = ["ip", "netns", "exec", s.netns] if s.netns else []
+        return [*prefix,
             str(GETH), "--config", str(self.datadir(s) / "config.toml"), "--datadir", str(self.datadir(s)),
             "--networkid", str(self.chain_id), "--port", str(s.p2p_port), "--nat", "none", "--nodiscover",
             "--netrestrict", f"{s.host.rsplit('.', 1)[0]}.0/24" if s.host != "127.0.0.1" else "127.0.0.0/8",
-            "--http", "--http.addr", s.host, "--http.port", str(s.http_port),
+            "--http", "--http.addr", "0.0.0.0" if s.netns else s.host, "--http.port", str(s.http_port),
             "--http.api", "eth,net,web3,clique,txpool,admin,miner", "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(s.auth_port),
             "--ipcdisable", "--syncmode", "full", "--gcmode", "archive", "--cache", "64",
             "--unlock", s.address, "--password", str(self.directory / "password.txt"), "--allow-insecure-unlock",

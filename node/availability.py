@@ -17,7 +17,7 @@ from eth_utils import keccak
 
 import rust_core
 from node.archive import Archive
-from node.chain import STATUS_PENDING, Chain, ChainError
+from node.chain import STATUS_PENDING, Chain, ChainError, ScanCheckpoint
 from node.peers import Peers
 from rust_core.wire import Leaf, SumNode
 
@@ -83,12 +83,15 @@ class Availability:
 
     def __init__(self, chain: Chain, archive: Archive, peers: Peers, *, name: str = "node",
                  clock: Callable[[], float] = time.time, challenge_after: float = 0.5,
-                 chunk: int = REVEAL_CHUNK) -> None:
+                 chunk: int = REVEAL_CHUNK, checkpoint: ScanCheckpoint | None = None) -> None:
         self.chain, self.archive, self.peers = chain, archive, peers
         self.name, self.clock = name, clock
         self.challenge_after, self.chunk = challenge_after, chunk
         self._batches: dict[tuple[int, bytes], _Pending] = {}  # pending on chain, until final or rejected
-        self._next_block = 0
+        # scan checkpoint (node.chain.ScanCheckpoint): resumes at the oldest batch still pending
+        self._checkpoint = checkpoint or ScanCheckpoint(None)
+        self._next_block = self._checkpoint.resume("availability", chain.first_block)
+        self._submitted_in: dict[tuple[int, bytes], int] = {}  # pending batch -> block of its BatchSubmitted
 
     def tick(self) -> None:
         self._scan()
@@ -114,6 +117,7 @@ class Availability:
         for block, _, name, a in sorted(events, key=lambda x: (x[0], x[1])):
             key = (a["period"], bytes(a["groupId"]))
             if name == "BatchSubmitted":
+                self._submitted_in.setdefault(key, block)
                 submitted_at = self.chain.w3.eth.get_block(block)["timestamp"]
                 self._batches[key] = _Pending(bytes(a["root"]), submitted_at)
             elif name == "AvailabilityChallenged":
@@ -125,6 +129,9 @@ class Availability:
                 self._batches[key].answered = True
             elif name in ("BatchFinalized", "BatchRejected"):
                 self._batches.pop(key, None)
+                self._submitted_in.pop(key, None)
+        self._checkpoint.save("availability", min(
+            (b for k, b in self._submitted_in.items() if k in self._batches), default=self._next_block))
 
     # -- obtaining leaves --------------------------------------------------------------------
     def _leaves(self, period: int, group: bytes, root: bytes) -> list[Leaf] | None:

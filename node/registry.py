@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import threading
 
-from node.chain import Chain, Meter
+from node.chain import Chain, Meter, ScanCheckpoint
 
 
 class RegistryView:
-    def __init__(self, chain: Chain) -> None:
+    def __init__(self, chain: Chain, checkpoint: ScanCheckpoint | None = None) -> None:
         self._chain = chain
-        self._meters: dict[bytes, Meter] = {}
+        self._checkpoint = checkpoint or ScanCheckpoint(None)
+        # resumed from the checkpoint: the meters read before it and the block after them
+        self._meters: dict[bytes, Meter] = self._checkpoint.meters()
         self._registered_at: dict[bytes, int] = {}
-        self._next_block = 0
+        self._next_block = self._checkpoint.resume("registry", chain.first_block) if self._meters else chain.first_block
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
@@ -20,9 +22,10 @@ class RegistryView:
             head = self._chain.block_number()
             if head < self._next_block:
                 return
-            for meter_id, meter in self._chain.meter_registrations(self._next_block, head):
-                self._meters[meter_id] = meter
+            new = dict(self._chain.meter_registrations(self._next_block, head))
+            self._meters.update(new)
             self._next_block = head + 1
+            self._checkpoint.save("registry", self._next_block, new)
 
     def meter(self, meter_id: bytes) -> Meter | None:
         return self._meters.get(meter_id)

@@ -16,7 +16,7 @@ import rust_core
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord
 from node.availability import Availability
 from node.batching import build_batch
-from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
+from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError, ScanCheckpoint
 from node.fraud import FraudProof, find_fraud
 from node.health import Health, HealthCheck
 from node.ingest import Ingestor, PeriodGate
@@ -40,7 +40,7 @@ class SettlementNode:
                  takeover_seconds: float = 3.0, clock_skew_seconds: float = 30.0, poll_seconds: float = 0.5,
                  name: str = "node", grids: tuple[str, ...] = (), reconcile_retry_seconds: float = RECONCILE_RETRY_SECONDS,
                  max_clock_offset_seconds: float | None = None, chain_id: int | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, checkpoint: ScanCheckpoint | None = None) -> None:
         self.chain = chain
         self.archive = archive
         self.peers = peers
@@ -49,7 +49,9 @@ class SettlementNode:
         self.poll = poll_seconds
         self.clock = clock
         self.metrics = NodeMetrics()
-        self.registry = RegistryView(chain)
+        # event scans resume from the node's checkpoint (node.chain.ScanCheckpoint) after a restart
+        self.checkpoint = checkpoint or ScanCheckpoint(None)
+        self.registry = RegistryView(chain, self.checkpoint)
         self.gate = PeriodGate(chain.period_seconds, grace_seconds, clock)
         self.domain = chain.domain_separator
         self.ingestor = Ingestor(archive, self.registry, self.domain, self.gate, self.metrics, clock_skew_seconds)
@@ -57,7 +59,8 @@ class SettlementNode:
         self._pending: dict[bytes, set[int]] = defaultdict(set)     # chain: group -> pending periods
         self._to_check: dict[tuple[int, bytes], bytes] = {}          # peer batches to check for fraud
         self._to_adopt: dict[tuple[int, bytes], bytes] = {}          # final batches to fetch
-        self._next_block = 0
+        self._next_block = self.checkpoint.resume("ledger", chain.first_block)
+        self._opened_in: dict[tuple[int, bytes], int] = {}  # period still open on chain -> block of its event
         self._not_built: set[tuple[int, bytes]] = set()             # closed without an own batch
         self.grids = grids                                            # cascade, innermost first
         self._to_roll: dict[int, float] = {}                         # period -> when it became final
@@ -75,7 +78,7 @@ class SettlementNode:
             if rec.own:
                 self.gate.close(rec.period, rec.group_id)
         self.registry.refresh()
-        self.availability = Availability(chain, archive, peers, name=name, clock=clock)
+        self.availability = Availability(chain, archive, peers, name=name, clock=clock, checkpoint=self.checkpoint)
 
     # -- the loop --------------------------------------------------------------------------
     def start(self) -> None:
@@ -342,15 +345,27 @@ class SettlementNode:
     def watch(self) -> None:
         head = self.chain.block_number()
         if head >= self._next_block:
-            for name, args, _ in self.chain.ledger_events(self._next_block, head):
+            for name, args, block in self.chain.ledger_events(self._next_block, head):
                 self._on_event(name, args)
+                if name == "BatchSubmitted":
+                    self._opened_in.setdefault((args["period"], bytes(args["groupId"])), block)
             self._next_block = head + 1
+        self._save_checkpoint()
         for key, root in list(self._to_check.items()):
             if self._check_peer_batch(*key, root):
                 del self._to_check[key]
         for key, root in list(self._to_adopt.items()):
             if self._adopt(*key, root):
                 del self._to_adopt[key]
+
+    def _save_checkpoint(self) -> None:
+        """Resume at the oldest event whose business is open (a batch pending, to check or to
+        adopt), else after what was read (at most head - confirmations)."""
+        open_ = {k for g, ps in self._pending.items() for k in ((p, g) for p in ps)} | set(self._to_check) | set(self._to_adopt)
+        for k in [k for k in self._opened_in if k not in open_]:
+            del self._opened_in[k]
+        self.checkpoint.save("ledger", min((self._opened_in[k] for k in open_ if k in self._opened_in),
+                                           default=self._next_block))
 
     def _on_event(self, name: str, a: dict) -> None:
         period, group, root = a["period"], bytes(a["groupId"]), bytes(a["root"])

@@ -193,10 +193,13 @@ def _logs(contract, event: str, first_block: int, last_block: int) -> list:
     return list(getattr(contract.events, event)().get_logs(from_block=first_block, to_block=last_block))
 
 
-def read_chain(w3: Web3, dep: Deployment) -> ChainView:
-    """Everything from `dep.first_block` to the head block at the time of the call (one snapshot:
-    the state calls read the same block)."""
-    head = w3.eth.block_number
+def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
+    """Everything from `dep.first_block` to the block `confirmations` below the head at the time
+    of the call (one snapshot: the state calls read the same block). On a chain that can
+    reorganise (Clique) the tip's events may yet be replaced, and reading them in several
+    requests mixes two forks (a roll-up seen without the final batch it rolled up): read only
+    what is buried as deep as the settlement nodes act on."""
+    head = max(w3.eth.block_number - confirmations, dep.first_block)
     registry = contract_at(w3, "MeterRegistry", dep.registry)
     ledger = contract_at(w3, "PeriodLedger", dep.ledger)
     meters = {

@@ -112,6 +112,9 @@ def _meter_label(protocol: str, n: int) -> tuple[str, bytes | None]:
     return f"sunspec:SimInverters:SN{n:06d}", None
 
 
+CONFIRMATIONS_ON_A_REAL_CHAIN = 2
+
+
 class NeighbourhoodDemo:
     def __init__(self, project, chain, test_accounts, options: DemoOptions, echo=print) -> None:
         """test_accounts: the local chain's funded accounts (admin, then three operators)."""
@@ -119,6 +122,9 @@ class NeighbourhoodDemo:
         self.work = options.workdir.resolve()
         self.processes: list[ManagedProcess] = []
         self.meters: list[SimMeter] = []
+        # anvil (31337) never reorganises; any other chain (the Clique network) may replace its
+        # tip: the nodes act, the day counts and the audit reads only 2 blocks deep
+        self.confirmations = 0 if chain.chain_id == 31337 else CONFIRMATIONS_ON_A_REAL_CHAIN
 
     # -- set-up -------------------------------------------------------------------------
     def run(self) -> int:
@@ -222,7 +228,8 @@ class NeighbourhoodDemo:
     def _start_nodes(self, dep: Deployment, operators) -> list[str]:
         started = start_nodes(self.work, self.chain.provider.uri, self.work / "deployment.json",
                               [op.private_key for op in operators],
-                              grace_seconds=max(0.5, self.o.period_seconds / 3), takeover_seconds=self.o.period_seconds)
+                              grace_seconds=max(0.5, self.o.period_seconds / 3), takeover_seconds=self.o.period_seconds,
+                              confirmations=self.confirmations)
         self.processes += [proc for proc, _ in started]
         return [url for _, url in started]
 
@@ -259,13 +266,16 @@ class NeighbourhoodDemo:
                 time.sleep(o.period_seconds)
             for p in self.processes:
                 p.check()
-            while settled < o.periods and outer.exchange(first_period + settled).rolledUp:
+            while settled < o.periods and outer.exchange(first_period + settled, block_id=self._confirmed()).rolledUp:
                 settled += 1
                 bar.update(1)
             if settled == o.periods:
                 break
         bar.close()
         return settled
+
+    def _confirmed(self) -> int:
+        return max(self.chain.blocks.head.number - self.confirmations, 0)
 
     @staticmethod
     def _wait_until(t: float) -> None:
@@ -290,7 +300,7 @@ class NeighbourhoodDemo:
         export = self.work / "archive-export.jsonl"
         export_archive(f"sqlite:///{self.work / 'node-a.db'}", export)
         names = {bytes.fromhex(gid[2:]): name for name, gid in dep.groups.items()}
-        view = read_chain(self.chain.provider.web3, dep)
+        view = read_chain(self.chain.provider.web3, dep, self.confirmations)
         result = audit(view, read_export(export), names, Provenance.of(view, export))
         for f in result.failures:
             self.echo(f"audit finding: {f}")

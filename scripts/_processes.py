@@ -97,7 +97,8 @@ class ManagedProcess:
 
 
 def start_nodes(work: Path, rpc_url: str, deployment: Path, operator_keys: list[str], *,
-                grace_seconds: float, takeover_seconds: float) -> list[tuple[ManagedProcess, str]]:
+                grace_seconds: float, takeover_seconds: float,
+                confirmations: int = 0) -> list[tuple[ManagedProcess, str]]:
     """One settlement node per operator key (hex), each peered with the others: (process, url).
     The nodes read the contracts from the `deployment` file and roll up all of its grids."""
     from rust_core.keystore import write_keystore
@@ -116,7 +117,8 @@ def start_nodes(work: Path, rpc_url: str, deployment: Path, operator_keys: list[
             f'name = "{name}"\nrpc_url = "{rpc_url}"\ndeployment = "{deployment.resolve()}"\n'
             f'archive = "sqlite:///{name}.db"\nlisten = "127.0.0.1:{port}"\n'
             f"peers = [{peers}]\ngrace_seconds = {grace_seconds}\ntakeover_seconds = {takeover_seconds}\n"
-            f'poll_seconds = 0.3\n[operator]\nkeystore = "{name}.keystore.json"\npassword_file = "{name}.pw"\n')
+            f'poll_seconds = 0.3\n[operator]\nkeystore = "{name}.keystore.json"\npassword_file = "{name}.pw"\n'
+            f"[chain]\nconfirmations = {confirmations}\n")
         proc = ManagedProcess(name, ["-m", "node.cli", "run", "--config", str(config)], work / f"{name}.log",
                               f"{urls[i]}/healthz")
         started.append((proc.start(), urls[i]))

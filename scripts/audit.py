@@ -29,14 +29,17 @@ from scripts._report import write_report
               help="write PNG plots and index.html here")
 @click.option("--findings", "findings_path", default=None, type=click.Path(path_type=Path),
               help="the findings JSON [default: DIR/findings.json with --report, else EXPORT.findings.json]")
-def cli(dep_path: Path, export_path: Path, archive: str | None, report_dir: Path | None, findings_path: Path | None):
+@click.option("--confirmations", default=0, show_default=True,
+              help="read the chain only this deep below the head (a chain that reorganises, e.g. Clique: 2)")
+def cli(dep_path: Path, export_path: Path, archive: str | None, report_dir: Path | None, findings_path: Path | None,
+        confirmations: int):
     dep = Deployment.load(dep_path)
     if archive:
         exported = export_archive(archive, export_path)
         click.echo(f"exported {exported.leaves} leaves and {exported.equivocations} equivocation evidence pairs "
                    f"from {archive}")
     names = {bytes.fromhex(gid[2:]): name for name, gid in dep.groups.items()}
-    view = read_chain(chain.provider.web3, dep)
+    view = read_chain(chain.provider.web3, dep, confirmations)
     result = audit(view, read_export(export_path), names, Provenance.of(view, export_path))
     for period in sorted(result.periods):
         bad = [f for f in result.failures if f.period == period]

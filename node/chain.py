@@ -24,6 +24,9 @@ from node.signer import LocalKeySigner, Signer
 from rust_core.wire import BatchHeader, Register, SumNode
 
 log = logging.getLogger(__name__)
+# How long a nonce must stay taken without our receipt before the transaction counts as replaced
+# (a reorganisation can re-include it before geth has indexed its receipt again).
+NONCE_TAKEN_S = 10.0
 
 STATUS_NONE, STATUS_PENDING, STATUS_FINAL, STATUS_REJECTED = 0, 1, 2, 3
 
@@ -269,6 +272,7 @@ class Chain:
         included at most once: it is resent or adopted, never booked twice. Raises ChainError
         when it is not confirmed within the receipt timeout; it stays in flight for the next send."""
         deadline = time.monotonic() + self.options.receipt_timeout_s
+        nonce_taken_at: float | None = None
         while True:
             receipt = self._receipt(tx_hash)
             if receipt is not None:
@@ -282,9 +286,14 @@ class Chain:
                     self.w3.eth.send_raw_transaction(raw)  # reorganised away (or dropped): the same bytes again
                 except Exception as e:  # noqa: BLE001 - "already known" while it is pending
                     if "nonce too low" in str(e) and self._receipt(tx_hash) is None:
-                        self._inflight = None  # another transaction of this key took the nonce
-                        raise ChainError(
-                            f"transaction 0x{tx_hash.hex()} was replaced by another with its nonce") from None
+                        # Right after a reorganisation geth may have re-included the transaction
+                        # before its receipt is indexed: only a nonce taken for NONCE_TAKEN_S
+                        # without our receipt means another transaction of this key took it.
+                        nonce_taken_at = nonce_taken_at or time.monotonic()
+                        if time.monotonic() - nonce_taken_at >= NONCE_TAKEN_S:
+                            self._inflight = None
+                            raise ChainError(
+                                f"transaction 0x{tx_hash.hex()} was replaced by another with its nonce") from None
                     log.debug("rebroadcast 0x%s: %s", tx_hash.hex(), e)
             if time.monotonic() > deadline:
                 raise ChainError(f"transaction 0x{tx_hash.hex()} not confirmed {self.options.confirmations} deep "

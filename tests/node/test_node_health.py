@@ -22,12 +22,17 @@ pytestmark = pytest.mark.chain
 PERIOD = 60
 
 
-def make_node(anvil, tmp_path, clock=time.time):
+def make_node(anvil, tmp_path, off_by: float = 0.0):
+    """A node whose clock is `off_by` seconds ahead of the chain's. The shared anvil's time may
+    already run ahead of the wall clock (earlier tests move it on), so the node's clock follows
+    the chain's pending block time, not time.time()."""
     dep = deploy_settlement(anvil, period_seconds=PERIOD, window=10, n_operators=1, quorum=1, n_meters=1,
                             active_from=int(time.time()) // PERIOD - 1)
+    pending = dep.w3.eth.get_block("pending")["timestamp"]
+    chain_ahead = pending - time.time()
     archive = open_archive(f"sqlite:///{tmp_path / 'node.db'}")
     node = SettlementNode(Chain(dep.rpc_url, dep.registry, dep.ledger, dep.operator_keys[0]), archive, Peers(()),
-                          grace_seconds=2.0, clock=clock)
+                          grace_seconds=2.0, clock=lambda: time.time() + chain_ahead + off_by)
     return dep, node, archive
 
 
@@ -46,7 +51,7 @@ def test_health_is_200_with_chain_clock_and_cosigning(anvil, tmp_path):
 
 
 def test_a_clock_off_against_the_chain_is_503_and_in_metrics(anvil, tmp_path):
-    _, node, archive = make_node(anvil, tmp_path, clock=lambda: time.time() + 45)
+    _, node, archive = make_node(anvil, tmp_path, off_by=45)
     node.tick()
     with TestClient(create_app(node)) as client:
         r = client.get("/healthz")

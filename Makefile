@@ -9,7 +9,7 @@ export SOLCX_BINARY_PATH := $(CURDIR)/tools/solc
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
-.PHONY: setup test test-suite lint demo bench clean rust contracts postgres
+.PHONY: setup test test-suite lint demo bench clean rust contracts postgres mosquitto
 
 setup: $(VENV)/.deps node_modules/.deps rust contracts
 
@@ -36,6 +36,10 @@ contracts: $(VENV)/.deps node_modules/.deps
 postgres:
 	scripts/ensure_postgres.sh
 
+# Debian's mosquitto for the oracle's MQTT tests (each test starts its own broker on loopback).
+mosquitto:
+	scripts/ensure_mosquitto.sh
+
 # ruff (rules in pyproject.toml [tool.ruff]) over the whole tree; mypy over the packages listed
 # in [tool.mypy] files.
 lint: $(VENV)/.deps
@@ -59,7 +63,7 @@ test:
 		exit 1; \
 	fi
 
-test-suite: lint setup postgres
+test-suite: lint setup postgres mosquitto
 	cd rust_core && cargo test --release --quiet
 	$(PY) -m pytest --network ethereum:local:foundry
 

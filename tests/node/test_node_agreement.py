@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -192,17 +195,20 @@ def run_equivocation(three_nodes, down: bool) -> None:
         assert run.exit_code == 1 and ": FAIL" in run.output and "no equivocation evidence" in run.output, run.output
 
 
-def ape_audit(dep: Deployment, node: NodeProcess, *args: str):
-    """`ape run audit` (its command, in this process: a subprocess `ape run` in a git worktree
-    would load the installed checkout's scripts) against the test's anvil, with the deployment
-    file the node runs with."""
-    from click.testing import CliRunner
+class CommandResult(NamedTuple):
+    exit_code: int
+    output: str
 
-    from scripts.audit import cli
 
-    return CliRunner().invoke(cli, ["--deployment", str(node.db.parent / f"{node.name}.deployment.json"),
-                                    "--network", "ethereum:local:foundry",
-                                    "--provider-settings", json.dumps({"host": dep.rpc_url}), *args])
+def ape_audit(dep: Deployment, node: NodeProcess, *args: str) -> CommandResult:
+    """`ape run audit` as a user runs it (a process of its own: invoked in this process, ape's
+    network context would stay on this test's anvil after it stops, and later tests' `chain`
+    would point at a dead port) against the test's anvil, with the node's deployment file."""
+    argv = [str(Path(sys.executable).parent / "ape"), "run", "audit",
+            "--deployment", str(node.db.parent / f"{node.name}.deployment.json"),
+            "--network", "ethereum:local:foundry", "--provider-settings", json.dumps({"host": dep.rpc_url}), *args]
+    done = subprocess.run(argv, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300)
+    return CommandResult(done.returncode, done.stdout + done.stderr)
 
 
 def audit_of(dep: Deployment, export: Path) -> AuditResult:

@@ -39,6 +39,7 @@ from web3 import Web3
 
 import rust_core
 from devnet.clique import GAS_LIMIT, CliqueNetwork
+from devnet.ports import free_port
 from node.api import create_app
 from node.archive import open_archive
 from node.chain import Chain, ChainOptions
@@ -46,7 +47,7 @@ from node.peers import Peers
 from node.settlement import SettlementNode
 from rust_core.wire import Reading, SignedReading
 from scripts._deployment import NetworkSpec, Web3Transactor, contract_at, deploy, group_id
-from scripts._processes import dev_key, free_port
+from scripts._processes import dev_key
 
 GRACE = 0.5
 CONFIRMATIONS = 2

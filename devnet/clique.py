@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,6 +23,7 @@ from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware
 
 from devnet.geth import GETH, ensure_geth
+from devnet.ports import free_port
 
 CHAIN_ID = 4242  # ape-config.yaml's ethereum:settlement network has the same id
 DEFAULT_PERIOD = 2
@@ -43,10 +43,14 @@ class NetworkError(RuntimeError):
     """The network could not be created, started or reached (names the signer and its log)."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def exit_reason(log: Path, context: int = 8) -> str:
+    """The lines of a geth log that say why it stopped: from the first fatal error or panic
+    (a panic's goroutine dump runs on for pages), else the last lines."""
+    lines = log.read_text(errors="replace").splitlines()
+    for n, line in enumerate(lines):
+        if line.startswith(("Fatal:", "panic:", "fatal error:", "CRIT")):
+            return "\n".join(lines[n:n + context])
+    return "\n".join(lines[-context:])
 
 
 def _distinct_free_port(taken: set[int]) -> int:
@@ -211,6 +215,8 @@ class CliqueNetwork:
         pid = self.signers[i].pid
         if pid is None:
             return False
+        if (proc := self._children().get(pid)) is not None:  # our child: no /proc race right after exec
+            return proc.poll() is None
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
             stat = Path(f"/proc/{pid}/stat").read_text()
@@ -236,7 +242,18 @@ class CliqueNetwork:
         for i in range(len(self.signers)):
             self.start(i, wait=False)
         for i in range(len(self.signers)):
-            self.wait_rpc(i)
+            try:
+                self.wait_rpc(i)
+            except NetworkError as first:
+                if self.is_running(i):  # running but silent: no second try helps
+                    raise
+                # It died while starting (once in CI, a goroutine dump whose cause the log no longer
+                # held): one more try on the same data directory, which geth left consistent.
+                self.start(i, wait=False)
+                try:
+                    self.wait_rpc(i)
+                except NetworkError as second:
+                    raise NetworkError(f"{second}\n(and on the first try) {first}") from None
         self.wait_for_blocks(timeout=timeout)
 
     def stop(self, i: int, kill: bool = False) -> None:
@@ -300,8 +317,7 @@ class CliqueNetwork:
         w3 = self.web3(i, timeout=2)
         while True:
             if not self.is_running(i):
-                tail = self.log_file(s).read_text(errors="replace").splitlines()[-5:]
-                raise NetworkError(f"{s.name} exited; {self.log_file(s)} ends:\n" + "\n".join(tail))
+                raise NetworkError(f"{s.name} exited; {self.log_file(s)}:\n" + exit_reason(self.log_file(s)))
             try:
                 if w3.eth.block_number >= 0:
                     return

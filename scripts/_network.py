@@ -14,13 +14,14 @@ from web3 import Web3
 from web3.types import RPCEndpoint
 
 import rust_core
+from devnet.ports import free_port
 from node.api import create_app
 from node.archive import Archive, open_archive
 from node.chain import Chain
 from node.peers import Peers
 from node.settlement import SettlementNode
 from scripts._deployment import NetworkSpec, Web3Transactor, contract_at, deploy, group_id
-from scripts._processes import Anvil, dev_key, free_port
+from scripts._processes import Anvil, dev_key
 
 
 def serve(app, p: int) -> tuple[uvicorn.Server, threading.Thread]:

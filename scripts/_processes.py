@@ -4,7 +4,6 @@ stopped with SIGTERM (SIGKILL after a grace)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ import httpx
 from eth_account import Account
 from web3 import Web3
 
+from devnet.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 ANVIL = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 # anvil's funded development accounts derive from this mnemonic (m/44'/60'/0'/0/i)
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def dev_key(i: int) -> bytes:

@@ -14,8 +14,8 @@ from clique_support import endpoint
 from node_harness import NodeProcess, deploy_settlement, expected_root, wire
 from test_node_three_nodes import Feeder
 
+from devnet.ports import free_port
 from node.chain import STATUS_FINAL
-from scripts._processes import free_port
 
 pytestmark = pytest.mark.network
 

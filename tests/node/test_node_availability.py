@@ -12,8 +12,8 @@ from node_harness import NodeProcess, deploy_settlement
 from test_node_three_nodes import Feeder, start_nodes, wait_status
 
 import rust_core
+from devnet.ports import free_port
 from node.chain import STATUS_PENDING, Chain
-from scripts._processes import free_port
 
 pytestmark = pytest.mark.chain
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from node_harness import NodeProcess, deploy_settlement, wire
 
+from devnet.ports import free_port
 from scripts._hostile import hostile_requests, send
-from scripts._processes import free_port
 
 pytestmark = pytest.mark.chain
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, wire
 
+from devnet.ports import free_port
 from node.chain import contract_type
-from scripts._processes import free_port
 
 pytestmark = pytest.mark.chain
 

@@ -13,13 +13,13 @@ import pytest
 from oracle_support import make_pipeline
 from receiver import Receiver
 
+from devnet.ports import free_port
 from meter_oracle.delivery import Backoff, DeliveryError, NodeClocks, NodeDelivery
 from meter_oracle.drivers import FrameDecoder
 from meter_oracle.errors import ClockSkew
 from meter_oracle.outbox import Outbox, OutboxError
 from meter_oracle.simulators.dsmr_telegram import build_telegram
 from rust_core.wire import RefusalCode, SignedReading
-from scripts._processes import free_port
 
 T0 = 1_700_000_000.0
 METERS = ["E001", "E002", "E003"]

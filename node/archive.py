@@ -1,6 +1,7 @@
 """The node's archive: every accepted reading (with its exact decimal registers and raw frame),
 the equivocation evidence against meter keys, the batches it built or adopted with their leaves,
-each meter's latest final register, and the fraud proofs it sent.
+each meter's latest final register, the fraud proofs it sent, and where its event scans resume
+(node.checkpoint, rows of `meta`).
 
 The meter signs the reading (meter, period, timestamp, registers), not its raw frame or protocol:
 those are unauthenticated evidence. The node therefore keeps every distinct copy it was given
@@ -495,6 +496,18 @@ class Archive:
                 )
 
     # -- fraud proofs ----------------------------------------------------------
+    # -- the node's scan checkpoint (node.checkpoint), rows of meta ------------------------
+    def checkpoint_rows(self, prefixes: tuple[str, ...]) -> dict[str, str]:
+        where = " OR ".join("substr(k, 1, ?) = ?" for _ in prefixes)  # not LIKE: '_' is a wildcard there
+        params = [x for p in prefixes for x in (len(p), p)]
+        with self._tx() as tx:
+            return {k: v for k, v in tx.execute(f"SELECT k, v FROM meta WHERE {where}", params).fetchall()}
+
+    def save_checkpoint_rows(self, rows: dict[str, str]) -> None:
+        with self._tx() as tx:
+            tx.executemany("INSERT INTO meta VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                           list(rows.items()))
+
     def record_fraud_proof(self, period: int, group_id: bytes, root: bytes, kind: str, tx_hash: str | None) -> None:
         with self._tx() as tx:
             tx.execute(

@@ -17,7 +17,8 @@ from eth_utils import keccak
 
 import rust_core
 from node.archive import Archive
-from node.chain import STATUS_PENDING, Chain, ChainError, ScanCheckpoint
+from node.chain import STATUS_PENDING, Chain, ChainError
+from node.checkpoint import ScanCheckpoint
 from node.peers import Peers
 from rust_core.wire import Leaf, SumNode
 
@@ -88,7 +89,7 @@ class Availability:
         self.name, self.clock = name, clock
         self.challenge_after, self.chunk = challenge_after, chunk
         self._batches: dict[tuple[int, bytes], _Pending] = {}  # pending on chain, until final or rejected
-        # scan checkpoint (node.chain.ScanCheckpoint): resumes at the oldest batch still pending
+        # scan checkpoint (node.checkpoint.ScanCheckpoint): resumes at the oldest batch still pending
         self._checkpoint = checkpoint or ScanCheckpoint(None)
         self._next_block = self._checkpoint.resume("availability", chain.first_block)
         self._submitted_in: dict[tuple[int, bytes], int] = {}  # pending batch -> block of its BatchSubmitted

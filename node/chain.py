@@ -3,13 +3,10 @@ quorum), the PeriodLedger (batches, events, fraud proofs) and transactions signe
 operator's Signer (node.signer). ABIs come with the package (node.abis)."""
 from __future__ import annotations
 
-import json
 import logging
-import os
 import threading
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Literal
 
 import requests
@@ -76,53 +73,6 @@ class ChainOptions(BaseModel):
     receipt_timeout_s: float = Field(default=60.0, gt=0)  # then the transaction stays in flight, settled on the next send
 
 
-class ScanCheckpoint:
-    """Where each of the node's event scans resumes after a restart: a small JSON file next to
-    the node's archive (`<archive>.scan.json`). A scan stores the first block it has not fully
-    dealt with: never past head - confirmations (what it has read), and never past an event whose
-    business is still open (a batch submitted but not yet final or rejected), so a restarted node
-    reads that event again instead of skipping it. The registry's scan stores the meters it has
-    read with it (a registration never changes), so it resumes instead of re-reading from the
-    deployment block. Without a path (a postgres archive, tests) nothing is kept: every scan
-    starts at the deployment's first block."""
-
-    def __init__(self, path: str | Path | None) -> None:
-        self.path = Path(path) if path is not None else None
-        self._state: dict = {"scans": {}, "meters": {}}
-        self._lock = threading.Lock()
-        if self.path is not None and self.path.exists():
-            state = json.loads(self.path.read_text())
-            self._state = {"scans": dict(state.get("scans", {})), "meters": dict(state.get("meters", {}))}
-
-    @classmethod
-    def next_to(cls, archive_url: str) -> ScanCheckpoint:
-        """The checkpoint file beside a sqlite archive; none (scan from the deployment) otherwise."""
-        if archive_url.startswith("sqlite:///") and archive_url != "sqlite:///:memory:":
-            return cls(archive_url.removeprefix("sqlite:///") + ".scan.json")
-        return cls(None)
-
-    def resume(self, scan: str, first_block: int) -> int:
-        return max(int(self._state["scans"].get(scan, 0)), first_block)
-
-    def meters(self) -> dict[bytes, Meter]:
-        return {bytes.fromhex(k): Meter(**{**m, "key": bytes.fromhex(m["key"]), "group_id": bytes.fromhex(m["group_id"])})
-                for k, m in self._state["meters"].items()}
-
-    def save(self, scan: str, block: int, meters: dict[bytes, Meter] | None = None) -> None:
-        with self._lock:
-            changed = self._state["scans"].get(scan) != block
-            self._state["scans"][scan] = block
-            for meter_id, m in (meters or {}).items():
-                if meter_id.hex() not in self._state["meters"]:
-                    self._state["meters"][meter_id.hex()] = {**asdict(m), "key": m.key.hex(),
-                                                             "group_id": m.group_id.hex()}
-                    changed = True
-            if changed and self.path is not None:
-                tmp = self.path.with_name(self.path.name + ".tmp")
-                tmp.write_text(json.dumps(self._state))
-                os.replace(tmp, self.path)  # a crash leaves the old checkpoint or the new, never half of one
-
-
 @dataclass(frozen=True)
 class TxResult:
     tx_hash: str
@@ -180,6 +130,13 @@ class Chain:
         if self._domain is None:
             self._domain = bytes(self.ledger.functions.domainSeparator().call())
         return self._domain
+
+    @property
+    def deployment_key(self) -> str:
+        """Names this deployment: its domain separator (chain id and ledger address) and the hash
+        of its first block, since a fresh devnet deploys at the same address again."""
+        first = self.w3.eth.get_block(self.first_block)["hash"]
+        return self.domain_separator.hex()[:16] + bytes(first).hex()[:16]
 
     # -- reads -----------------------------------------------------------------------------
     def block_number(self) -> int:

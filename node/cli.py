@@ -48,7 +48,7 @@ def run(config_path: Path, log_level: str) -> None:
 
     from node.api import create_app
     from node.archive import open_archive
-    from node.chain import Chain, ScanCheckpoint
+    from node.chain import Chain
     from node.peers import Peers
     from node.settlement import SettlementNode
 
@@ -59,8 +59,7 @@ def run(config_path: Path, log_level: str) -> None:
                           takeover_seconds=cfg.takeover_seconds, clock_skew_seconds=cfg.clock_skew_seconds,
                           poll_seconds=cfg.poll_seconds, name=cfg.name, grids=cfg.grid_addresses,
                           reconcile_retry_seconds=cfg.reconcile_retry_seconds,
-                          max_clock_offset_seconds=cfg.max_clock_offset_seconds, chain_id=cfg.deployment.chain_id,
-                          checkpoint=ScanCheckpoint.next_to(cfg.archive))
+                          max_clock_offset_seconds=cfg.max_clock_offset_seconds, chain_id=cfg.deployment.chain_id)
     node.start()
     try:
         uvicorn.run(create_app(node, max_body_bytes=cfg.max_body_bytes,

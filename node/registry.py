@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from node.chain import Chain, Meter, ScanCheckpoint
+from node.chain import Chain, Meter
+from node.checkpoint import ScanCheckpoint
 
 
 class RegistryView:

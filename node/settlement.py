@@ -16,7 +16,8 @@ import rust_core
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord
 from node.availability import Availability
 from node.batching import build_batch
-from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError, ScanCheckpoint
+from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
+from node.checkpoint import ScanCheckpoint
 from node.fraud import FraudProof, find_fraud
 from node.health import Health, HealthCheck
 from node.ingest import Ingestor, PeriodGate
@@ -49,8 +50,8 @@ class SettlementNode:
         self.poll = poll_seconds
         self.clock = clock
         self.metrics = NodeMetrics()
-        # event scans resume from the node's checkpoint (node.chain.ScanCheckpoint) after a restart
-        self.checkpoint = checkpoint or ScanCheckpoint(None)
+        # event scans resume from the node's checkpoint (node.checkpoint.ScanCheckpoint) after a restart
+        self.checkpoint = checkpoint or ScanCheckpoint(archive, chain.deployment_key)
         self.registry = RegistryView(chain, self.checkpoint)
         self.gate = PeriodGate(chain.period_seconds, grace_seconds, clock)
         self.domain = chain.domain_separator

@@ -28,6 +28,7 @@ from rust_core.wire import (
     LeafModel,
     LeavesAnswer,
     Problem,
+    ReadingsDigest,
     ReadingsPage,
     RefusalCode,
     SignatureAnswer,
@@ -176,6 +177,16 @@ def create_app(node: SettlementNode, *, max_body_bytes: int = MAX_BODY_BYTES, ma
         last = page[-1] if len(page) == limit else None
         return ReadingsPage(readings=page, next_after=None if last is None else
                             f"0x{last.meter_id.hex()}:{last.timestamp}:0x{last.signature.hex()}")
+
+    @app.get("/v1/readings/{period}/{group_id}/digest", summary="One hash over a period's signed readings "
+             "(peers skip reconciling when theirs is the same)", response_model=ReadingsDigest,
+             responses={404: {"model": Problem}})
+    def readings_digest(period: Period, group_id: GroupId) -> ReadingsDigest | JSONResponse:
+        g = parse_hex32(group_id)
+        if g is None:
+            return _problem(404, f"no group {group_id}")
+        count, digest = node.archive.readings_digest(period, g)
+        return ReadingsDigest(count=count, digest=digest)
 
     @app.get("/healthz", summary="Health: 200 ok, 503 degraded with the reasons (load balancers)")
     def health() -> JSONResponse:

@@ -339,6 +339,16 @@ class Archive:
             ).fetchall()
         return [_signed(row) for row in rows]
 
+    def readings_digest(self, period: int, group_id: bytes) -> tuple[int, bytes]:
+        """(count, digest) of the period's signed readings in the group (rust_core.wire.ReadingsDigest)."""
+        h = hashlib.sha256()
+        with self._tx() as tx:
+            rows = tx.execute("SELECT meter_id, ts, signature FROM readings WHERE period = ? AND group_id = ? "
+                              "ORDER BY meter_id, ts, signature", (period, group_id)).fetchall()
+        for m, ts, sig in rows:
+            h.update(bytes(m) + ts.to_bytes(8, "big") + bytes(sig))
+        return len(rows), h.digest()
+
     def equivocations(self, period: int | None = None) -> list[Equivocation]:
         """The equivocation evidence, optionally of one period: both signed readings of each pair."""
         where, params = ("WHERE e.period = ?", (period,)) if period is not None else ("", ())

@@ -1,7 +1,8 @@
 """HTTP between nodes: fetch a peer's signed readings of a period (reconciliation before a batch
-is built), a peer's signature over a batch header, and a peer's leaves of a committed batch (for
-fraud checks and for adopting a final batch this node did not build). The bodies are
-rust_core.wire's ReadingsPage, SignatureAnswer and LeavesAnswer."""
+is built; skipped for a peer whose readings digest equals this node's), a peer's signature over
+a batch header, and a peer's leaves of a committed batch (for fraud checks and for adopting a
+final batch this node did not build). The bodies are rust_core.wire's ReadingsDigest,
+ReadingsPage, SignatureAnswer and LeavesAnswer."""
 from __future__ import annotations
 
 import logging
@@ -10,7 +11,7 @@ import httpx
 import pydantic
 
 import rust_core
-from rust_core.wire import BatchHeader, Leaf, LeavesAnswer, ReadingsPage, SignatureAnswer, SignedReading
+from rust_core.wire import BatchHeader, Leaf, LeavesAnswer, ReadingsDigest, ReadingsPage, SignatureAnswer, SignedReading
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,14 @@ def fetch_leaves(client: httpx.Client, url: str, period: int, group_id: bytes, r
 
 def readings_path(period: int, group_id: bytes) -> str:
     return f"/v1/readings/{period}/0x{group_id.hex()}"
+
+
+def fetch_readings_digest(client: httpx.Client, url: str, period: int, group_id: bytes) -> bytes:
+    """The digest of the readings a node archived for the period and group (ReadingsDigest).
+    Raises httpx.HTTPError or pydantic.ValidationError for an unreachable node or a bad body."""
+    r = client.get(url + readings_path(period, group_id) + "/digest")
+    r.raise_for_status()
+    return ReadingsDigest.model_validate_json(r.content).digest
 
 
 def fetch_readings(client: httpx.Client, url: str, period: int, group_id: bytes) -> list[SignedReading]:
@@ -63,11 +72,20 @@ class Peers:
     def close(self) -> None:
         self._client.close()
 
-    def readings(self, period: int, group_id: bytes, urls: tuple[str, ...] | None = None
-                 ) -> dict[str, list[SignedReading] | None]:
-        """{peer url: its signed readings of the period, or None if it could not be read}."""
+    def readings(self, period: int, group_id: bytes, urls: tuple[str, ...] | None = None,
+                 own_digest: bytes | None = None) -> dict[str, list[SignedReading] | None]:
+        """{peer url: its signed readings of the period, or None if it could not be read}. A peer
+        whose readings digest equals `own_digest` (this node's) holds none this node lacks: [] for
+        it, without fetching its pages."""
         out: dict[str, list[SignedReading] | None] = {}
         for url in self.urls if urls is None else urls:
+            if own_digest is not None:
+                try:
+                    if fetch_readings_digest(self._client, url, period, group_id) == own_digest:
+                        out[url] = []
+                        continue
+                except (httpx.HTTPError, pydantic.ValidationError) as e:  # then the pages tell
+                    log.info("peer %s: no readings digest for period %d (%s)", url, period, e)
             try:
                 out[url] = fetch_readings(self._client, url, period, group_id)
             except (httpx.HTTPError, pydantic.ValidationError) as e:

@@ -142,7 +142,8 @@ class SettlementNode:
         archives those this node lacks, verified like a delivery: a partial delivery heals, and
         every honest node sees each equivocation. Returns how many readings were new."""
         new = 0
-        for url, readings in self.peers.readings(period, group, urls).items():
+        _, own_digest = self.archive.readings_digest(period, group)
+        for url, readings in self.peers.readings(period, group, urls, own_digest).items():
             if readings:
                 n = self.ingestor.reconcile(readings, period, group)
                 if n:

@@ -55,7 +55,8 @@ __all__ = [
     "PROTOCOLS", "U64_MAX", "U32_MAX", "Domain", "group_id", "meter_id", "meter_label_id", "wh_to_mwh",
     "Reading", "Register", "Leaf", "SumNode", "BatchHeader", "EMPTY_NODE", "nodes",
     "RefusalCode", "Refused", "FIELD_CODES", "SignedReading", "Delivery", "Refusal", "DeliveryAnswer",
-    "LeafModel", "BatchHeaderModel", "SignatureAnswer", "LeavesAnswer", "ReadingsPage", "Problem",
+    "LeafModel", "BatchHeaderModel", "SignatureAnswer", "LeavesAnswer", "ReadingsPage", "ReadingsDigest",
+    "Problem",
     "parse_reading", "parse_hex32", "WH_TEXT_MAX_CHARS", "RAW_FRAME_MAX_BYTES",
 ]
 
@@ -365,6 +366,17 @@ class ReadingsPage(_Wire):
 
     readings: list[SignedReading]
     next_after: str | None = Field(default=None, description="cursor of the next page; null on the last")
+
+
+class ReadingsDigest(_Wire):
+    """What a node archived for a period and group, in one hash (GET
+    /v1/readings/{period}/{group}/digest): SHA-256 over each signed reading's meter id, timestamp
+    (8 bytes, big-endian) and signature, in (meter, timestamp, signature) order. The signature
+    binds the reading, so a peer whose digest equals this node's holds nothing it lacks and
+    reconciliation skips its pages."""
+
+    count: Index
+    digest: Bytes32
 
 
 # -- batches between peers --------------------------------------------------------------

@@ -3,6 +3,7 @@ stable code and a message naming the problem, and the valid readings of the same
 archived; the OpenAPI document describes the protocol; metrics are namespaced with bounded labels."""
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -14,7 +15,7 @@ from node.archive import open_archive
 from node.chain import Chain
 from node.peers import Peers
 from node.settlement import SettlementNode
-from rust_core.wire import DeliveryAnswer, Problem, RefusalCode
+from rust_core.wire import DeliveryAnswer, Problem, ReadingsDigest, RefusalCode
 
 pytestmark = pytest.mark.chain
 PERIOD = 60
@@ -202,3 +203,28 @@ def test_made_up_periods_leave_no_per_period_state(api):
     r = post(client, made_up + [good])
     assert r.status_code == 422 and r.json()["accepted"] == [1000]
     assert set(node.ingestor.period_stats) == {ts // PERIOD}
+
+
+def test_a_peer_whose_readings_digest_equals_ours_is_not_paged(api):
+    dep, client, archive = api
+    ts = safe_now()
+    sent = [reading(dep, i, ts, 5_000_000 + i) for i in range(3)]
+    assert post(client, sent).status_code == 200
+    p, group = ts // PERIOD, dep.meters[0].group_id
+    keys = sorted((bytes.fromhex(r["meter_id"][2:]), r["timestamp"], bytes.fromhex(r["signature"][2:])) for r in sent)
+    expected = hashlib.sha256(b"".join(m + t.to_bytes(8, "big") + s for m, t, s in keys)).digest()
+    assert archive.readings_digest(p, group) == (3, expected)
+    answer = ReadingsDigest.model_validate(client.get(f"/v1/readings/{p}/0x{group.hex()}/digest").json())
+    assert (answer.count, answer.digest) == (3, expected)
+    assert client.get(f"/v1/readings/{p}/0x{'ab' * 32}/digest").json()["count"] == 0  # a group it has nothing of
+
+    peers = Peers(("http://testserver",))
+    peers._client = client  # the node's app, over the TestClient transport
+    paths: list[str] = []
+    client.event_hooks["request"].append(lambda request: paths.append(request.url.path))
+    assert peers.readings(p, group, own_digest=expected) == {"http://testserver": []}
+    assert paths == [f"/v1/readings/{p}/0x{group.hex()}/digest"]  # no page asked for
+    paths.clear()
+    differing = peers.readings(p, group, own_digest=b"\x00" * 32)["http://testserver"]
+    assert sorted((r.meter_id, r.timestamp, r.signature) for r in differing) == keys
+    assert paths[-1] == f"/v1/readings/{p}/0x{group.hex()}"

@@ -24,6 +24,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 
 from devnet.geth import GETH, ensure_geth
 from devnet.ports import free_port
+from rust_core.keystore import encrypt_key
 
 CHAIN_ID = 4242  # ape-config.yaml's ethereum:settlement network has the same id
 DEFAULT_PERIOD = 2
@@ -157,7 +158,7 @@ class CliqueNetwork:
             (d / "geth").mkdir(parents=True, exist_ok=True)
             (d / "geth" / "nodekey").write_text(s.nodekey)
             # A keystore with light scrypt parameters: geth reads them from the file, unlocks in ms.
-            ks = Account.encrypt(s.key, "devnet", kdf="scrypt", iterations=16)
+            ks = encrypt_key(s.key, "devnet", kdf="scrypt", iterations=16)
             (d / "keystore").mkdir(exist_ok=True)
             (d / "keystore" / f"{s.address.lower()[2:]}.json").write_text(json.dumps(ks))
             peers = ", ".join(f'"{o.enode}"' for o in self.signers if o is not s)

@@ -20,14 +20,27 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, model_validator
 from rust_core.settings import ConfigPath
 
 
+def encrypt_key(private_key: bytes, password: str, **kdf) -> dict:
+    """`Account.encrypt` (keyword arguments: its `kdf` and `iterations`) with a full 16-byte IV.
+
+    eth-keyfile writes the random IV as an integer's minimal big-endian bytes, so one keystore
+    in 256 gets a 15-byte IV. Python reads it back as the same integer, but geth hands the bytes
+    to AES-CTR, which panics on a short IV since Go 1.24 ("bad IV length": a signer that dies at
+    start). Zero-padding to 16 bytes is the same counter, so the ciphertext stays valid."""
+    data = Account.encrypt(private_key, password, **kdf)
+    params = data["crypto"]["cipherparams"]
+    params["iv"] = params["iv"].rjust(32, "0")
+    return data
+
+
 def write_keystore(path: Path, private_key: bytes, password: str, *, iterations: int | None = None,
                    **labels: str) -> str:
     """Encrypts the key into a new keystore file readable only by its owner; returns its address.
     `labels` are stored beside the standard fields (e.g. meter="dsmr:..."). Refuses to
     overwrite an existing file: a lost key cannot be recovered."""
     # default: eth-account's scrypt; tests pass a small pbkdf2 iteration count for speed
-    data = Account.encrypt(private_key, password, kdf="pbkdf2", iterations=iterations) if iterations \
-        else Account.encrypt(private_key, password)
+    data = encrypt_key(private_key, password, kdf="pbkdf2", iterations=iterations) if iterations \
+        else encrypt_key(private_key, password)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump({**data, **labels}, f)

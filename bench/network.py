@@ -26,6 +26,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -59,10 +60,11 @@ class Sizes(NamedTuple):
     block_period: int  # Clique period, seconds
     period_seconds: int  # long enough to deliver the largest size within one period
     window: int  # challenge window, seconds
+    deadline_s: float  # for each stage (registering, settling the period) before it counts as hung
 
 
-FULL = Sizes((1_000, 10_000), 2, 40, 2)
-QUICK = Sizes((20,), 1, 6, 1)
+FULL = Sizes((1_000, 10_000), 2, 40, 2, 1800)
+QUICK = Sizes((20,), 1, 6, 1, 90)  # inside tests/test_benchmarks.py's 300 s
 
 
 def serve(stack: contextlib.ExitStack, app, port: int) -> None:
@@ -76,14 +78,15 @@ def serve(stack: contextlib.ExitStack, app, port: int) -> None:
         time.sleep(0.05)
 
 
-def register_meters(admin: Web3Transactor, w3: Web3, registry: str, group: bytes, start: int, meters) -> dict:
+def register_meters(admin: Web3Transactor, w3: Web3, registry: str, group: bytes, start: int, meters,
+                    timeout: float) -> dict:
     """All registrations queued at once; the signers pack them into blocks up to the gas limit."""
     first = w3.eth.block_number
     t = time.perf_counter()
     hashes = [admin.transact("MeterRegistry", registry, "registerMeter", mid,
                              Web3.to_checksum_address(rust_core.address_of(mk)), 0, group, start, 2**64 - 1, 0, 0,
                              gas=400_000, wait=False) for mid, mk in meters]
-    receipt = w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=1800, poll_latency=0.5)
+    receipt = w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=timeout, poll_latency=0.5)
     assert receipt["status"] == 1
     while w3.eth.block_number < receipt["blockNumber"] + CONFIRMATIONS:  # the nodes see them only that deep
         time.sleep(0.2)
@@ -110,6 +113,7 @@ def run_size(n_meters: int, workdir: Path, cfg: Sizes) -> dict:
         net = CliqueNetwork.create(workdir / f"clique-{n_meters}", 3, period=cfg.block_period)
         stack.callback(net.stop_all)
         net.start_all()
+        print(f"{n_meters} meters: network up at block {net.head(0)}", file=sys.stderr, flush=True)
         return measure(stack, net, n_meters, workdir, cfg)
 
 
@@ -122,7 +126,7 @@ def measure(stack: contextlib.ExitStack, net: CliqueNetwork, n_meters: int, work
     group = group_id("bench-group")
     start = int(time.time()) // cfg.period_seconds
     meters = [(rust_core.keccak256(f"sml:{i:012x}".encode()), secrets.token_bytes(32)) for i in range(n_meters)]
-    result = {"meters": n_meters, **register_meters(admin, w3, dep.registry, group, start, meters)}
+    result = {"meters": n_meters, **register_meters(admin, w3, dep.registry, group, start, meters, cfg.deadline_s)}
     print(f"{n_meters} meters registered: {result}", file=sys.stderr, flush=True)
 
     urls = [f"http://127.0.0.1:{free_port()}" for _ in op_keys]
@@ -157,8 +161,8 @@ def measure(stack: contextlib.ExitStack, net: CliqueNetwork, n_meters: int, work
             committed = now
         if status == STATUS_FINAL:
             final = now
-        if now > closes_at + 300:
-            raise RuntimeError(f"period {p} not final after 300 s (status {status})")
+        if now > closes_at + cfg.deadline_s:
+            raise RuntimeError(f"period {p} not final after {cfg.deadline_s:g} s (status {status})")
         time.sleep(0.05)
     submitted = ledger.events.BatchSubmitted().get_logs(from_block=head_at_close)[0]
     finalized = ledger.events.BatchFinalized().get_logs(from_block=head_at_close)[0]
@@ -178,6 +182,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, under a minute, the same JSON keys")
     quick = parser.parse_args().quick
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: the signers and nodes are stopped
     cfg = QUICK if quick else FULL
     workdir = Path(tempfile.mkdtemp(prefix="bench-network-"))
     try:

@@ -21,6 +21,7 @@ from eth_account import Account
 from eth_keys import keys
 from web3 import Web3
 from web3.middleware import ExtraDataToPOAMiddleware
+from web3.types import RPCEndpoint
 
 from devnet.geth import GETH, ensure_geth
 from devnet.ports import free_port
@@ -191,7 +192,7 @@ class CliqueNetwork:
     def urls(self) -> list[str]:
         return [s.url for s in self.signers]
 
-    def argv(self, s: Signer) -> list[str]:
+    def argv(self, s: Signer, mine: bool = True) -> list[str]:
         prefix = ["ip", "netns", "exec", s.netns] if s.netns else []
         return [*prefix,
             str(GETH), "--config", str(self.datadir(s) / "config.toml"), "--datadir", str(self.datadir(s)),
@@ -201,7 +202,7 @@ class CliqueNetwork:
             "--http.api", "eth,net,web3,clique,txpool,admin,miner", "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(s.auth_port),
             "--ipcdisable", "--syncmode", "full", "--gcmode", "archive", "--cache", "64",
             "--unlock", s.address, "--password", str(self.directory / "password.txt"), "--allow-insecure-unlock",
-            "--mine", "--miner.etherbase", s.address,
+            *(["--mine"] if mine else []), "--miner.etherbase", s.address,
             # a private chain: any fee above zero is taken, the base fee falls towards 7 wei when idle
             "--miner.gasprice", "1", "--txpool.pricelimit", "1", "--miner.gaslimit", str(GAS_LIMIT),
             # room for a meter point operator registering thousands of meters from one account
@@ -226,13 +227,14 @@ class CliqueNetwork:
         # the pid must still be this signer's geth (not a reused pid) and not a zombie
         return str(self.datadir(self.signers[i])).encode() in cmdline and stat.split(")")[-1].split()[0] != "Z"
 
-    def start(self, i: int, wait: bool = True) -> None:
+    def start(self, i: int, wait: bool = True, mine: bool = True) -> None:
         s = self.signers[i]
         if self.is_running(i):
             return
         with self.log_file(s).open("a") as log:
             # its own session: `make network` returns while the signers go on
-            proc = subprocess.Popen(self.argv(s), stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+            proc = subprocess.Popen(self.argv(s, mine), stdout=subprocess.DEVNULL, stderr=log,
+                                    start_new_session=True)
         s.pid = proc.pid
         self._children()[proc.pid] = proc
         self.save()
@@ -240,8 +242,12 @@ class CliqueNetwork:
             self.wait_rpc(i)
 
     def start_all(self, timeout: float = 90.0) -> None:
+        """Starts every signer, sealing only once all are peered. Sealing at once, each signer
+        sealed its own block 1 before the peers had connected, and with 3 signers none may seal
+        block 2 after its own block 1 ("signed recently"): three forks, no block ever again
+        (seen on a loaded machine)."""
         for i in range(len(self.signers)):
-            self.start(i, wait=False)
+            self.start(i, wait=False, mine=False)
         for i in range(len(self.signers)):
             try:
                 self.wait_rpc(i)
@@ -250,11 +256,14 @@ class CliqueNetwork:
                     raise
                 # It died while starting (once in CI, a goroutine dump whose cause the log no longer
                 # held): one more try on the same data directory, which geth left consistent.
-                self.start(i, wait=False)
+                self.start(i, wait=False, mine=False)
                 try:
                     self.wait_rpc(i)
                 except NetworkError as second:
                     raise NetworkError(f"{second}\n(and on the first try) {first}") from None
+        self.wait_for_blocks(timeout=timeout, beyond=-1)  # peered, at the genesis block
+        for i in range(len(self.signers)):
+            self.web3(i, timeout=10).provider.make_request(RPCEndpoint("miner_start"), [])
         self.wait_for_blocks(timeout=timeout)
 
     def stop(self, i: int, kill: bool = False) -> None:
@@ -335,19 +344,24 @@ class CliqueNetwork:
             return None
 
     def wait_for_blocks(self, timeout: float = 90.0, beyond: int = 0) -> int:
-        """Until every running signer is peered with every other running one and the chain has
-        grown past `beyond`; returns the head."""
+        """Until every running signer is peered with every other running one, the chain has grown
+        past `beyond`, and all hold the same block at the lowest head (not a fork each); returns
+        that head."""
         running = [i for i in range(len(self.signers)) if self.is_running(i)]
         deadline = time.time() + timeout
+        forks = None
         while True:
             try:
                 heads = [self.web3(i, timeout=2).eth.block_number for i in running]
                 peers = [self.web3(i, timeout=2).net.peer_count for i in running]
                 if min(heads) > beyond and all(p >= len(running) - 1 for p in peers):
-                    return min(heads)
+                    forks = len({bytes(self.web3(i, timeout=2).eth.get_block(min(heads))["hash"]) for i in running})
+                    if forks == 1:
+                        return min(heads)
             except Exception:
-                heads, peers = None, None
+                heads, peers, forks = None, None, None
             if time.time() > deadline:
                 raise NetworkError(f"no blocks past {beyond} on {len(running)} signer(s) in {timeout} s "
-                                   f"(heads {heads}, peers {peers}); see {self.directory}/signer*/geth.log")
+                                   f"(heads {heads}, peers {peers}, distinct blocks at the lowest head {forks}); "
+                                   f"see {self.directory}/signer*/geth.log")
             time.sleep(0.3)

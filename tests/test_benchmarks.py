@@ -23,11 +23,21 @@ def test_every_benchmark_is_found():
 @pytest.mark.parametrize("name", BENCHES)
 def test_benchmark_quick_run_ends_with_one_json_object(name: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the script must find the packages itself
+    proc = subprocess.Popen([str(VENV_PYTHON), f"bench/{name}", "--quick"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        run = subprocess.run([str(VENV_PYTHON), f"bench/{name}", "--quick"], cwd=ROOT, env=env,
-                             capture_output=True, text=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail(f"bench/{name} --quick still running after {TIMEOUT_S} s; output so far:\n{e.stdout}\n{e.stderr}")
+        stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        # SIGTERM, not SIGKILL: the bench stops what it started (geth signers, nodes) and we get
+        # what it printed, which says the stage it hung in
+        proc.terminate()
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"bench/{name} --quick still running after {TIMEOUT_S} s; output:\n{stdout}\n{stderr[-6000:]}")
+    run = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert run.returncode == 0, f"bench/{name} --quick exited {run.returncode}:\n{run.stdout}\n{run.stderr}"
     lines = run.stdout.strip().splitlines()
     assert lines, f"bench/{name} --quick printed nothing"

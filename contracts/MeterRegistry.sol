@@ -25,10 +25,20 @@ contract MeterRegistry is AccessControlEnumerable {
     uint8 public constant KIND_STORAGE = 3;
     uint8 public constant KIND_BOUNDARY = 4;
 
-    mapping(bytes32 meterId => Meter) private _meters;
-    /// @notice Block timestamp of each meter's registration (0: not registered): a meter counts
-    /// in a batch only if registered strictly before the batch's submission (an earlier timestamp).
-    mapping(bytes32 meterId => uint64) public registeredAt;
+    /// @dev A meter point as stored: Meter's fields with the registration time packed into the
+    /// key's slot (three slots a meter instead of four: registration is most of a registry's gas).
+    struct Record {
+        address key;
+        uint8 kind;
+        uint64 registeredAt;
+        bytes32 groupId;
+        uint64 activeFrom;
+        uint64 activeUntil;
+        uint64 baselineImportMwh;
+        uint64 baselineExportMwh;
+    }
+
+    mapping(bytes32 meterId => Record) private _meters;
     /// @notice Distinct operator signatures a batch header needs (0 until governed).
     uint8 public quorum;
     /// @notice The one shared index of grid membership: the grid each balance group or member
@@ -48,8 +58,11 @@ contract MeterRegistry is AccessControlEnumerable {
     );
     event QuorumSet(uint8 quorum, uint256 operatorCount);
 
-    error MeterAlreadyRegistered(bytes32 meterId);
-    error InvalidMeter(bytes32 meterId, string field);
+    /// @dev `row` is the meter's index in the registerMeters call (0 for registerMeter): one bad
+    /// row reverts the whole call and names itself.
+    error MeterAlreadyRegistered(uint256 row, bytes32 meterId);
+    error InvalidMeter(uint256 row, bytes32 meterId, string field);
+    error LengthMismatch(uint256 meterIds, uint256 meters);
     error InvalidQuorum(uint256 quorum, uint256 operatorCount);
     error QuorumUnreachable(uint256 quorum, uint256 operatorCountAfter);
 
@@ -86,23 +99,63 @@ contract MeterRegistry is AccessControlEnumerable {
         uint64 baselineImportMwh,
         uint64 baselineExportMwh
     ) external onlyRole(METER_OPERATOR_ROLE) {
-        if (meterId == bytes32(0)) revert InvalidMeter(meterId, "meterId");
-        if (_meters[meterId].key != address(0)) revert MeterAlreadyRegistered(meterId);
-        if (key == address(0)) revert InvalidMeter(meterId, "key");
-        if (kind > KIND_BOUNDARY) revert InvalidMeter(meterId, "kind");
-        if (groupId == bytes32(0)) revert InvalidMeter(meterId, "groupId");
-        if (activeFrom == 0 || activeUntil < activeFrom) revert InvalidMeter(meterId, "activeWindow");
-        _meters[meterId] =
-            Meter(key, kind, groupId, activeFrom, activeUntil, baselineImportMwh, baselineExportMwh);
-        registeredAt[meterId] = uint64(block.timestamp);
+        _register(
+            0, meterId, Meter(key, kind, groupId, activeFrom, activeUntil, baselineImportMwh, baselineExportMwh)
+        );
+    }
+
+    /// @notice Registers many meter points in one transaction, all or none: the first bad row
+    /// reverts the call with its index (InvalidMeter, MeterAlreadyRegistered).
+    function registerMeters(bytes32[] calldata meterIds, Meter[] calldata meters)
+        external
+        onlyRole(METER_OPERATOR_ROLE)
+    {
+        if (meterIds.length != meters.length) revert LengthMismatch(meterIds.length, meters.length);
+        for (uint256 i; i < meterIds.length; ++i) {
+            _register(i, meterIds[i], meters[i]);
+        }
+    }
+
+    function _register(uint256 row, bytes32 meterId, Meter memory m) private {
+        if (meterId == bytes32(0)) revert InvalidMeter(row, meterId, "meterId");
+        if (_meters[meterId].key != address(0)) revert MeterAlreadyRegistered(row, meterId);
+        if (m.key == address(0)) revert InvalidMeter(row, meterId, "key");
+        if (m.kind > KIND_BOUNDARY) revert InvalidMeter(row, meterId, "kind");
+        if (m.groupId == bytes32(0)) revert InvalidMeter(row, meterId, "groupId");
+        if (m.activeFrom == 0 || m.activeUntil < m.activeFrom) revert InvalidMeter(row, meterId, "activeWindow");
+        _meters[meterId] = Record(
+            m.key,
+            m.kind,
+            uint64(block.timestamp),
+            m.groupId,
+            m.activeFrom,
+            m.activeUntil,
+            m.baselineImportMwh,
+            m.baselineExportMwh
+        );
         emit MeterRegistered(
-            meterId, key, kind, groupId, activeFrom, activeUntil, baselineImportMwh, baselineExportMwh
+            meterId, m.key, m.kind, m.groupId, m.activeFrom, m.activeUntil, m.baselineImportMwh, m.baselineExportMwh
         );
     }
 
     /// @notice The meter point (all zero if not registered).
-    function getMeter(bytes32 meterId) external view returns (Meter memory) {
-        return _meters[meterId];
+    function getMeter(bytes32 meterId) public view returns (Meter memory) {
+        Record storage r = _meters[meterId];
+        return Meter(r.key, r.kind, r.groupId, r.activeFrom, r.activeUntil, r.baselineImportMwh, r.baselineExportMwh);
+    }
+
+    /// @notice Many meter points at once (a `register` run reads what is registered already).
+    function getMeters(bytes32[] calldata meterIds) external view returns (Meter[] memory out) {
+        out = new Meter[](meterIds.length);
+        for (uint256 i; i < meterIds.length; ++i) {
+            out[i] = getMeter(meterIds[i]);
+        }
+    }
+
+    /// @notice Block timestamp of each meter's registration (0: not registered): a meter counts
+    /// in a batch only if registered strictly before the batch's submission (an earlier timestamp).
+    function registeredAt(bytes32 meterId) external view returns (uint64) {
+        return _meters[meterId].registeredAt;
     }
 
     /// @notice Adds a settlement operator (grants SETTLEMENT_OPERATOR_ROLE).

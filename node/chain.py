@@ -264,20 +264,7 @@ class Chain:
             return None
 
     def _decode(self, e: ContractLogicError) -> str:
-        """Names a custom error by the ledger's / registry's ABI (e.g. PeriodNotClosed(5, 4500))."""
-        data = e.data if isinstance(e.data, str) else ""
-        if data.startswith("0x") and len(data) >= 10:
-            for entry in (*self.ledger.abi, *self.registry.abi, *abi("Grid")):
-                if entry.get("type") == "error":
-                    types = [i["type"] for i in entry["inputs"]]
-                    sig = f"{entry['name']}({','.join(types)})"
-                    if Web3.keccak(text=sig)[:4].hex().removeprefix("0x") == data[2:10]:
-                        try:
-                            args = self.w3.codec.decode(types, bytes.fromhex(data[10:]))
-                        except Exception:
-                            args = (data[10:],)
-                        return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
-        return str(e.message or e)
+        return describe_revert(self.w3, e, (*self.ledger.abi, *self.registry.abi, *abi("Grid")))
 
     def submit_batch(self, header: BatchHeader, signatures: list[bytes]) -> TxResult:
         return self._send(self.ledger.functions.submitBatch(header, signatures))
@@ -297,3 +284,20 @@ class Chain:
     def prove(self, function: str, *args) -> TxResult:
         """Sends one of the ledger's prove* fraud proofs."""
         return self._send(getattr(self.ledger.functions, function)(*args))
+
+
+def describe_revert(w3: Web3, e: ContractLogicError, abi_entries) -> str:
+    """Names a custom error by the given ABI entries (e.g. PeriodNotClosed(5, 4500))."""
+    data = e.data if isinstance(e.data, str) else ""
+    if data.startswith("0x") and len(data) >= 10:
+        for entry in abi_entries:
+            if entry.get("type") == "error":
+                types = [i["type"] for i in entry["inputs"]]
+                sig = f"{entry['name']}({','.join(types)})"
+                if Web3.keccak(text=sig)[:4].hex().removeprefix("0x") == data[2:10]:
+                    try:
+                        args = w3.codec.decode(types, bytes.fromhex(data[10:]))
+                    except Exception:
+                        args = (data[10:],)
+                    return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
+    return str(e.message or e)

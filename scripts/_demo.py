@@ -177,7 +177,7 @@ class NeighbourhoodDemo:
         first_period = int(first_period)
         # the baseline is the register as the meter shows it (whole Wh: DSMR and SunSpec resolve no finer)
         rows = [MeterRow(m.label, Account.from_key(m.key).address, m.kind, m.group, first_period,
-                         *(v // 1000 * 1000 for v in m.register.totals_mwh)) for m in self.meters]
+                         *whole_wh(m.register.totals_mwh)) for m in self.meters]
         write_meter_csv(self.work / "meters.csv", rows)
         register(ApeTransactor(admin), dep, rows)
         clock.start_at(first_period * o.period_seconds)
@@ -321,3 +321,8 @@ class NeighbourhoodDemo:
         for m in self.meters:
             if m.server is not None:
                 m.server.stop()
+
+
+def whole_wh(totals_mwh: tuple[int, int]) -> tuple[int, int]:
+    """Import and export registers cut to whole Wh, in mWh."""
+    return totals_mwh[0] // 1000 * 1000, totals_mwh[1] // 1000 * 1000

@@ -15,14 +15,19 @@ from __future__ import annotations
 import csv
 import time
 import tomllib
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
+from eth_abi import decode as abi_decode
+from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_utils import to_checksum_address
+from eth_utils import collapse_if_tuple, function_abi_to_4byte_selector, to_checksum_address
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from node.chain import contract_type
 from rust_core.deployment import Deployment
@@ -83,9 +88,15 @@ class Transactor(Protocol):
         """Deploys the compiled `contract` with constructor `args`; returns its address."""
         ...
 
-    def transact(self, contract: str, address: str, function: str, *args: Any) -> None:
+    def transact(self, contract: str, address: str, function: str, *args: Any, gas: int | None = None) -> Any:
         """Calls `function(*args)` of the `contract` at `address` and waits for it to be mined;
-        raises if it reverts."""
+        raises if it reverts. `gas`: the gas limit (default: estimated)."""
+        ...
+
+    def send_calldata(self, to: str, data: bytes, gas: int) -> Callable[[], None]:
+        """Sends a call encoded already (`data`: selector and arguments; for large calls, which
+        web3's encoder makes slow). Returns a function that waits until it is mined and raises if
+        it reverted: a sender may return before that, so that calls can be pipelined."""
         ...
 
 
@@ -108,10 +119,15 @@ class ApeTransactor:
 
         return self.account.deploy(ContractContainer(self._type(contract)), *args).address
 
-    def transact(self, contract: str, address: str, function: str, *args: Any) -> None:
+    def transact(self, contract: str, address: str, function: str, *args: Any, gas: int | None = None) -> Any:
         from ape.contracts import ContractInstance
 
-        getattr(ContractInstance(address, self._type(contract)), function)(*args, sender=self.account)
+        method = getattr(ContractInstance(address, self._type(contract)), function)
+        return method(*args, sender=self.account, **({"gas": gas} if gas is not None else {}))
+
+    def send_calldata(self, to: str, data: bytes, gas: int) -> Callable[[], None]:
+        self.account.transfer(to, 0, data=data, gas=gas)  # waits; ape raises if the transaction fails
+        return lambda: None
 
 
 class Web3Transactor:
@@ -122,14 +138,16 @@ class Web3Transactor:
         self.web3, self.account = web3, Account.from_key(key)
         self.address = self.account.address
         self.nonce = 0
+        self._contracts: dict[tuple[str, str], Any] = {}
 
-    def _send(self, tx_fn: Any, gas: int | None, wait: bool) -> Any:
+    def _send(self, tx_fn: Any, gas: int | None, wait: bool, raw: dict | None = None) -> Any:
         # another sender with the same key may have used nonces since
         self.nonce = max(self.nonce, self.web3.eth.get_transaction_count(self.address, "pending"))
         params: dict[str, Any] = {"from": self.address, "nonce": self.nonce}
-        if gas is not None:
-            params |= {"gas": gas, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1}
-        tx = tx_fn.build_transaction(params)
+        if gas is not None:  # full blocks raise the base fee 12.5% each: stay above it for a while
+            base = int(self.web3.eth.get_block("latest").get("baseFeePerGas", 0))
+            params |= {"gas": gas, "maxFeePerGas": max(10**10, 3 * base), "maxPriorityFeePerGas": 1}
+        tx = tx_fn.build_transaction(params) if raw is None else params | raw | {"chainId": self._chain_id()}
         tx_hash = self.web3.eth.send_raw_transaction(self.account.sign_transaction(tx).raw_transaction)
         self.nonce += 1
         if not wait:
@@ -148,8 +166,30 @@ class Web3Transactor:
                  wait: bool = True) -> Any:
         """As `Transactor.transact`; with `wait=False` (and a fixed `gas`, since nothing is
         estimated against a pending state) it returns the transaction hash at once."""
-        fn = getattr(contract_at(self.web3, contract, address).functions, function)(*args)
-        return self._send(fn, gas, wait)
+        key = (contract, address)
+        if key not in self._contracts:  # web3 builds a contract object from its ABI slowly
+            self._contracts[key] = contract_at(self.web3, contract, address)
+        return self._send(getattr(self._contracts[key].functions, function)(*args), gas, wait)
+
+    def send_calldata(self, to: str, data: bytes, gas: int) -> Callable[[], None]:
+        tx_hash = self._send(None, gas, False, raw={"to": to_checksum_address(to), "data": data})
+        return lambda: self._wait_raw(tx_hash)
+
+    def _wait_raw(self, tx_hash: bytes, timeout_s: float = 600) -> None:
+        """Polls the unformatted receipt: web3 formats each of a large call's logs, slowly."""
+        deadline = time.monotonic() + timeout_s
+        while (receipt := self.web3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash.hex()])
+               .get("result")) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"transaction 0x{tx_hash.hex()} not mined within {timeout_s:.0f} s")
+            time.sleep(0.05)
+        if int(receipt["status"], 16) != 1:
+            raise RuntimeError(f"transaction 0x{tx_hash.hex()} reverted")
+
+    def _chain_id(self) -> int:
+        if not hasattr(self, "_chain"):
+            self._chain = self.web3.eth.chain_id
+        return self._chain
 
 
 def contract_at(web3: Web3, contract: str, address: str) -> Any:
@@ -222,10 +262,19 @@ class MeterRow:
     baseline_import_mwh: int
     baseline_export_mwh: int
     active_until: int = OPEN_ENDED
+    source: str = field(default="", compare=False)  # where the row came from ("meters.csv:17")
 
     def register_args(self) -> tuple:
-        return (meter_label_id(self.meter), self.key, KINDS[self.kind], group_id(self.group), self.active_from,
-                self.active_until, self.baseline_import_mwh, self.baseline_export_mwh)
+        return (meter_label_id(self.meter), *self.meter_struct())
+
+    def meter_struct(self) -> tuple:
+        """The registry's Meter struct (key, kind, groupId, activeFrom, activeUntil, baselines)."""
+        return (self.key, KINDS[self.kind], group_id(self.group), self.active_from, self.active_until,
+                self.baseline_import_mwh, self.baseline_export_mwh)
+
+    @property
+    def where(self) -> str:
+        return self.source or "row"
 
 
 CSV_FIELDS = ("meter", "key", "kind", "group", "active_from", "baseline_import_wh", "baseline_export_wh")
@@ -260,8 +309,15 @@ def read_meter_csv(path: Path, period_seconds: int, now: float | None = None) ->
                 key = to_checksum_address(r["key"])
             except ValueError:
                 raise SpecError(f"{where}: key {r['key']!r} is not an address") from None
-            active_from = int(r["active_from"]) if r["active_from"].strip() else next_period
-            rows.append(MeterRow(r["meter"], key, r["kind"], r["group"], active_from, *baseline))
+            if not r["group"].strip():
+                raise SpecError(f"{where}: group is empty")
+            try:
+                active_from = int(r["active_from"]) if r["active_from"].strip() else next_period
+            except ValueError:
+                raise SpecError(f"{where}: active_from {r['active_from']!r} is not a period number") from None
+            if active_from < 1:
+                raise SpecError(f"{where}: active_from must be a period >= 1, not {active_from}")
+            rows.append(MeterRow(r["meter"], key, r["kind"], r["group"], active_from, *baseline, source=where))
     return rows
 
 
@@ -274,13 +330,123 @@ def write_meter_csv(path: Path, rows: list[MeterRow]) -> None:
                         f"{Decimal(r.baseline_import_mwh) / 1000}", f"{Decimal(r.baseline_export_mwh) / 1000}"])
 
 
-def register(meter_operator: Transactor, dep: Deployment, rows: list[MeterRow]) -> list[str]:
-    """Registers every row not registered yet; returns the meters it registered."""
-    registry = contract_at(meter_operator.web3, "MeterRegistry", dep.registry)
-    done = []
-    for r in rows:
-        if registry.functions.getMeter(meter_label_id(r.meter)).call()[0] != ZERO_ADDRESS:
-            continue  # re-running the same CSV is safe: registered meters are skipped
-        meter_operator.transact("MeterRegistry", dep.registry, "registerMeter", *r.register_args())
-        done.append(r.meter)
+GAS_HEADROOM = 0.9  # of the block gas limit a registration transaction may use
+READ_CHUNK = 500  # meters a getMeters call reads
+IN_FLIGHT = 3  # registration transactions sent before the oldest must be mined
+
+
+class RegistrationError(RuntimeError):
+    """A registration the registry refused, naming the CSV row (nothing of its batch is registered)."""
+
+
+def register(meter_operator: Transactor, dep: Deployment, rows: list[MeterRow],
+             progress: Callable[[str], None] | None = None, max_batch: int | None = None) -> list[str]:
+    """Registers every row not registered yet, as many per transaction (registerMeters, all or
+    none) as the block gas limit allows; returns the meters it registered.
+
+    Safe to run again after an interruption: it first waits for this account's transactions still
+    in flight, then reads what the registry holds and skips those rows; a row registered with
+    other data than the CSV's is refused (SpecError), never changed. Each batch is estimated
+    before it is sent, so a row the registry refuses is named (RegistrationError) before anything
+    of its batch is sent. Up to IN_FLIGHT batches are sent before the oldest must be mined (a
+    sender that waits for each, like an ape account, simply sends one at a time)."""
+    say = progress or (lambda _: None)
+    w3 = meter_operator.web3
+    registry = contract_at(w3, "MeterRegistry", dep.registry)
+    _wait_for_own_pending(w3, meter_operator.address, say)
+    todo = _unregistered(registry, rows)
+    if len(todo) < len(rows):
+        say(f"{len(rows) - len(todo)} of {len(rows)} meters are registered already; registering the other {len(todo)}")
+    gas_cap = int(w3.eth.get_block("latest")["gasLimit"] * GAS_HEADROOM)
+    size = max_batch or 50  # grown to fill a block after the first estimate
+    sent = 0
+    done: list[str] = []
+    in_flight: deque[tuple[Callable[[], None], list[MeterRow], int]] = deque()
+
+    def confirm_oldest() -> None:
+        wait, batch, gas = in_flight.popleft()
+        try:
+            wait()
+        except Exception as e:
+            raise RegistrationError(f"{batch[0].where} to {batch[-1].where}: the batch of {len(batch)} meters "
+                                    f"was refused on chain ({e}); run again to resume") from e
+        done.extend(r.meter for r in batch)
+        say(f"registered {len(done)} of {len(todo)} meters ({len(batch)} in this transaction, {gas:,} gas)")
+
+    while sent < len(todo):
+        batch = todo[sent:sent + size]
+        data = register_calldata(registry, batch)
+        gas = _estimate(w3, registry, meter_operator.address, data, batch)
+        if gas > gas_cap:
+            size = max(1, int(len(batch) * gas_cap / gas * 0.98))
+            continue
+        in_flight.append((meter_operator.send_calldata(dep.registry, data, min(int(gas * 1.2), gas_cap)), batch, gas))
+        sent += len(batch)
+        if len(in_flight) >= IN_FLIGHT:
+            confirm_oldest()
+        if max_batch is None:  # fill the block: the per-meter cost of this batch, with a margin
+            size = max(1, int(len(batch) * gas_cap / gas * 0.97))
+    while in_flight:
+        confirm_oldest()
     return done
+
+
+def _wait_for_own_pending(w3: Web3, sender: str, say: Callable[[str], None], timeout_s: float = 600) -> None:
+    """An interrupted run may have left registrations in flight: what they register must be read
+    as registered, not sent again."""
+    address = to_checksum_address(sender)
+    deadline = time.monotonic() + timeout_s
+    while (pending := w3.eth.get_transaction_count(address, "pending") - w3.eth.get_transaction_count(address)) > 0:
+        if time.monotonic() > deadline:
+            raise RegistrationError(f"{pending} transaction(s) of {address} still pending after {timeout_s:.0f} s")
+        say(f"waiting for {pending} transaction(s) of {address} still in flight")
+        time.sleep(1)
+
+
+def _unregistered(registry: Any, rows: list[MeterRow]) -> list[MeterRow]:
+    todo = []
+    for i in range(0, len(rows), READ_CHUNK):
+        chunk = rows[i:i + READ_CHUNK]
+        for r, held in zip(chunk, _get_meters(registry, [meter_label_id(r.meter) for r in chunk])):
+            if held[0] == ZERO_ADDRESS:
+                todo.append(r)
+            elif tuple(held) != r.meter_struct():
+                names = ("key", "kind", "group", "active_from", "active_until", "baseline_import", "baseline_export")
+                diff = [n for n, a, b in zip(names, held, r.meter_struct()) if a != b]
+                raise SpecError(f"{r.where}: meter {r.meter} is registered already with another "
+                                f"{', '.join(diff)}; a registration is never changed")
+    return todo
+
+
+def _get_meters(registry: Any, ids: list[bytes]) -> list[tuple]:
+    """registry.getMeters(ids) through eth-abi directly (web3's decoder is slow for thousands)."""
+    fn = registry.get_function_by_name("getMeters")
+    data = function_abi_to_4byte_selector(fn.abi) + abi_encode(["bytes32[]"], [ids])
+    out = registry.w3.eth.call({"to": registry.address, "data": data})
+    (meters,) = abi_decode([collapse_if_tuple(o) for o in fn.abi["outputs"]], out)
+    return [(to_checksum_address(m[0]), *m[1:]) for m in meters]
+
+
+def register_calldata(registry: Any, batch: list[MeterRow]) -> bytes:
+    """registerMeters(meterIds, meters) encoded with eth-abi directly: web3's encoder takes half a
+    second for a block's worth of rows, eth-abi a few milliseconds."""
+    fn = registry.get_function_by_name("registerMeters")
+    types = [collapse_if_tuple(i) for i in fn.abi["inputs"]]
+    selector = function_abi_to_4byte_selector(fn.abi)
+    return selector + abi_encode(types, [[meter_label_id(r.meter) for r in batch], [r.meter_struct() for r in batch]])
+
+
+def _estimate(w3: Web3, registry: Any, sender: str, data: bytes, batch: list[MeterRow]) -> int:
+    from web3.exceptions import ContractLogicError
+
+    from node.chain import describe_revert
+
+    try:
+        return int(w3.eth.estimate_gas({"from": sender, "to": registry.address, "data": data}))
+    except ContractLogicError as e:
+        reason = describe_revert(w3, e, registry.abi)
+        where = ""
+        if reason.startswith(("InvalidMeter(", "MeterAlreadyRegistered(")):
+            row = int(reason.split("(", 1)[1].split(",", 1)[0])
+            where = f"{batch[row].where}: " if row < len(batch) else ""
+        raise RegistrationError(f"{where}the registry refused the registration: {reason}") from None

@@ -1,14 +1,16 @@
 """ape run register --deployment deployments/local.json --csv meters.csv [--account ALIAS]
 
 Registers the meter points of a meter point operator's CSV (columns in scripts/_deployment.py,
-read_meter_csv). Meters already registered are skipped, so the same CSV can be run again."""
+read_meter_csv), as many per transaction as the block gas limit allows, each transaction all or
+none. Meters already registered are skipped, so the same CSV can be run again after an
+interruption; a meter registered with other data than its row is refused, never changed."""
 from pathlib import Path
 
 import click
 from ape import accounts
 from ape.cli import ConnectedProviderCommand
 
-from scripts._deployment import ApeTransactor, Deployment, read_meter_csv, register
+from scripts._deployment import ApeTransactor, Deployment, RegistrationError, SpecError, read_meter_csv, register
 
 
 @click.command(cls=ConnectedProviderCommand)
@@ -22,9 +24,12 @@ def cli(dep_path: Path, csv_path: Path, alias: str | None):
 
     Each row gives the meter (scheme:identity), its signing key's address (`meter-oracle keys
     new` prints it), kind, group, first period and the registers at registration. Meters
-    already registered are skipped, so the same CSV can be run again."""
+    already registered are skipped, so the same CSV can be run again; progress goes to stderr."""
     operator = accounts.load(alias) if alias else accounts.test_accounts[0]
     dep = Deployment.load(dep_path)
-    rows = read_meter_csv(csv_path, dep.period_seconds)
-    done = register(ApeTransactor(operator), dep, rows)
+    try:
+        rows = read_meter_csv(csv_path, dep.period_seconds)
+        done = register(ApeTransactor(operator), dep, rows, progress=lambda line: click.echo(line, err=True))
+    except (SpecError, RegistrationError) as e:
+        raise click.ClickException(str(e)) from None
     click.echo(f"registered {len(done)} of {len(rows)} meters ({len(rows) - len(done)} already registered)")

@@ -19,7 +19,7 @@ def test_register_and_read_back(registry, meter_operator):
 def test_register_twice_reverts(registry, meter_operator):
     m = MeterSpec("reg-2", GROUP_A)
     registry.registerMeter(*m.register_args(), sender=meter_operator)
-    with ape.reverts(registry.MeterAlreadyRegistered, meterId=m.meter_id):
+    with ape.reverts(registry.MeterAlreadyRegistered, row=0, meterId=m.meter_id):
         registry.registerMeter(*m.register_args(), sender=meter_operator)
 
 
@@ -33,8 +33,45 @@ def test_register_twice_reverts(registry, meter_operator):
 ])
 def test_register_invalid_field_reverts_naming_it(registry, meter_operator, field, change):
     args = change(MeterSpec("reg-bad", GROUP_A, active_from=10).register_args())
-    with ape.reverts(registry.InvalidMeter, field=field):
+    with ape.reverts(registry.InvalidMeter, row=0, field=field):
         registry.registerMeter(*args, sender=meter_operator)
+    # the same row third in a batch: the whole batch reverts, naming row 2
+    good = [MeterSpec(f"reg-bad-batch-{i}", GROUP_A).register_args() for i in range(2)]
+    with ape.reverts(registry.InvalidMeter, row=2, field=field):
+        registry.registerMeters(*_batch([*good, args]), sender=meter_operator)
+    assert all(registry.registeredAt(a[0]) == 0 for a in good)  # all or none
+
+
+def _batch(rows: list[tuple]) -> tuple[list, list]:
+    """registerMeters' arguments from registerMeter argument tuples."""
+    return [r[0] for r in rows], [r[1:] for r in rows]
+
+
+def test_register_meters_in_one_transaction(registry, meter_operator, chain):
+    specs = [MeterSpec(f"batch-{i}", GROUP_A, kind=i % 5, active_from=10 + i, baseline_import=i, baseline_export=2 * i)
+             for i in range(40)]
+    tx = registry.registerMeters(*_batch([m.register_args() for m in specs]), sender=meter_operator)
+    assert [e.meterId for e in tx.events if e.event_name == "MeterRegistered"] == [m.meter_id for m in specs]
+    at = chain.blocks[tx.block_number].timestamp
+    got = registry.getMeters([m.meter_id for m in specs])
+    for m, g in zip(specs, got):
+        assert (g.key, g.kind, g.groupId, g.activeFrom, g.activeUntil, g.baselineImportMwh, g.baselineExportMwh) == \
+            m.register_args()[1:]
+        assert registry.registeredAt(m.meter_id) == at
+
+
+def test_register_meters_is_all_or_none_and_names_the_duplicate_row(registry, meter_operator):
+    first = MeterSpec("batch-dup-0", GROUP_A)
+    rows = [first.register_args(), MeterSpec("batch-dup-1", GROUP_A).register_args(), first.register_args()]
+    with ape.reverts(registry.MeterAlreadyRegistered, row=2, meterId=first.meter_id):
+        registry.registerMeters(*_batch(rows), sender=meter_operator)
+    assert registry.registeredAt(first.meter_id) == 0
+    registry.registerMeters(*_batch(rows[:2]), sender=meter_operator)
+    # a replay of the same batch registers nothing again
+    with ape.reverts(registry.MeterAlreadyRegistered, row=0, meterId=first.meter_id):
+        registry.registerMeters(*_batch(rows[:2]), sender=meter_operator)
+    with ape.reverts(registry.LengthMismatch, meterIds=2, meters=1):
+        registry.registerMeters([rows[0][0], rows[1][0]], [rows[0][1:]], sender=meter_operator)
 
 
 def test_unregistered_meter_reads_empty(registry):
@@ -75,6 +112,9 @@ def test_unauthorized_callers(registry, stranger, meter_operator, operators):
     # a settlement operator is not a meter operator, and a meter operator is not an admin
     with ape.reverts(registry.AccessControlUnauthorizedAccount, account=operators[0].address, neededRole=role):
         registry.registerMeter(*m.register_args(), sender=operators[0])
+    for caller in (stranger, operators[0]):
+        with ape.reverts(registry.AccessControlUnauthorizedAccount, account=caller.address, neededRole=role):
+            registry.registerMeters(*_batch([m.register_args()]), sender=caller)
     for fn, args in [(registry.addOperator, (stranger,)), (registry.removeOperator, (operators[0],)),
                      (registry.setQuorum, (1,)), (registry.grantRole, (role, stranger)),
                      (registry.revokeRole, (role, meter_operator))]:

@@ -29,11 +29,14 @@ def test_a_good_row_reads_with_registers_in_mwh_and_the_next_period(tmp_path):
     (GOOD.replace("6825.5129", "lots"), "baseline_import_wh"),
     (GOOD.replace("dsmr:", "iec:"), "scheme dsmr, sml, sunspec or d0"),
     (GOOD + GOOD, "listed twice"),
+    (GOOD.replace(",north,", ",,"), "group is empty"),
+    (GOOD.replace("north,,", "north,0,"), "active_from must be a period >= 1"),
+    (GOOD.replace("north,,", "north,soon,"), "active_from 'soon' is not a period number"),
 ])
 def test_bad_rows_are_refused_naming_line_and_field(tmp_path, body, message):
     with pytest.raises(SpecError, match=message) as e:
         read_meter_csv(_csv(tmp_path, body), 900)
-    assert "meters.csv" in str(e.value)
+    assert "meters.csv:" in str(e.value)
 
 
 def test_a_missing_column_is_named(tmp_path):

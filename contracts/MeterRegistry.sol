@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity 0.8.28;
 
+import {AccessControl, IAccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {AccessControlDefaultAdminRules} from
+    "@openzeppelin/contracts/access/extensions/AccessControlDefaultAdminRules.sol";
 import {AccessControlEnumerable} from "@openzeppelin/contracts/access/extensions/AccessControlEnumerable.sol";
 import {
     Meter, AUDITOR, GRID, METER_OPERATOR, SETTLEMENT_OPERATOR, MemberOfAnotherGrid
@@ -11,8 +14,12 @@ import {
 /// the settlement operator set and its quorum k of n.
 /// @dev Roles: DEFAULT_ADMIN_ROLE governs roles, operators and quorum; METER_OPERATOR_ROLE
 /// registers meters; AUDITOR_ROLE may challenge data availability; SETTLEMENT_OPERATOR_ROLE
-/// members are the operator set that co-signs batches.
-contract MeterRegistry is AccessControlEnumerable {
+/// members are the operator set that co-signs batches. There is one admin at a time, handed on
+/// in two steps with a delay (OpenZeppelin's AccessControlDefaultAdminRules: the new admin
+/// accepts after `defaultAdminDelay()`; the members can see a transfer coming and it can be
+/// cancelled), so a leaked or mistyped admin address is not the end of the registry. Every role
+/// change is an event (RoleGranted, RoleRevoked, DefaultAdminTransferScheduled, ...).
+contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerable {
     bytes32 public constant METER_OPERATOR_ROLE = METER_OPERATOR;
     bytes32 public constant SETTLEMENT_OPERATOR_ROLE = SETTLEMENT_OPERATOR;
     /// @notice May challenge a batch's data availability (PeriodLedger.challengeAvailability).
@@ -81,9 +88,9 @@ contract MeterRegistry is AccessControlEnumerable {
         delete parentGrid[memberId];
     }
 
-    constructor(address admin) {
-        _grantRole(DEFAULT_ADMIN_ROLE, admin);
-    }
+    /// @param adminTransferDelay seconds between beginDefaultAdminTransfer and the earliest
+    /// acceptDefaultAdminTransfer
+    constructor(address admin, uint48 adminTransferDelay) AccessControlDefaultAdminRules(adminTransferDelay, admin) {}
 
     /// @notice Registers a meter point bound to the key that signs its readings.
     /// @param activeFrom first period the meter may be settled in (>= 1; its first leaf counts
@@ -186,9 +193,58 @@ contract MeterRegistry is AccessControlEnumerable {
         return hasRole(SETTLEMENT_OPERATOR_ROLE, account);
     }
 
+    function supportsInterface(bytes4 interfaceId)
+        public
+        view
+        override(AccessControlDefaultAdminRules, AccessControlEnumerable)
+        returns (bool)
+    {
+        return super.supportsInterface(interfaceId);
+    }
+
+    function grantRole(bytes32 role, address account)
+        public
+        override(AccessControlDefaultAdminRules, AccessControl, IAccessControl)
+    {
+        super.grantRole(role, account);
+    }
+
+    function revokeRole(bytes32 role, address account)
+        public
+        override(AccessControlDefaultAdminRules, AccessControl, IAccessControl)
+    {
+        super.revokeRole(role, account);
+    }
+
+    function renounceRole(bytes32 role, address account)
+        public
+        override(AccessControlDefaultAdminRules, AccessControl, IAccessControl)
+    {
+        super.renounceRole(role, account);
+    }
+
+    function _setRoleAdmin(bytes32 role, bytes32 adminRole)
+        internal
+        override(AccessControlDefaultAdminRules, AccessControl)
+    {
+        super._setRoleAdmin(role, adminRole);
+    }
+
+    function _grantRole(bytes32 role, address account)
+        internal
+        override(AccessControlDefaultAdminRules, AccessControlEnumerable)
+        returns (bool)
+    {
+        return super._grantRole(role, account);
+    }
+
     /// @dev Every way out of the operator set (removeOperator, revokeRole, renounceRole) keeps
     /// the quorum reachable.
-    function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
+    function _revokeRole(bytes32 role, address account)
+        internal
+        override(AccessControlDefaultAdminRules, AccessControlEnumerable)
+        returns (bool revoked)
+    {
         revoked = super._revokeRole(role, account);
         if (revoked && role == SETTLEMENT_OPERATOR_ROLE) {
             uint256 n = getRoleMemberCount(SETTLEMENT_OPERATOR_ROLE);

@@ -15,9 +15,8 @@ from __future__ import annotations
 import csv
 import time
 import tomllib
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,6 +53,9 @@ class GridSpec:
     loss_bps: int = 0
 
 
+ADMIN_TRANSFER_DELAY_S = 2 * 86400  # between beginning and accepting a registry admin transfer
+
+
 @dataclass(frozen=True)
 class NetworkSpec:
     period_seconds: int
@@ -62,10 +64,14 @@ class NetworkSpec:
     operators: tuple[str, ...]
     meter_operators: tuple[str, ...]
     grids: tuple[GridSpec, ...] = ()
+    admin_transfer_delay_seconds: int = ADMIN_TRANSFER_DELAY_S
 
     @classmethod
     def from_toml(cls, path: Path) -> NetworkSpec:
         raw = tomllib.loads(path.read_text())
+        _refuse_unknown(path, "", raw, {f.name for f in fields(cls)})
+        for i, g in enumerate(raw.get("grids", ())):
+            _refuse_unknown(path, f"grids[{i}].", g, {f.name for f in fields(GridSpec)})
         try:
             grids = tuple(
                 GridSpec(g["name"], tuple(g.get("groups", ())), tuple(g.get("grids", ())), g.get("boundary_group"),
@@ -73,9 +79,17 @@ class NetworkSpec:
                 for g in raw.get("grids", ())
             )
             return cls(int(raw["period_seconds"]), int(raw["challenge_window_seconds"]), int(raw["quorum"]),
-                       tuple(raw["operators"]), tuple(raw.get("meter_operators", ())), grids)
+                       tuple(raw["operators"]), tuple(raw.get("meter_operators", ())), grids,
+                       int(raw.get("admin_transfer_delay_seconds", ADMIN_TRANSFER_DELAY_S)))
         except KeyError as e:
             raise SpecError(f"{path}: missing key {e.args[0]!r}") from None
+
+
+def _refuse_unknown(path: Path, prefix: str, table: dict, known: set[str]) -> None:
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise SpecError(f"{path}: unknown key(s) {', '.join(prefix + k for k in unknown)} "
+                        f"(known: {', '.join(sorted(known))})")
 
 
 class Transactor(Protocol):
@@ -205,7 +219,7 @@ def deploy(admin: Transactor, spec: NetworkSpec) -> Deployment:
         known.add(g.name)
     w3 = admin.web3
     first_block = w3.eth.block_number + 1
-    registry = admin.deploy("MeterRegistry", admin.address)
+    registry = admin.deploy("MeterRegistry", admin.address, spec.admin_transfer_delay_seconds)
     meter_operator_role = contract_at(w3, "MeterRegistry", registry).functions.METER_OPERATOR_ROLE().call()
     for op in spec.meter_operators:
         admin.transact("MeterRegistry", registry, "grantRole", meter_operator_role, op)
@@ -330,9 +344,11 @@ def write_meter_csv(path: Path, rows: list[MeterRow]) -> None:
                         f"{Decimal(r.baseline_import_mwh) / 1000}", f"{Decimal(r.baseline_export_mwh) / 1000}"])
 
 
-GAS_HEADROOM = 0.9  # of the block gas limit a registration transaction may use
+# A registration transaction fills just under the block's gas target (half its limit), one in the
+# pool at a time: EIP-1559 raises the base fee up to 12.5% after every block above the target,
+# which over the ~290 full blocks of 100,000 meters would multiply it by about 10^11.
+GAS_SHARE = 0.45
 READ_CHUNK = 500  # meters a getMeters call reads
-IN_FLIGHT = 3  # registration transactions sent before the oldest must be mined
 
 
 class RegistrationError(RuntimeError):
@@ -342,14 +358,13 @@ class RegistrationError(RuntimeError):
 def register(meter_operator: Transactor, dep: Deployment, rows: list[MeterRow],
              progress: Callable[[str], None] | None = None, max_batch: int | None = None) -> list[str]:
     """Registers every row not registered yet, as many per transaction (registerMeters, all or
-    none) as the block gas limit allows; returns the meters it registered.
+    none) as GAS_SHARE of the block gas limit holds; returns the meters it registered.
 
     Safe to run again after an interruption: it first waits for this account's transactions still
     in flight, then reads what the registry holds and skips those rows; a row registered with
     other data than the CSV's is refused (SpecError), never changed. Each batch is estimated
     before it is sent, so a row the registry refuses is named (RegistrationError) before anything
-    of its batch is sent. Up to IN_FLIGHT batches are sent before the oldest must be mined (a
-    sender that waits for each, like an ape account, simply sends one at a time)."""
+    of its batch is sent; the next batch is encoded and estimated while the last one is mined."""
     say = progress or (lambda _: None)
     w3 = meter_operator.web3
     registry = contract_at(w3, "MeterRegistry", dep.registry)
@@ -357,14 +372,15 @@ def register(meter_operator: Transactor, dep: Deployment, rows: list[MeterRow],
     todo = _unregistered(registry, rows)
     if len(todo) < len(rows):
         say(f"{len(rows) - len(todo)} of {len(rows)} meters are registered already; registering the other {len(todo)}")
-    gas_cap = int(w3.eth.get_block("latest")["gasLimit"] * GAS_HEADROOM)
-    size = max_batch or 50  # grown to fill a block after the first estimate
+    gas_cap = int(w3.eth.get_block("latest")["gasLimit"] * GAS_SHARE)
+    size = max_batch or 50  # grown to fill the share after the first estimate
     sent = 0
     done: list[str] = []
-    in_flight: deque[tuple[Callable[[], None], list[MeterRow], int]] = deque()
+    in_flight: tuple[Callable[[], None], list[MeterRow], int] | None = None
 
-    def confirm_oldest() -> None:
-        wait, batch, gas = in_flight.popleft()
+    def confirm() -> None:
+        assert in_flight is not None
+        wait, batch, gas = in_flight
         try:
             wait()
         except Exception as e:
@@ -380,14 +396,14 @@ def register(meter_operator: Transactor, dep: Deployment, rows: list[MeterRow],
         if gas > gas_cap:
             size = max(1, int(len(batch) * gas_cap / gas * 0.98))
             continue
-        in_flight.append((meter_operator.send_calldata(dep.registry, data, min(int(gas * 1.2), gas_cap)), batch, gas))
+        if in_flight is not None:
+            confirm()
+        in_flight = (meter_operator.send_calldata(dep.registry, data, min(int(gas * 1.2), gas_cap)), batch, gas)
         sent += len(batch)
-        if len(in_flight) >= IN_FLIGHT:
-            confirm_oldest()
-        if max_batch is None:  # fill the block: the per-meter cost of this batch, with a margin
+        if max_batch is None:  # fill the share: the per-meter cost of this batch, with a margin
             size = max(1, int(len(batch) * gas_cap / gas * 0.97))
-    while in_flight:
-        confirm_oldest()
+    if in_flight is not None:
+        confirm()
     return done
 
 

@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from settlement_builders import (  # noqa: E402
+    ADMIN_DELAY_S,
     CHALLENGE_WINDOW,
     GROUP_A,
     PERIOD_SECONDS,
@@ -45,7 +46,7 @@ def stranger(accounts):
 
 @pytest.fixture(scope="module")
 def registry(project, admin, operators, meter_operator):
-    reg = admin.deploy(project.MeterRegistry, admin)
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
     reg.grantRole(reg.METER_OPERATOR_ROLE(), meter_operator, sender=admin)
     for op in operators:
         reg.addOperator(op, sender=admin)

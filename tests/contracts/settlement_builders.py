@@ -15,6 +15,7 @@ from rust_core import reference as ref
 PERIOD_SECONDS = 900
 CHALLENGE_WINDOW = 3600
 RESPONSE_TIME = 1800
+ADMIN_DELAY_S = 3600  # the test registry's admin transfer delay
 GROUP_A = ref.group_id("group:sonnenweg")
 GROUP_B = ref.group_id("group:mühlbach")
 EMPTY = ref.EMPTY_NODE

@@ -1,7 +1,7 @@
 """MeterRegistry: meter registration, roles, operator set and quorum."""
 import ape
 import pytest
-from settlement_builders import GROUP_A, MeterSpec
+from settlement_builders import ADMIN_DELAY_S, GROUP_A, MeterSpec
 
 MAX = 2**64 - 1
 
@@ -121,3 +121,55 @@ def test_unauthorized_callers(registry, stranger, meter_operator, operators):
         with ape.reverts(registry.AccessControlUnauthorizedAccount, account=meter_operator.address,
                          neededRole=admin_role):
             fn(*args, sender=meter_operator)
+
+
+def test_the_admin_is_handed_on_in_two_steps_after_the_delay(project, admin, accounts, stranger, chain):
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
+    new_admin, admin_role = accounts[8], reg.DEFAULT_ADMIN_ROLE()
+    assert reg.defaultAdmin() == admin.address and reg.defaultAdminDelay() == ADMIN_DELAY_S
+    with ape.reverts(reg.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=admin_role):
+        reg.beginDefaultAdminTransfer(stranger, sender=stranger)
+    # the one-step ways to a second admin are closed
+    with ape.reverts(reg.AccessControlEnforcedDefaultAdminRules):
+        reg.grantRole(admin_role, new_admin, sender=admin)
+    tx = reg.beginDefaultAdminTransfer(new_admin, sender=admin)
+    [scheduled] = [e for e in tx.events if e.event_name == "DefaultAdminTransferScheduled"]
+    accept_at = chain.blocks[tx.block_number].timestamp + ADMIN_DELAY_S
+    assert scheduled.newAdmin == new_admin.address and scheduled.acceptSchedule == accept_at
+    with ape.reverts(reg.AccessControlEnforcedDefaultAdminDelay, schedule=accept_at):
+        reg.acceptDefaultAdminTransfer(sender=new_admin)  # too early
+    chain.pending_timestamp = accept_at + 1
+    with ape.reverts(reg.AccessControlInvalidDefaultAdmin, defaultAdmin=stranger.address):
+        reg.acceptDefaultAdminTransfer(sender=stranger)  # not the one named
+    tx = reg.acceptDefaultAdminTransfer(sender=new_admin)
+    assert {e.event_name for e in tx.events} == {"RoleRevoked", "RoleGranted"}
+    assert reg.defaultAdmin() == new_admin.address and not reg.hasRole(admin_role, admin)
+    with ape.reverts(reg.AccessControlUnauthorizedAccount, account=admin.address, neededRole=admin_role):
+        reg.addOperator(stranger, sender=admin)  # the old admin governs nothing any more
+    reg.addOperator(stranger, sender=new_admin)
+    # a replayed acceptance finds no transfer pending
+    with ape.reverts(reg.AccessControlInvalidDefaultAdmin, defaultAdmin=new_admin.address):
+        reg.acceptDefaultAdminTransfer(sender=new_admin)
+
+
+def test_a_scheduled_admin_transfer_can_be_cancelled(project, admin, accounts, stranger, chain):
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
+    tx = reg.beginDefaultAdminTransfer(stranger, sender=admin)
+    with ape.reverts(reg.AccessControlUnauthorizedAccount, account=stranger.address,
+                     neededRole=reg.DEFAULT_ADMIN_ROLE()):
+        reg.cancelDefaultAdminTransfer(sender=stranger)
+    reg.cancelDefaultAdminTransfer(sender=admin)
+    chain.pending_timestamp = chain.blocks[tx.block_number].timestamp + ADMIN_DELAY_S + 1
+    with ape.reverts(reg.AccessControlInvalidDefaultAdmin, defaultAdmin=stranger.address):
+        reg.acceptDefaultAdminTransfer(sender=stranger)
+    assert reg.defaultAdmin() == admin.address
+
+
+def test_every_change_of_the_operator_set_is_an_event(project, admin, accounts):
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
+    op = accounts[8]
+    [granted] = reg.addOperator(op, sender=admin).events
+    assert (granted.event_name, granted.account, granted.role) == ("RoleGranted", op.address,
+                                                                    reg.SETTLEMENT_OPERATOR_ROLE())
+    [revoked] = reg.removeOperator(op, sender=admin).events
+    assert (revoked.event_name, revoked.account) == ("RoleRevoked", op.address)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts._deployment import NetworkSpec
+from scripts._deployment import NetworkSpec, SpecError
 
 REPO = Path(__file__).resolve().parents[2]
 APE = Path(sys.executable).parent / "ape"
@@ -66,3 +66,20 @@ def test_the_example_network_spec_loads():
     spec = NetworkSpec.from_toml(REPO / "examples" / "network.toml")
     assert (spec.period_seconds, spec.quorum, len(spec.operators)) == (900, 2, 3)
     assert [g.name for g in spec.grids] == ["street-1", "district"] and spec.grids[1].grids == ("street-1",)
+
+
+def test_a_network_spec_key_with_a_typo_is_named(tmp_path):
+    text = (REPO / "examples" / "network.toml").read_text()
+    (tmp_path / "typo.toml").write_text(text.replace("challenge_window_seconds", "challenge_windows_seconds", 1))
+    with pytest.raises(SpecError, match=r"typo.toml: unknown key\(s\) challenge_windows_seconds \(known: .*"):
+        NetworkSpec.from_toml(tmp_path / "typo.toml")
+    (tmp_path / "grid.toml").write_text(text.replace("loss_bps", "loss_bp", 1))
+    with pytest.raises(SpecError, match=r"unknown key\(s\) grids\[\d\]\.loss_bp "):
+        NetworkSpec.from_toml(tmp_path / "grid.toml")
+
+
+def test_the_admin_transfer_delay_defaults_to_two_days_and_can_be_set(tmp_path):
+    assert NetworkSpec.from_toml(REPO / "examples" / "network.toml").admin_transfer_delay_seconds == 2 * 86400
+    text = (REPO / "examples" / "network.toml").read_text()
+    (tmp_path / "delay.toml").write_text("admin_transfer_delay_seconds = 600\n" + text)
+    assert NetworkSpec.from_toml(tmp_path / "delay.toml").admin_transfer_delay_seconds == 600

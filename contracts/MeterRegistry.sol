@@ -46,6 +46,10 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     }
 
     mapping(bytes32 meterId => Record) private _meters;
+    /// @notice The settlement period's length (the ledger's, checked at its deployment): a change
+    /// to a meter point takes effect from a period that has not ended, so that nothing submitted
+    /// (a batch is submitted after its period) changes meaning.
+    uint64 public immutable periodSeconds;
     /// @notice Distinct operator signatures a batch header needs (0 until governed).
     uint8 public quorum;
     /// @notice The one shared index of grid membership: the grid each balance group or member
@@ -64,12 +68,19 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
         uint64 baselineExportMwh
     );
     event QuorumSet(uint8 quorum, uint256 operatorCount);
+    /// @notice The meter point is settled up to `lastPeriod` inclusive, and never after.
+    event MeterDecommissioned(bytes32 indexed meterId, uint64 lastPeriod);
 
     /// @dev `row` is the meter's index in the registerMeters call (0 for registerMeter): one bad
     /// row reverts the whole call and names itself.
     error MeterAlreadyRegistered(uint256 row, bytes32 meterId);
     error InvalidMeter(uint256 row, bytes32 meterId, string field);
     error LengthMismatch(uint256 meterIds, uint256 meters);
+    error UnknownMeter(bytes32 meterId);
+    /// @notice A change would reach back to `period`, which has ended (its batch may exist).
+    error Retroactive(uint64 period, uint64 currentPeriod);
+    /// @notice Decommissioning only ends an active window earlier; `lastPeriod` must lie in it.
+    error NotShortening(bytes32 meterId, uint64 lastPeriod, uint64 activeFrom, uint64 activeUntil);
     error InvalidQuorum(uint256 quorum, uint256 operatorCount);
     error QuorumUnreachable(uint256 quorum, uint256 operatorCountAfter);
 
@@ -90,7 +101,35 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
 
     /// @param adminTransferDelay seconds between beginDefaultAdminTransfer and the earliest
     /// acceptDefaultAdminTransfer
-    constructor(address admin, uint48 adminTransferDelay) AccessControlDefaultAdminRules(adminTransferDelay, admin) {}
+    /// @param periodSeconds_ the settlement period, as the ledger's
+    constructor(address admin, uint48 adminTransferDelay, uint64 periodSeconds_)
+        AccessControlDefaultAdminRules(adminTransferDelay, admin)
+    {
+        if (periodSeconds_ == 0) revert InvalidMeter(0, bytes32(0), "periodSeconds");
+        periodSeconds = periodSeconds_;
+    }
+
+    /// @notice The period the chain is in now: changes to meter points take effect from it at
+    /// the earliest.
+    function currentPeriod() public view returns (uint64) {
+        return uint64(block.timestamp / periodSeconds);
+    }
+
+    /// @notice Ends a meter point's active window after `lastPeriod` (the meter is removed, the
+    /// connection closed). Never retroactive: `lastPeriod` may not have ended (>= currentPeriod()),
+    /// so every batch submitted so far keeps its meaning; it only shortens the window, and may
+    /// end it before it began (lastPeriod = activeFrom - 1: never settled).
+    function decommission(bytes32 meterId, uint64 lastPeriod) external onlyRole(METER_OPERATOR_ROLE) {
+        Record storage r = _meters[meterId];
+        if (r.key == address(0)) revert UnknownMeter(meterId);
+        uint64 nowPeriod = currentPeriod();
+        if (lastPeriod < nowPeriod) revert Retroactive(lastPeriod, nowPeriod);
+        if (lastPeriod >= r.activeUntil || lastPeriod + 1 < r.activeFrom) {
+            revert NotShortening(meterId, lastPeriod, r.activeFrom, r.activeUntil);
+        }
+        r.activeUntil = lastPeriod;
+        emit MeterDecommissioned(meterId, lastPeriod);
+    }
 
     /// @notice Registers a meter point bound to the key that signs its readings.
     /// @param activeFrom first period the meter may be settled in (>= 1; its first leaf counts

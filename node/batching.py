@@ -27,8 +27,14 @@ def build_batch(archive: Archive, registry: RegistryView, period: int, group_id:
     leaves: list[Leaf] = []
     skipped: dict[bytes, str] = {}
     for r, sig in readings:
-        prev = states.get(r.meter_id) or registry.meter(r.meter_id).baseline
-        if prev.period >= period:
+        meter = registry.meter(r.meter_id)
+        if meter is None:  # archived readings were checked against the registry: not expected
+            skipped[r.meter_id] = "not registered"
+            continue
+        prev = states.get(r.meter_id) or meter.baseline
+        if not meter.active_from <= period <= meter.active_until:  # decommissioned since it was accepted
+            skipped[r.meter_id] = f"not active in period {period} (active {meter.active_from}..{meter.active_until})"
+        elif prev.period >= period:
             skipped[r.meter_id] = f"register already final for period {prev.period}"
         elif r.import_mwh < prev.import_mwh or r.export_mwh < prev.export_mwh:
             skipped[r.meter_id] = f"register regression against period {prev.period}"

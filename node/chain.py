@@ -177,6 +177,14 @@ class Chain:
             for e in logs
         ]
 
+    def meter_decommissions(self, from_block: int, to_block: int) -> list[tuple[bytes, int]]:
+        """MeterDecommissioned events in the block range (inclusive), in chain order: (meter, last period)."""
+        from_block = max(from_block, self.first_block)
+        if from_block > to_block:
+            return []
+        logs = self.registry.events.MeterDecommissioned().get_logs(from_block=from_block, to_block=to_block)
+        return [(bytes(e.args.meterId), e.args.lastPeriod) for e in logs]
+
     def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
         """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""
         out = []

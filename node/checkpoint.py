@@ -52,7 +52,7 @@ class ScanCheckpoint:
             rows = {}
             if self._scans.get(scan) != block:
                 rows[self._scan_key + scan] = str(block)
-            new = {m: v for m, v in (meters or {}).items() if m not in self._meters}
+            new = {m: v for m, v in (meters or {}).items() if self._meters.get(m) != v}  # new or decommissioned
             rows |= {self._meter_key + m.hex(): json.dumps({**asdict(v), "key": v.key.hex(), "group_id": v.group_id.hex()})
                      for m, v in new.items()}
             if rows and self._store is not None:

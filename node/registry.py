@@ -1,8 +1,10 @@
-"""The registry as the node sees it: every meter point read from MeterRegistered events (a
-registration never changes, so one pass over new blocks keeps the view current)."""
+"""The registry as the node sees it: every meter point read from MeterRegistered events, its
+active window shortened by MeterDecommissioned (which takes effect from a period not yet ended,
+so one pass over new blocks keeps the view current)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 from node.chain import Chain, Meter
 from node.checkpoint import ScanCheckpoint
@@ -25,6 +27,8 @@ class RegistryView:
                 return
             new = dict(self._chain.meter_registrations(self._next_block, head))
             self._meters.update(new)
+            for meter_id, last_period in self._chain.meter_decommissions(self._next_block, head):
+                new[meter_id] = self._meters[meter_id] = replace(self._meters[meter_id], active_until=last_period)
             self._next_block = head + 1
             self._checkpoint.save("registry", self._next_block, new)
 

@@ -23,7 +23,7 @@ import json
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -208,6 +208,8 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
                                           (e.args.baselineImportMwh, e.args.baselineExportMwh))
         for e in _logs(registry, "MeterRegistered", dep.first_block, head)
     }
+    for e in _logs(registry, "MeterDecommissioned", dep.first_block, head):  # in chain order, each shortening
+        meters[bytes(e.args.meterId)] = replace(meters[bytes(e.args.meterId)], active_until=e.args.lastPeriod)
     submitted = {
         (e.args.period, bytes(e.args.groupId), bytes(e.args.root)):
             (e.args.totalImportMwh, e.args.totalExportMwh, e.args.count)

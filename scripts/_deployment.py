@@ -219,7 +219,8 @@ def deploy(admin: Transactor, spec: NetworkSpec) -> Deployment:
         known.add(g.name)
     w3 = admin.web3
     first_block = w3.eth.block_number + 1
-    registry = admin.deploy("MeterRegistry", admin.address, spec.admin_transfer_delay_seconds)
+    registry = admin.deploy("MeterRegistry", admin.address, spec.admin_transfer_delay_seconds,
+                            spec.period_seconds)
     meter_operator_role = contract_at(w3, "MeterRegistry", registry).functions.METER_OPERATOR_ROLE().call()
     for op in spec.meter_operators:
         admin.transact("MeterRegistry", registry, "grantRole", meter_operator_role, op)

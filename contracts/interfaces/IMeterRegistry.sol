@@ -19,6 +19,8 @@ interface IMeterRegistry {
     function registeredAt(bytes32 meterId) external view returns (uint64);
     function isOperator(address account) external view returns (bool);
     function quorum() external view returns (uint8);
+    /// @notice The settlement period's length (the ledger's must equal it).
+    function periodSeconds() external view returns (uint64);
     function hasRole(bytes32 role, address account) external view returns (bool);
     /// @notice The grid a balance group or member grid (by its id) belongs to (zero: none).
     function parentGrid(bytes32 memberId) external view returns (address);

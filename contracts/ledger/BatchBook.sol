@@ -114,7 +114,7 @@ abstract contract BatchBook is EIP712 {
     {
         if (
             registry_ == address(0) || periodSeconds_ == 0 || challengeWindow_ < MIN_CHALLENGE_WINDOW
-                || responseTime_ < MIN_RESPONSE_TIME
+                || responseTime_ < MIN_RESPONSE_TIME || IMeterRegistry(registry_).periodSeconds() != periodSeconds_
         ) revert InvalidConfig();
         registry = IMeterRegistry(registry_);
         periodSeconds = periodSeconds_;

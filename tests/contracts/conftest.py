@@ -46,7 +46,7 @@ def stranger(accounts):
 
 @pytest.fixture(scope="module")
 def registry(project, admin, operators, meter_operator):
-    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S, PERIOD_SECONDS)
     reg.grantRole(reg.METER_OPERATOR_ROLE(), meter_operator, sender=admin)
     for op in operators:
         reg.addOperator(op, sender=admin)

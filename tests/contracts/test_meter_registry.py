@@ -124,7 +124,7 @@ def test_unauthorized_callers(registry, stranger, meter_operator, operators):
 
 
 def test_the_admin_is_handed_on_in_two_steps_after_the_delay(project, admin, accounts, stranger, chain):
-    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S, 900)
     new_admin, admin_role = accounts[8], reg.DEFAULT_ADMIN_ROLE()
     assert reg.defaultAdmin() == admin.address and reg.defaultAdminDelay() == ADMIN_DELAY_S
     with ape.reverts(reg.AccessControlUnauthorizedAccount, account=stranger.address, neededRole=admin_role):
@@ -153,7 +153,7 @@ def test_the_admin_is_handed_on_in_two_steps_after_the_delay(project, admin, acc
 
 
 def test_a_scheduled_admin_transfer_can_be_cancelled(project, admin, accounts, stranger, chain):
-    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S, 900)
     tx = reg.beginDefaultAdminTransfer(stranger, sender=admin)
     with ape.reverts(reg.AccessControlUnauthorizedAccount, account=stranger.address,
                      neededRole=reg.DEFAULT_ADMIN_ROLE()):
@@ -166,7 +166,7 @@ def test_a_scheduled_admin_transfer_can_be_cancelled(project, admin, accounts, s
 
 
 def test_every_change_of_the_operator_set_is_an_event(project, admin, accounts):
-    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S)
+    reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S, 900)
     op = accounts[8]
     [granted] = reg.addOperator(op, sender=admin).events
     assert (granted.event_name, granted.account, granted.role) == ("RoleGranted", op.address,

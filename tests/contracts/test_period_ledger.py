@@ -94,7 +94,7 @@ def test_quorum_rules(world, ledger, registry, admin, accounts):
 
 
 def test_quorum_not_set(project, admin, registry, world):
-    fresh = admin.deploy(project.MeterRegistry, admin, 0)
+    fresh = admin.deploy(project.MeterRegistry, admin, 0, 900)
     fresh.addOperator(world.operators[0], sender=admin)
     led = admin.deploy(project.PeriodLedger, fresh, 900, CHALLENGE_WINDOW, CHALLENGE_WINDOW)
     h = ref.BatchHeader(world.period, GROUP_A, b"\1" * 32, 1, 1, 1)

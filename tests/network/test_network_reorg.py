@@ -30,7 +30,7 @@ def wait(cond, timeout: float, what: str):
 def test_a_reorganised_transaction_is_confirmed_once_on_the_surviving_chain(network):
     w0 = network.web3(0)
     admin = Web3Transactor(w0, dev_key(0))
-    registry = admin.deploy("MeterRegistry", admin.address, 0)
+    registry = admin.deploy("MeterRegistry", admin.address, 0, 900)
     newcomer = Account.create().address
     wait(lambda: all(network.web3(i).eth.get_code(registry) for i in range(3)), 20, "registry on every signer")
     # signer 0 stops sealing, so the blocks up to the cut are the others' and it may seal the

@@ -81,5 +81,9 @@ def test_a_network_spec_key_with_a_typo_is_named(tmp_path):
 def test_the_admin_transfer_delay_defaults_to_two_days_and_can_be_set(tmp_path):
     assert NetworkSpec.from_toml(REPO / "examples" / "network.toml").admin_transfer_delay_seconds == 2 * 86400
     text = (REPO / "examples" / "network.toml").read_text()
-    (tmp_path / "delay.toml").write_text("admin_transfer_delay_seconds = 600\n" + text)
+    (tmp_path / "delay.toml").write_text(text.replace("admin_transfer_delay_seconds = 172800",
+                                                      "admin_transfer_delay_seconds = 600"))
     assert NetworkSpec.from_toml(tmp_path / "delay.toml").admin_transfer_delay_seconds == 600
+    lines = [ln for ln in text.splitlines() if not ln.startswith("admin_transfer_delay_seconds")]
+    (tmp_path / "default.toml").write_text("\n".join(lines))
+    assert NetworkSpec.from_toml(tmp_path / "default.toml").admin_transfer_delay_seconds == 2 * 86400

@@ -1,0 +1,120 @@
+"""A meter point's life after registration: decommissioning from a period that has not ended,
+never retroactive, by the meter point operator only; what the fraud proofs make of it."""
+import ape
+from settlement_builders import PERIOD_SECONDS, MeterSpec, SumTree, leaf_struct, ref
+
+PENDING, FINAL, REJECTED = 1, 2, 3
+UNKNOWN_METER = 2  # FraudProofs.REASON_UNKNOWN_METER
+
+
+def current_period(chain) -> int:
+    """The period of the next block, set to the middle of a period so that no test's
+    transactions straddle a boundary."""
+    period = chain.pending_timestamp // PERIOD_SECONDS + 1
+    chain.pending_timestamp = period * PERIOD_SECONDS + PERIOD_SECONDS // 3
+    return period
+
+
+def test_decommission_shortens_the_window_from_a_period_not_yet_ended(registry, meter_operator, chain):
+    now = current_period(chain)
+    m = MeterSpec("decom-1", ref.group_id("group:decom"), active_from=now - 20)
+    registry.registerMeter(*m.register_args(), sender=meter_operator)
+    with ape.reverts(registry.Retroactive, period=now - 1, currentPeriod=now):
+        registry.decommission(m.meter_id, now - 1, sender=meter_operator)
+    tx = registry.decommission(m.meter_id, now, sender=meter_operator)
+    [ev] = tx.events
+    assert (ev.event_name, ev.meterId, ev.lastPeriod) == ("MeterDecommissioned", m.meter_id, now)
+    assert registry.getMeter(m.meter_id).activeUntil == now
+    # a replay, or a later end, would lengthen it again: refused
+    for last in (now, now + 5):
+        with ape.reverts(registry.NotShortening, meterId=m.meter_id, lastPeriod=last):
+            registry.decommission(m.meter_id, last, sender=meter_operator)
+
+
+def test_a_meter_can_be_decommissioned_before_its_first_period(registry, meter_operator, chain):
+    now = current_period(chain)
+    m = MeterSpec("decom-early", ref.group_id("group:decom"), active_from=now + 10)
+    registry.registerMeter(*m.register_args(), sender=meter_operator)
+    with ape.reverts(registry.NotShortening, lastPeriod=now + 8):
+        registry.decommission(m.meter_id, now + 8, sender=meter_operator)
+    registry.decommission(m.meter_id, now + 9, sender=meter_operator)  # never settled
+    assert registry.getMeter(m.meter_id).activeUntil == now + 9
+
+
+def test_decommission_needs_a_registered_meter_and_the_meter_operator_role(
+        registry, meter_operator, admin, stranger, operators, chain):
+    now = current_period(chain)
+    m = MeterSpec("decom-auth", ref.group_id("group:decom"), active_from=now - 1)
+    with ape.reverts(registry.UnknownMeter, meterId=m.meter_id):
+        registry.decommission(m.meter_id, now, sender=meter_operator)
+    registry.registerMeter(*m.register_args(), sender=meter_operator)
+    role = registry.METER_OPERATOR_ROLE()
+    for caller in (stranger, operators[0], admin):  # the admin governs roles, it does not operate meters
+        with ape.reverts(registry.AccessControlUnauthorizedAccount, account=caller.address, neededRole=role):
+            registry.decommission(m.meter_id, now, sender=caller)
+
+
+def test_the_ledger_must_share_the_registry_period(project, admin, registry):
+    with ape.reverts(project.PeriodLedger.InvalidConfig):
+        admin.deploy(project.PeriodLedger, registry, PERIOD_SECONDS + 1, 3600, 1800)
+
+
+def _prove(world, ledger, tree, period, index, sender):
+    return ledger.proveUnknownMeter(period, tree.group, leaf_struct(tree.leaves[index]), index, tree.proof(index),
+                                    sender=sender)
+
+
+def _batch(world, group, meters, period):
+    leaves = sorted((world.leaf(m, period, 5_000 + i, 0) for i, m in enumerate(meters)),
+                    key=lambda lf: lf.reading.meter_id)
+    tree = SumTree.from_leaves(leaves)
+    tree.group = group
+    return tree, [lf.reading.meter_id for lf in leaves]
+
+
+def test_a_pending_batch_keeps_its_meaning_across_a_decommission(world, ledger, registry, stranger, chain):
+    """The honest batch of an ended period is pending when its meter is decommissioned: no one
+    can reject it for that."""
+    group = ref.group_id("group:decom-pending")
+    meters = world.meters(2, group, prefix="pend")
+    tree, ids = _batch(world, group, meters, world.period)
+    world.submit(tree, world.period, group)
+    now = current_period(chain)
+    registry.decommission(meters[0].meter_id, now, sender=world.meter_operator)
+    with ape.reverts(ledger.NoFraud):
+        _prove(world, ledger, tree, world.period, ids.index(meters[0].meter_id), stranger)
+    world.pass_window()
+    world.finalize(world.period, group)
+    assert ledger.getBatch(world.period, group).status == FINAL
+
+
+def test_a_colluding_quorum_settling_a_meter_after_its_last_period_is_proven_false(
+        world, ledger, registry, stranger, chain):
+    group = ref.group_id("group:decom-after")
+    meters = world.meters(2, group, prefix="after")
+    now = current_period(chain)
+    registry.decommission(meters[0].meter_id, now, sender=world.meter_operator)
+    chain.pending_timestamp = (now + 2) * PERIOD_SECONDS + 10  # period now + 1 has ended
+    tree, ids = _batch(world, group, meters, now + 1)
+    world.submit(tree, now + 1, group)  # all three colluders sign it
+    with ape.reverts(ledger.NoFraud):  # the meter still in service is no grounds
+        _prove(world, ledger, tree, now + 1, ids.index(meters[1].meter_id), stranger)
+    tx = _prove(world, ledger, tree, now + 1, ids.index(meters[0].meter_id), stranger)
+    [ev] = tx.events
+    assert (ev.event_name, ev.reason) == ("BatchRejected", UNKNOWN_METER)
+    assert ledger.getBatch(now + 1, group).status == REJECTED
+
+
+def test_the_decommissioned_meter_still_settles_its_last_period(world, ledger, registry, stranger, chain):
+    group = ref.group_id("group:decom-last")
+    meters = world.meters(1, group, prefix="last")
+    now = current_period(chain)
+    registry.decommission(meters[0].meter_id, now, sender=world.meter_operator)
+    chain.pending_timestamp = (now + 1) * PERIOD_SECONDS + 10
+    tree, _ = _batch(world, group, meters, now)
+    world.submit(tree, now, group)
+    with ape.reverts(ledger.NoFraud):
+        _prove(world, ledger, tree, now, 0, stranger)
+    world.pass_window()
+    world.finalize(now, group)
+    assert ledger.getBatch(now, group).status == FINAL

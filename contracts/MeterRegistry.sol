@@ -46,6 +46,15 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     }
 
     mapping(bytes32 meterId => Record) private _meters;
+
+    /// @dev A meter's signing key from `fromPeriod` on (the registered key before the first).
+    struct KeyChange {
+        address key;
+        uint64 fromPeriod;
+    }
+
+    /// @dev Each meter's key changes, in ascending fromPeriod.
+    mapping(bytes32 meterId => KeyChange[]) private _keyChanges;
     /// @notice The settlement period's length (the ledger's, checked at its deployment): a change
     /// to a meter point takes effect from a period that has not ended, so that nothing submitted
     /// (a batch is submitted after its period) changes meaning.
@@ -70,6 +79,8 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     event QuorumSet(uint8 quorum, uint256 operatorCount);
     /// @notice The meter point is settled up to `lastPeriod` inclusive, and never after.
     event MeterDecommissioned(bytes32 indexed meterId, uint64 lastPeriod);
+    /// @notice Readings of `fromPeriod` and later are signed by `key`; by the old key, they are fraud.
+    event MeterKeyRotated(bytes32 indexed meterId, address key, uint64 fromPeriod);
 
     /// @dev `row` is the meter's index in the registerMeters call (0 for registerMeter): one bad
     /// row reverts the whole call and names itself.
@@ -77,6 +88,8 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     error InvalidMeter(uint256 row, bytes32 meterId, string field);
     error LengthMismatch(uint256 meterIds, uint256 meters);
     error UnknownMeter(bytes32 meterId);
+    /// @notice Key changes take effect in ascending order: `fromPeriod` must follow the last one's.
+    error KeyChangeOutOfOrder(bytes32 meterId, uint64 fromPeriod, uint64 lastFromPeriod);
     /// @notice A change would reach back to `period`, which has ended (its batch may exist).
     error Retroactive(uint64 period, uint64 currentPeriod);
     /// @notice Decommissioning only ends an active window earlier; `lastPeriod` must lie in it.
@@ -184,7 +197,35 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
         );
     }
 
-    /// @notice The meter point (all zero if not registered).
+    /// @notice Replaces the meter's signing key (a gateway's key compromised or its gateway
+    /// exchanged) from `fromPeriod` on. Never retroactive: `fromPeriod` lies after the current
+    /// period (readings of the current one may be signed already, and batches of earlier ones
+    /// submitted), so every reading keeps the key it was signed under.
+    function rotateKey(bytes32 meterId, address newKey, uint64 fromPeriod) external onlyRole(METER_OPERATOR_ROLE) {
+        if (_meters[meterId].key == address(0)) revert UnknownMeter(meterId);
+        if (newKey == address(0)) revert InvalidMeter(0, meterId, "key");
+        uint64 nowPeriod = currentPeriod();
+        if (fromPeriod <= nowPeriod) revert Retroactive(fromPeriod, nowPeriod);
+        KeyChange[] storage changes = _keyChanges[meterId];
+        if (changes.length > 0) {
+            uint64 last = changes[changes.length - 1].fromPeriod;
+            if (fromPeriod <= last) revert KeyChangeOutOfOrder(meterId, fromPeriod, last);
+        }
+        changes.push(KeyChange(newKey, fromPeriod));
+        emit MeterKeyRotated(meterId, newKey, fromPeriod);
+    }
+
+    /// @notice The key that signs the meter's readings of `period` (zero if not registered).
+    function keyAt(bytes32 meterId, uint64 period) public view returns (address) {
+        KeyChange[] storage changes = _keyChanges[meterId];
+        for (uint256 i = changes.length; i > 0; --i) {
+            if (changes[i - 1].fromPeriod <= period) return changes[i - 1].key;
+        }
+        return _meters[meterId].key;
+    }
+
+    /// @notice The meter point (all zero if not registered); `key` is the registered key, the
+    /// one before any rotation (keyAt gives a period's).
     function getMeter(bytes32 meterId) public view returns (Meter memory) {
         Record storage r = _meters[meterId];
         return Meter(r.key, r.kind, r.groupId, r.activeFrom, r.activeUntil, r.baselineImportMwh, r.baselineExportMwh);

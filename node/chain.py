@@ -41,6 +41,11 @@ class Meter:
     active_until: int
     baseline_import: int
     baseline_export: int
+    key_changes: tuple[tuple[int, bytes], ...] = ()  # (from period, key) in ascending order
+
+    def key_at(self, period: int) -> bytes:
+        """The key that signs the meter's readings of `period` (MeterRegistry.keyAt)."""
+        return key_at(self.key, self.key_changes, period)
 
     @property
     def baseline(self) -> Register:
@@ -185,6 +190,14 @@ class Chain:
         logs = self.registry.events.MeterDecommissioned().get_logs(from_block=from_block, to_block=to_block)
         return [(bytes(e.args.meterId), e.args.lastPeriod) for e in logs]
 
+    def meter_key_rotations(self, from_block: int, to_block: int) -> list[tuple[bytes, int, bytes]]:
+        """MeterKeyRotated events in the block range (inclusive), in chain order: (meter, from period, key)."""
+        from_block = max(from_block, self.first_block)
+        if from_block > to_block:
+            return []
+        logs = self.registry.events.MeterKeyRotated().get_logs(from_block=from_block, to_block=to_block)
+        return [(bytes(e.args.meterId), e.args.fromPeriod, bytes.fromhex(e.args.key[2:])) for e in logs]
+
     def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
         """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""
         out = []
@@ -309,3 +322,11 @@ def describe_revert(w3: Web3, e: ContractLogicError, abi_entries) -> str:
                         args = (data[10:],)
                     return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
     return str(e.message or e)
+
+
+def key_at(registered: bytes, changes: tuple[tuple[int, bytes], ...], period: int) -> bytes:
+    """The key of the latest change from `period` or before, else the registered key."""
+    for from_period, key in reversed(changes):
+        if from_period <= period:
+            return key
+    return registered

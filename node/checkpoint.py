@@ -53,7 +53,8 @@ class ScanCheckpoint:
             if self._scans.get(scan) != block:
                 rows[self._scan_key + scan] = str(block)
             new = {m: v for m, v in (meters or {}).items() if self._meters.get(m) != v}  # new or decommissioned
-            rows |= {self._meter_key + m.hex(): json.dumps({**asdict(v), "key": v.key.hex(), "group_id": v.group_id.hex()})
+            rows |= {self._meter_key + m.hex(): json.dumps({**asdict(v), "key": v.key.hex(), "group_id": v.group_id.hex(),
+                                                            "key_changes": [(p, k.hex()) for p, k in v.key_changes]})
                      for m, v in new.items()}
             if rows and self._store is not None:
                 self._store.save_checkpoint_rows(rows)
@@ -63,4 +64,5 @@ class ScanCheckpoint:
 
 def _meter(row: str) -> Meter:
     m = json.loads(row)
-    return Meter(**{**m, "key": bytes.fromhex(m["key"]), "group_id": bytes.fromhex(m["group_id"])})
+    return Meter(**{**m, "key": bytes.fromhex(m["key"]), "group_id": bytes.fromhex(m["group_id"]),
+                    "key_changes": tuple((p, bytes.fromhex(k)) for p, k in m.get("key_changes", ()))})

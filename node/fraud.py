@@ -162,7 +162,7 @@ def find_fraud(leaves: list[Leaf], committed: ChainBatch, period: int, group_id:
             return FraudProof("proveUnknownMeter", (period, group_id, *at(i)), f"leaf {i}: meter unknown here")
     failures = rust_core.verify_readings(
         domain, [leaf.reading for leaf in leaves], [leaf.signature for leaf in leaves],
-        [meters[leaf.meter_id].key for leaf in leaves],
+        [meters[leaf.meter_id].key_at(period) for leaf in leaves],
     )
     if failures:
         i, why = failures[0]

@@ -166,7 +166,7 @@ class Ingestor:
             self.domain,
             [r.reading for _, r in candidates],
             [r.signature for _, r in candidates],
-            [meters[r.meter_id].key for _, r in candidates],
+            [meters[r.meter_id].key_at(r.period) for _, r in candidates],
         ))
         good = []
         for k, (i, r) in enumerate(candidates):

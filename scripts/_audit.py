@@ -43,6 +43,7 @@ from node.archive import (
     open_archive,
 )
 from node.availability import revealed_leaves
+from node.chain import key_at
 from rust_core.wire import Leaf, LeafModel, Register, SignedReading, SumNode, parse_hex32
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
@@ -142,6 +143,11 @@ class MeterPoint:
     active_from: int
     active_until: int
     baseline: tuple[int, int]
+    key_changes: tuple[tuple[int, bytes], ...] = ()  # (from period, key) in ascending order
+
+    def key_at(self, period: int) -> bytes:
+        """The key that signs the meter's readings of `period` (MeterRegistry.keyAt)."""
+        return key_at(self.key, self.key_changes, period)
 
 
 @dataclass(frozen=True)
@@ -208,6 +214,10 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
                                           (e.args.baselineImportMwh, e.args.baselineExportMwh))
         for e in _logs(registry, "MeterRegistered", dep.first_block, head)
     }
+    for e in _logs(registry, "MeterKeyRotated", dep.first_block, head):
+        m = meters[bytes(e.args.meterId)]
+        meters[bytes(e.args.meterId)] = replace(m, key_changes=(*m.key_changes, (e.args.fromPeriod,
+                                                                                  bytes.fromhex(e.args.key[2:]))))
     for e in _logs(registry, "MeterDecommissioned", dep.first_block, head):  # in chain order, each shortening
         meters[bytes(e.args.meterId)] = replace(meters[bytes(e.args.meterId)], active_until=e.args.lastPeriod)
     submitted = {
@@ -509,7 +519,7 @@ def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: 
             out.append(finding(mid, "meter_unregistered", "a registered meter", None, "meter is not registered"))
             signers.append(b"\x00" * 20)
             continue
-        signers.append(m.key)
+        signers.append(m.key_at(period))
         if m.group_id != gid:
             out.append(finding(mid, "meter_group", "0x" + m.group_id.hex(), "0x" + gid.hex(),
                                "meter belongs to another group"))
@@ -581,11 +591,11 @@ def _check_evidence(view: ChainView, evidence: list[Evidence], final_leaves: dic
         for r in (e.first, e.second):
             readings.append(r.reading)
             signatures.append(r.signature)
-            signers.append(m.key if m else b"\x00" * 20)
+            signers.append(m.key_at(r.reading.period) if m else b"\x00" * 20)
     bad_signature: dict[int, list[str]] = defaultdict(list)
     for index, reason in rust_core.verify_readings(view.domain, readings, signatures, signers) if readings else []:
         side = "first" if index % 2 == 0 else "second"
-        bad_signature[index // 2].append(f"the {side} reading's signature is not by the meter's registered key "
+        bad_signature[index // 2].append(f"the {side} reading's signature is not by the meter's key of its period "
                                          f"0x{signers[index].hex()}: {reason}")
     proven: list[Evidence] = []
     seen: set[tuple] = set()

@@ -15,6 +15,8 @@ struct Meter {
 /// @notice What the ledger and the grids read from the registry.
 interface IMeterRegistry {
     function getMeter(bytes32 meterId) external view returns (Meter memory);
+    /// @notice The key that signs the meter's readings of `period` (after rotations).
+    function keyAt(bytes32 meterId, uint64 period) external view returns (address);
     /// @notice Block timestamp of the meter's registration (0: not registered).
     function registeredAt(bytes32 meterId) external view returns (uint64);
     function isOperator(address account) external view returns (bool);

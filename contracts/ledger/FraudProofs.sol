@@ -37,7 +37,8 @@ abstract contract FraudProofs is BatchBook {
     /// meter or group, not earlier).
     error BadEvidence(string what);
 
-    /// @notice Proves a leaf whose reading signature does not recover to its meter's registered key.
+    /// @notice Proves a leaf whose reading signature does not recover to the key its meter had in
+    /// `period` (the registered key, or the latest rotation from `period` or before).
     function proveBadSignature(
         uint64 period,
         bytes32 groupId,
@@ -46,7 +47,7 @@ abstract contract FraudProofs is BatchBook {
         SumNode[] calldata proof
     ) external {
         _verifyLeaf(_challengeable(period, groupId), leaf, index, proof);
-        address key = registry.getMeter(leaf.meterId).key;
+        address key = registry.keyAt(leaf.meterId, period);
         (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(readingDigest(leaf), leaf.v, leaf.r, leaf.s);
         if (err == ECDSA.RecoverError.NoError && signer == key) revert NoFraud();
         _reject(period, groupId, REASON_BAD_SIGNATURE);

@@ -118,3 +118,103 @@ def test_the_decommissioned_meter_still_settles_its_last_period(world, ledger, r
     world.pass_window()
     world.finalize(now, group)
     assert ledger.getBatch(now, group).status == FINAL
+
+
+BAD_SIGNATURE = 1  # FraudProofs.REASON_BAD_SIGNATURE
+
+
+def test_a_key_rotation_takes_effect_from_a_later_period_only(registry, meter_operator, chain):
+    now = current_period(chain)
+    m = MeterSpec("rot-1", ref.group_id("group:rot"), active_from=now - 20)
+    registry.registerMeter(*m.register_args(), sender=meter_operator)
+    new_key = MeterSpec("rot-1-new", m.group).address
+    for retro in (now - 1, now):  # the current period's readings may be signed already
+        with ape.reverts(registry.Retroactive, period=retro, currentPeriod=now):
+            registry.rotateKey(m.meter_id, new_key, retro, sender=meter_operator)
+    tx = registry.rotateKey(m.meter_id, new_key, now + 2, sender=meter_operator)
+    [ev] = tx.events
+    assert (ev.event_name, ev.meterId, ev.key, ev.fromPeriod) == ("MeterKeyRotated", m.meter_id, new_key, now + 2)
+    assert [registry.keyAt(m.meter_id, p) for p in (now, now + 1, now + 2, now + 99)] == \
+        [m.address, m.address, new_key, new_key]
+    assert registry.getMeter(m.meter_id).key == m.address  # the registration itself is never changed
+    # a replay, or a change before the last scheduled one, is out of order
+    for p in (now + 2, now + 1):
+        with ape.reverts(registry.KeyChangeOutOfOrder, fromPeriod=p, lastFromPeriod=now + 2):
+            registry.rotateKey(m.meter_id, new_key, p, sender=meter_operator)
+    third = MeterSpec("rot-1-third", m.group).address
+    registry.rotateKey(m.meter_id, third, now + 5, sender=meter_operator)
+    assert [registry.keyAt(m.meter_id, p) for p in (now + 4, now + 5)] == [new_key, third]
+
+
+def test_key_rotation_needs_a_registered_meter_a_key_and_the_meter_operator_role(
+        registry, meter_operator, admin, stranger, operators, chain):
+    now = current_period(chain)
+    m = MeterSpec("rot-auth", ref.group_id("group:rot"), active_from=now - 1)
+    with ape.reverts(registry.UnknownMeter, meterId=m.meter_id):
+        registry.rotateKey(m.meter_id, stranger.address, now + 1, sender=meter_operator)
+    registry.registerMeter(*m.register_args(), sender=meter_operator)
+    with ape.reverts(registry.InvalidMeter, field="key"):
+        registry.rotateKey(m.meter_id, "0x" + "00" * 20, now + 1, sender=meter_operator)
+    role = registry.METER_OPERATOR_ROLE()
+    for caller in (stranger, operators[0], admin):
+        with ape.reverts(registry.AccessControlUnauthorizedAccount, account=caller.address, neededRole=role):
+            registry.rotateKey(m.meter_id, caller.address, now + 1, sender=caller)
+
+
+def _prove_signature(ledger, tree, period, index, sender):
+    return ledger.proveBadSignature(period, tree.group, leaf_struct(tree.leaves[index]), index, tree.proof(index),
+                                    sender=sender)
+
+
+def test_a_reading_signed_by_the_old_key_after_the_rotation_is_fraud(world, ledger, registry, stranger, chain):
+    """A colluding quorum settles a reading signed by the rotated-out (say, stolen) key: anyone
+    proves it; the new key's reading and the old key's before the rotation are no grounds."""
+    group = ref.group_id("group:rot-fraud")
+    meters = world.meters(2, group, prefix="rotf")
+    now = current_period(chain)
+    new = MeterSpec("rotf-new-key", group)
+    registry.rotateKey(meters[0].meter_id, new.address, now + 1, sender=world.meter_operator)
+
+    chain.pending_timestamp = (now + 1) * PERIOD_SECONDS + 10
+    before = [world.leaf(meters[0], now, 5_000, 0), world.leaf(meters[1], now, 5_000, 0)]  # old key, its period
+    tree = SumTree.from_leaves(sorted(before, key=lambda lf: lf.reading.meter_id))
+    tree.group = group
+    world.submit(tree, now, group)
+    for i in range(2):
+        with ape.reverts(ledger.NoFraud):
+            _prove_signature(ledger, tree, now, i, stranger)
+    world.pass_window()
+    world.finalize(now, group)
+
+    p = now + 1
+    chain.pending_timestamp = max(chain.pending_timestamp, (p + 1) * PERIOD_SECONDS + 10)
+    prev = {lf.reading.meter_id: lf for lf in before}
+    stolen = world.leaf(meters[0], p, 6_000, 0, prev=prev[meters[0].meter_id])  # still the old key
+    other = world.leaf(meters[1], p, 6_000, 0, prev=prev[meters[1].meter_id])
+    tree = SumTree.from_leaves(sorted([stolen, other], key=lambda lf: lf.reading.meter_id))
+    tree.group = group
+    world.submit(tree, p, group)
+    ids = [lf.reading.meter_id for lf in tree.leaves]
+    with ape.reverts(ledger.NoFraud):
+        _prove_signature(ledger, tree, p, ids.index(meters[1].meter_id), stranger)
+    tx = _prove_signature(ledger, tree, p, ids.index(meters[0].meter_id), stranger)
+    [ev] = tx.events
+    assert (ev.event_name, ev.reason) == ("BatchRejected", BAD_SIGNATURE)
+
+
+def test_the_new_key_settles_from_the_rotation_on(world, ledger, registry, stranger, chain):
+    group = ref.group_id("group:rot-new")
+    [m] = world.meters(1, group, prefix="rotn")
+    now = current_period(chain)
+    new = MeterSpec("rotn-new-key", group)
+    registry.rotateKey(m.meter_id, new.address, now + 1, sender=world.meter_operator)
+    chain.pending_timestamp = (now + 2) * PERIOD_SECONDS + 10
+    leaf = world.leaf(m, now + 1, 7_000, 0, signer=new.private_key)
+    tree = SumTree.from_leaves([leaf])
+    tree.group = group
+    world.submit(tree, now + 1, group)
+    with ape.reverts(ledger.NoFraud):
+        _prove_signature(ledger, tree, now + 1, 0, stranger)
+    world.pass_window()
+    world.finalize(now + 1, group)
+    assert ledger.getBatch(now + 1, group).status == FINAL

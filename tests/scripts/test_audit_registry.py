@@ -1,5 +1,5 @@
 """The audit reads each meter point's window as the registry's events leave it: registered, then
-decommissioned from a given period."""
+decommissioned from a given period, its key rotated from another."""
 from __future__ import annotations
 
 from eth_account import Account
@@ -9,7 +9,7 @@ from scripts._audit import read_chain
 from scripts._deployment import ApeTransactor, MeterRow, NetworkSpec, deploy, register
 
 
-def test_the_audit_sees_a_decommissioned_window(accounts, chain):
+def test_the_audit_sees_a_decommissioned_window_and_a_rotated_key(accounts, chain):
     admin = ApeTransactor(accounts[0])
     dep = deploy(admin, NetworkSpec(900, 600, 1, (accounts[1].address,), (accounts[0].address,)))
     now = chain.pending_timestamp // 900
@@ -19,6 +19,11 @@ def test_the_audit_sees_a_decommissioned_window(accounts, chain):
     gone = meter_label_id(rows[0].meter)
     last = chain.pending_timestamp // 900 + 1
     admin.transact("MeterRegistry", dep.registry, "decommission", gone, last)
+    kept = meter_label_id(rows[1].meter)
+    new_key = Account.create().address
+    admin.transact("MeterRegistry", dep.registry, "rotateKey", kept, new_key, last + 3)
     meters = read_chain(chain.provider.web3, dep).meters
     assert meters[gone].active_until == last
-    assert meters[meter_label_id(rows[1].meter)].active_until == 2**64 - 1
+    assert meters[kept].active_until == 2**64 - 1
+    assert meters[kept].key_at(last + 2).hex() == rows[1].key[2:].lower()
+    assert meters[kept].key_at(last + 3).hex() == new_key[2:].lower()

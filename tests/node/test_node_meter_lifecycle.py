@@ -34,14 +34,21 @@ def signed(dep, i: int, period: int, imp: int, key: bytes | None = None) -> Sign
                          protocol="sml")
 
 
-def test_a_decommission_reaches_the_view_its_checkpoint_and_the_batch(anvil, tmp_path):
+def settlement(anvil, tmp_path, n_meters: int):
+    """A one-operator deployment whose meters are active since 5 periods ago, an archive, and a
+    registry view checkpointed in it."""
     head_period = anvil.w3.eth.get_block("latest")["timestamp"] // PERIOD
-    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=2, n_operators=1, quorum=1, n_meters=2,
+    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=2, n_operators=1, quorum=1, n_meters=n_meters,
                             active_from=head_period - 5)
     chain = Chain(dep.rpc_url, dep.registry, dep.ledger, dep.operator_keys[0])
     archive = open_archive(f"sqlite:///{tmp_path / 'a.db'}")
     view = RegistryView(chain, ScanCheckpoint(archive, chain.deployment_key))
     view.refresh()
+    return dep, chain, archive, view
+
+
+def test_a_decommission_reaches_the_view_its_checkpoint_and_the_batch(anvil, tmp_path):
+    dep, chain, archive, view = settlement(anvil, tmp_path, n_meters=2)
     gone, kept = dep.meters[0].meter_id, dep.meters[1].meter_id
     last = anvil.w3.eth.get_block("latest")["timestamp"] // PERIOD + 1
     # a reading of the period after the last, accepted while the node did not know yet
@@ -60,12 +67,7 @@ def test_a_decommission_reaches_the_view_its_checkpoint_and_the_batch(anvil, tmp
 
 
 def test_a_key_rotation_reaches_ingest_from_its_period(anvil, tmp_path):
-    head_period = anvil.w3.eth.get_block("latest")["timestamp"] // PERIOD
-    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=2, n_operators=1, quorum=1, n_meters=1,
-                            active_from=head_period - 5)
-    chain = Chain(dep.rpc_url, dep.registry, dep.ledger, dep.operator_keys[0])
-    archive = open_archive(f"sqlite:///{tmp_path / 'a.db'}")
-    view = RegistryView(chain, ScanCheckpoint(archive, chain.deployment_key))
+    dep, chain, archive, view = settlement(anvil, tmp_path, n_meters=1)
     meter = dep.meters[0]
     new_key = secrets.token_bytes(32)
     rotate_from = anvil.w3.eth.get_block("latest")["timestamp"] // PERIOD + 3

@@ -130,15 +130,24 @@ class MetricsSection(Strict):
     port: int = Field(9465, ge=1, le=65535)
 
 
+class KeyRotation(EncryptedKey):
+    """[meters.rotation]: the meter's next key, as the meter point operator rotated it on chain
+    (MeterRegistry.rotateKey), and the first period it signs."""
+
+    from_period: int = Field(ge=1)
+
+
 class MeterConfig(EncryptedKey):
     """A meter's signing key: an encrypted keystore (`meter-oracle keys new`) and its password."""
 
     meter: MeterLabel  # scheme:identity, e.g. "dsmr:4B384547303034303436333935353037"
     max_power_w: int = Field(50_000, gt=0)  # readings implying more power are refused
+    rotation: KeyRotation | None = None  # signs the readings of rotation.from_period on
 
     @property
     def key(self) -> MeterKey:
-        return MeterKey(self.meter, self.private_key, self.max_power_w)
+        rotation = (self.rotation.from_period, self.rotation.private_key) if self.rotation else None
+        return MeterKey(self.meter, self.private_key, self.max_power_w, rotation)
 
 
 class OracleConfig(TomlSettings):

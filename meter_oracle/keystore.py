@@ -13,6 +13,13 @@ class MeterKey:
     label: str  # "scheme:identity", e.g. "dsmr:4B38..."
     private_key: bytes
     max_power_w: int
+    rotation: tuple[int, bytes] | None = None  # (from period, key): the registry's rotateKey
+
+    def signing_key(self, period: int) -> bytes:
+        """The key the registry expects for readings of `period` (MeterRegistry.keyAt)."""
+        if self.rotation is not None and period >= self.rotation[0]:
+            return self.rotation[1]
+        return self.private_key
 
 
 class Keyring:

@@ -61,7 +61,7 @@ class Pipeline:
                           frame.export_mwh)
         signed = SignedReading(
             **reading._asdict(),
-            signature=self.signer.sign(reading, key.private_key),
+            signature=self.signer.sign(reading, key.signing_key(reading.period)),
             import_wh=frame.import_wh,
             export_wh=frame.export_wh,
             raw_frame=frame.raw_frame,

@@ -118,3 +118,25 @@ def test_min_interval_skips_without_refusing(accepted, outbox):
     clock.now = T0 + 61
     assert pipeline.accept(frame("1001", now=clock.now), min_interval_s=60) is not None
     assert outbox.reading_count() == 2 and outbox.refusals() == []
+
+
+def test_a_rotated_key_signs_the_readings_from_its_period(outbox):
+    """The meter point operator rotated the gateway key from the next period (MeterRegistry.rotateKey):
+    the oracle signs up to then with the old key, from then on with the new one."""
+    from oracle_support import Clock
+
+    from meter_oracle.keystore import Keyring, MeterKey
+    from meter_oracle.pipeline import Pipeline
+
+    new_key = key_for("rotated")
+    rotate_from = int(T0) // 900 + 1
+    clock = Clock(T0)
+    keyring = Keyring([MeterKey(LABEL, key_for(LABEL), 10_000, rotation=(rotate_from, new_key))])
+    pipeline = Pipeline(outbox, keyring, RustCoreSigner(DOMAIN), clock=clock)
+    before = pipeline.accept(frame("1000"))
+    later = rotate_from * 900 + 30
+    clock.now = later
+    after = pipeline.accept(frame("1001", now=later))
+    assert before is not None and after is not None and after.period == rotate_from
+    assert RustCoreSigner(DOMAIN).recover(before.reading, before.signature) == address_of(key_for(LABEL))
+    assert RustCoreSigner(DOMAIN).recover(after.reading, after.signature) == address_of(new_key)

@@ -151,3 +151,18 @@ def test_the_example_config_loads(tmp_path, monkeypatch):
     (tmp_path / "oracle.toml").write_text(example)
     cfg = load_config(tmp_path / "oracle.toml")
     assert cfg.domain == DOMAIN and len(cfg.keys) == 2 and len(cfg.devices) >= 2 and cfg.nodes
+
+
+def test_a_rotated_key_signs_from_its_period_on(tmp_path, monkeypatch):
+    nxt = key_for("config-next")
+    write_keystore(tmp_path / "m.json", KEY, "pw", iterations=1000)
+    write_keystore(tmp_path / "next.json", nxt, "pw", iterations=1000)
+    monkeypatch.setenv("METER_PW", "pw")
+    meter = '[[meters]]\nmeter = "sunspec:SimCo:BAT-1"\nkeystore = "m.json"\npassword_env = "METER_PW"\n'
+    rotation = '[meters.rotation]\nkeystore = "next.json"\npassword_env = "METER_PW"\nfrom_period = 500\n'
+    [key] = load_config(config(tmp_path, meter + rotation)).keys
+    assert [key.signing_key(p) for p in (1, 499, 500, 9999)] == [KEY, KEY, nxt, nxt]
+    path = config(tmp_path, meter + rotation.replace("from_period", "from_periode"))
+    assert "meters[0].rotation.from_periode: unknown key (a typo?)" in refused(path)
+    path = config(tmp_path, meter + rotation.replace("from_period = 500\n", ""))
+    assert "meters[0].rotation.from_period" in refused(path)

@@ -53,6 +53,9 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
         uint64 fromPeriod;
     }
 
+    /// @dev The metering point each exchanged-in meter serves (zero: the meter is its own point).
+    mapping(bytes32 meterId => bytes32 pointId) private _pointOf;
+
     /// @dev Each meter's key changes, in ascending fromPeriod.
     mapping(bytes32 meterId => KeyChange[]) private _keyChanges;
     /// @notice The settlement period's length (the ledger's, checked at its deployment): a change
@@ -79,6 +82,10 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     event QuorumSet(uint8 quorum, uint256 operatorCount);
     /// @notice The meter point is settled up to `lastPeriod` inclusive, and never after.
     event MeterDecommissioned(bytes32 indexed meterId, uint64 lastPeriod);
+    /// @notice The metering point `pointId` (the settlement identity a household keeps) is served
+    /// by `newMeterId` from `period` on; `oldMeterId`'s last period is `period`: both settle in it
+    /// (the old up to its final reading, the new from its baseline), so no energy is lost or counted twice.
+    event MeterExchanged(bytes32 indexed pointId, bytes32 indexed oldMeterId, bytes32 indexed newMeterId, uint64 period);
     /// @notice Readings of `fromPeriod` and later are signed by `key`; by the old key, they are fraud.
     event MeterKeyRotated(bytes32 indexed meterId, address key, uint64 fromPeriod);
 
@@ -133,6 +140,35 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     /// so every batch submitted so far keeps its meaning; it only shortens the window, and may
     /// end it before it began (lastPeriod = activeFrom - 1: never settled).
     function decommission(bytes32 meterId, uint64 lastPeriod) external onlyRole(METER_OPERATOR_ROLE) {
+        _decommission(meterId, lastPeriod);
+    }
+
+    /// @notice Exchanges the meter of a metering point: `oldMeterId` settles up to and including
+    /// `period` (its final reading closes its register chain), `newMeterId` (same kind and group,
+    /// its own key and baseline registers: a new meter usually starts at zero) from `period` on,
+    /// serving the same point (meteringPoint). Never retroactive (`period >= currentPeriod()`);
+    /// the old meter must be active in `period`. The oracle reads both in the exchange period.
+    function exchangeMeter(bytes32 oldMeterId, bytes32 newMeterId, address newKey, uint64 period, uint64 baselineImportMwh,
+        uint64 baselineExportMwh) external onlyRole(METER_OPERATOR_ROLE) {
+        Record storage old = _meters[oldMeterId];
+        if (old.key != address(0) && period < old.activeFrom) {
+            revert NotShortening(oldMeterId, period, old.activeFrom, old.activeUntil);
+        }
+        uint64 until = old.activeUntil;
+        _decommission(oldMeterId, period);
+        _register(0, newMeterId, Meter(newKey, old.kind, old.groupId, period, until, baselineImportMwh, baselineExportMwh));
+        bytes32 point = meteringPoint(oldMeterId);
+        _pointOf[newMeterId] = point;
+        emit MeterExchanged(point, oldMeterId, newMeterId, period);
+    }
+
+    /// @notice The metering point a meter serves: itself, or the point it was exchanged into.
+    function meteringPoint(bytes32 meterId) public view returns (bytes32) {
+        bytes32 point = _pointOf[meterId];
+        return point == bytes32(0) ? meterId : point;
+    }
+
+    function _decommission(bytes32 meterId, uint64 lastPeriod) private {
         Record storage r = _meters[meterId];
         if (r.key == address(0)) revert UnknownMeter(meterId);
         uint64 nowPeriod = currentPeriod();

@@ -193,6 +193,11 @@ class ChainView:
     revealed: dict[tuple[int, bytes, bytes], list[Leaf]] = field(default_factory=dict)
     # headers (period, group, root, import, export, count) of rejected submissions
     rejected_headers: set[tuple] = field(default_factory=set)
+    # meter -> the metering point it was exchanged into (MeterExchanged); any other meter is its own
+    points: dict[bytes, bytes] = field(default_factory=dict)
+
+    def point_of(self, meter_id: bytes) -> bytes:
+        return self.points.get(meter_id, meter_id)
 
 
 def _logs(contract, event: str, first_block: int, last_block: int) -> list:
@@ -256,8 +261,10 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
         grids.append(rec)
     chain_id = w3.eth.chain_id
     domain = rust_core.domain_separator(chain_id, bytes.fromhex(dep.ledger[2:]))
+    points = {bytes(e.args.newMeterId): bytes(e.args.pointId)
+              for e in _logs(registry, "MeterExchanged", dep.first_block, head)}
     return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain, chain_id, dep.registry, dep.ledger,
-                     (dep.first_block, head), _revealed(ledger, dep.first_block, head), rejected_headers)
+                     (dep.first_block, head), _revealed(ledger, dep.first_block, head), rejected_headers, points)
 
 
 def _revealed(ledger, first_block: int, head: int) -> dict[tuple[int, bytes, bytes], list[Leaf]]:
@@ -390,6 +397,9 @@ class AuditResult:
     rejected: list[tuple[int, bytes, bytes, int]]
     period_seconds: int
     provenance: Provenance | None = None
+    # metering point -> (import, export) mWh settled in final batches: the sum of every delta of
+    # every meter that served it, so a meter exchange neither loses nor double-counts energy
+    point_energy: dict[bytes, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[Finding]:
@@ -455,6 +465,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
     findings: list[Finding] = []
     periods: dict[int, PeriodFigures] = defaultdict(PeriodFigures)
     state: dict[bytes, Register] = {}  # meter -> the register of its latest final leaf
+    point_energy: dict[bytes, tuple[int, int]] = {}
     n_leaves = 0
     boundaries = {g.boundary_group for g in view.grids}
     final_leaves: dict[tuple[int, bytes], list[Leaf]] = {}  # (period, group) -> the final batch's leaves
@@ -490,6 +501,10 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
             periods[period].groups[name(gid)] = (fb.total_export, fb.total_import)
         for leaf in leaves:
             state[leaf.meter_id] = Register(period, leaf.import_mwh, leaf.export_mwh)
+            point = view.point_of(leaf.meter_id)
+            imp_, exp_ = point_energy.get(point, (0, 0))
+            point_energy[point] = (imp_ + leaf.import_mwh - leaf.prev_import_mwh,
+                                   exp_ + leaf.export_mwh - leaf.prev_export_mwh)
 
     exchange: dict[tuple[str, int], tuple[int, int]] = {}  # (grid address, period) -> (toUp, fromUp)
     for grid in view.grids:
@@ -497,7 +512,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
             findings += _check_rollup(view, grid, period, chain_rollup, exchange, periods[period], name)
     findings += _check_evidence(view, getattr(export, "evidence", []), final_leaves, name)
     return AuditResult(findings, dict(periods), len(view.finals), n_leaves, view.rejected, view.period_seconds,
-                       provenance)
+                       provenance, point_energy)
 
 
 def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: list[Leaf],

@@ -218,3 +218,84 @@ def test_the_new_key_settles_from_the_rotation_on(world, ledger, registry, stran
     world.pass_window()
     world.finalize(now + 1, group)
     assert ledger.getBatch(now + 1, group).status == FINAL
+
+
+def test_a_meter_exchange_moves_the_point_to_the_new_meter_from_its_period(registry, meter_operator, chain):
+    now = current_period(chain)
+    group = ref.group_id("group:exch")
+    old = MeterSpec("exch-old", group, kind=2, active_from=now - 20)
+    new = MeterSpec("exch-new", group)
+    registry.registerMeter(*old.register_args(), sender=meter_operator)
+    tx = registry.exchangeMeter(old.meter_id, new.meter_id, new.address, now, 0, 0, sender=meter_operator)
+    assert [e.event_name for e in tx.events] == ["MeterDecommissioned", "MeterRegistered", "MeterExchanged"]
+    ex = tx.events[2]
+    assert (ex.pointId, ex.oldMeterId, ex.newMeterId, ex.period) == (old.meter_id, old.meter_id, new.meter_id, now)
+    got = registry.getMeter(new.meter_id)
+    assert (got.key, got.kind, got.groupId, got.activeFrom, got.activeUntil, got.baselineImportMwh) == \
+        (new.address, 2, group, now, 2**64 - 1, 0)
+    assert registry.getMeter(old.meter_id).activeUntil == now  # both settle in the exchange period
+    assert registry.meteringPoint(new.meter_id) == registry.meteringPoint(old.meter_id) == old.meter_id
+    third = MeterSpec("exch-third", group)
+    registry.registerMeter(*MeterSpec("exch-third", group, active_from=now - 1).register_args(), sender=meter_operator)
+    with ape.reverts(registry.NotShortening, meterId=old.meter_id, lastPeriod=now):  # a replay
+        registry.exchangeMeter(old.meter_id, new.meter_id, new.address, now, 0, 0, sender=meter_operator)
+    with ape.reverts(registry.MeterAlreadyRegistered, meterId=new.meter_id):  # the new meter twice
+        registry.exchangeMeter(third.meter_id, new.meter_id, new.address, now + 4, 0, 0, sender=meter_operator)
+    # exchanged again later: still the household's one point
+    fourth = MeterSpec("exch-fourth", group)
+    registry.exchangeMeter(new.meter_id, fourth.meter_id, fourth.address, now + 4, 0, 0, sender=meter_operator)
+    assert registry.meteringPoint(fourth.meter_id) == old.meter_id
+
+
+def test_a_meter_exchange_is_never_retroactive_nor_by_another_role(
+        registry, meter_operator, admin, stranger, operators, chain):
+    now = current_period(chain)
+    group = ref.group_id("group:exch")
+    old = MeterSpec("exch-r-old", group, active_from=now - 20)
+    new = MeterSpec("exch-r-new", group)
+    with ape.reverts(registry.UnknownMeter, meterId=old.meter_id):
+        registry.exchangeMeter(old.meter_id, new.meter_id, new.address, now, 0, 0, sender=meter_operator)
+    registry.registerMeter(*old.register_args(), sender=meter_operator)
+    with ape.reverts(registry.Retroactive, period=now - 1, currentPeriod=now):
+        registry.exchangeMeter(old.meter_id, new.meter_id, new.address, now - 1, 0, 0, sender=meter_operator)
+    late = MeterSpec("exch-r-late", group, active_from=now + 10)
+    registry.registerMeter(*late.register_args(), sender=meter_operator)
+    with ape.reverts(registry.NotShortening, meterId=late.meter_id, lastPeriod=now + 2):  # not active then
+        registry.exchangeMeter(late.meter_id, new.meter_id, new.address, now + 2, 0, 0, sender=meter_operator)
+    role = registry.METER_OPERATOR_ROLE()
+    for caller in (stranger, operators[0], admin):
+        with ape.reverts(registry.AccessControlUnauthorizedAccount, account=caller.address, neededRole=role):
+            registry.exchangeMeter(old.meter_id, new.meter_id, new.address, now, 0, 0, sender=caller)
+
+
+def test_the_point_energy_is_continuous_across_an_exchange_and_the_old_meter_cannot_settle_after(
+        world, ledger, registry, stranger, chain):
+    """Both meters settle in the exchange period: the old up to its final reading, the new from
+    zero. A colluding quorum that settles the old meter again afterwards is proven false."""
+    group = ref.group_id("group:exch-settle")
+    [old] = world.meters(1, group, prefix="exs", baseline_import=1_000_000)
+    now = current_period(chain)
+    new = MeterSpec("exs-new", group, active_from=now)
+    registry.exchangeMeter(old.meter_id, new.meter_id, new.address, now, 0, 0, sender=world.meter_operator)
+    chain.pending_timestamp = (now + 1) * PERIOD_SECONDS + 10
+    final_old = world.leaf(old, now, 1_004_000, 0)  # the old meter's final reading: 4 kWh since its baseline
+    first_new = world.leaf(new, now, 1_500, 0)  # the new one from zero: 1.5 kWh after the swap
+    tree = SumTree.from_leaves(sorted([final_old, first_new], key=lambda lf: lf.reading.meter_id))
+    tree.group = group
+    world.submit(tree, now, group)
+    for i in range(2):
+        with ape.reverts(ledger.NoFraud):
+            _prove(world, ledger, tree, now, i, stranger)
+    world.pass_window()
+    world.finalize(now, group)
+    b = ledger.getBatch(now, group)
+    assert b.status == FINAL and b.totalImportMwh == 4_000 + 1_500  # the point's energy: both meters' deltas
+
+    p = now + 1
+    chain.pending_timestamp = max(chain.pending_timestamp, (p + 1) * PERIOD_SECONDS + 10)
+    again = world.leaf(old, p, 1_009_000, 0, prev=final_old)
+    tree = SumTree.from_leaves([again])
+    tree.group = group
+    world.submit(tree, p, group)
+    tx = _prove(world, ledger, tree, p, 0, stranger)
+    assert tx.events[0].event_name == "BatchRejected" and tx.events[0].reason == UNKNOWN_METER

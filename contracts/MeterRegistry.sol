@@ -86,8 +86,10 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     /// by `newMeterId` from `period` on; `oldMeterId`'s last period is `period`: both settle in it
     /// (the old up to its final reading, the new from its baseline), so no energy is lost or counted twice.
     event MeterExchanged(bytes32 indexed pointId, bytes32 indexed oldMeterId, bytes32 indexed newMeterId, uint64 period);
-    /// @notice Readings of `fromPeriod` and later are signed by `key`; by the old key, they are fraud.
-    event MeterKeyRotated(bytes32 indexed meterId, address key, uint64 fromPeriod);
+    /// @notice Readings of `fromPeriod` and later are signed by `key`; by the old key, they are
+    /// fraud. `replacesPending`: it takes the place of the meter's last rotation, which had not
+    /// taken effect yet (at most one rotation waits at a time).
+    event MeterKeyRotated(bytes32 indexed meterId, address key, uint64 fromPeriod, bool replacesPending);
 
     /// @dev `row` is the meter's index in the registerMeters call (0 for registerMeter): one bad
     /// row reverts the whole call and names itself.
@@ -95,8 +97,6 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     error InvalidMeter(uint256 row, bytes32 meterId, string field);
     error LengthMismatch(uint256 meterIds, uint256 meters);
     error UnknownMeter(bytes32 meterId);
-    /// @notice Key changes take effect in ascending order: `fromPeriod` must follow the last one's.
-    error KeyChangeOutOfOrder(bytes32 meterId, uint64 fromPeriod, uint64 lastFromPeriod);
     /// @notice A change would reach back to `period`, which has ended (its batch may exist).
     error Retroactive(uint64 period, uint64 currentPeriod);
     /// @notice Decommissioning only ends an active window earlier; `lastPeriod` must lie in it.
@@ -155,7 +155,7 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
             revert NotShortening(oldMeterId, period, old.activeFrom, old.activeUntil);
         }
         uint64 until = old.activeUntil;
-        _decommission(oldMeterId, period);
+        _decommission(oldMeterId, period); // also the guard against exchanging one meter twice
         _register(0, newMeterId, Meter(newKey, old.kind, old.groupId, period, until, baselineImportMwh, baselineExportMwh));
         bytes32 point = meteringPoint(oldMeterId);
         _pointOf[newMeterId] = point;
@@ -236,28 +236,36 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     /// @notice Replaces the meter's signing key (a gateway's key compromised or its gateway
     /// exchanged) from `fromPeriod` on. Never retroactive: `fromPeriod` lies after the current
     /// period (readings of the current one may be signed already, and batches of earlier ones
-    /// submitted), so every reading keeps the key it was signed under.
+    /// submitted), so every reading keeps the key it was signed under. A rotation that has not
+    /// taken effect yet is replaced by the next one (a mistyped key or period can be mended), so
+    /// at most one waits and the changes grow by at most one a period: no one can stack entries
+    /// that keyAt, and so proveBadSignature, would have to wade through.
     function rotateKey(bytes32 meterId, address newKey, uint64 fromPeriod) external onlyRole(METER_OPERATOR_ROLE) {
         if (_meters[meterId].key == address(0)) revert UnknownMeter(meterId);
         if (newKey == address(0)) revert InvalidMeter(0, meterId, "key");
         uint64 nowPeriod = currentPeriod();
         if (fromPeriod <= nowPeriod) revert Retroactive(fromPeriod, nowPeriod);
         KeyChange[] storage changes = _keyChanges[meterId];
-        if (changes.length > 0) {
-            uint64 last = changes[changes.length - 1].fromPeriod;
-            if (fromPeriod <= last) revert KeyChangeOutOfOrder(meterId, fromPeriod, last);
-        }
-        changes.push(KeyChange(newKey, fromPeriod));
-        emit MeterKeyRotated(meterId, newKey, fromPeriod);
+        uint256 n = changes.length;
+        bool pending = n > 0 && changes[n - 1].fromPeriod > nowPeriod;
+        if (pending) changes[n - 1] = KeyChange(newKey, fromPeriod);
+        else changes.push(KeyChange(newKey, fromPeriod)); // after every change in effect (<= nowPeriod)
+        emit MeterKeyRotated(meterId, newKey, fromPeriod, pending);
     }
 
-    /// @notice The key that signs the meter's readings of `period` (zero if not registered).
+    /// @notice The key that signs the meter's readings of `period` (zero if not registered):
+    /// the latest change from `period` or before (binary search: the changes ascend), else the
+    /// registered key.
     function keyAt(bytes32 meterId, uint64 period) public view returns (address) {
         KeyChange[] storage changes = _keyChanges[meterId];
-        for (uint256 i = changes.length; i > 0; --i) {
-            if (changes[i - 1].fromPeriod <= period) return changes[i - 1].key;
+        uint256 lo = 0;
+        uint256 hi = changes.length; // the first change after `period` lies in [lo, hi]
+        while (lo < hi) {
+            uint256 mid = (lo + hi) / 2;
+            if (changes[mid].fromPeriod <= period) lo = mid + 1;
+            else hi = mid;
         }
-        return _meters[meterId].key;
+        return lo == 0 ? _meters[meterId].key : changes[lo - 1].key;
     }
 
     /// @notice The meter point (all zero if not registered); `key` is the registered key, the

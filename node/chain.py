@@ -190,13 +190,15 @@ class Chain:
         logs = self.registry.events.MeterDecommissioned().get_logs(from_block=from_block, to_block=to_block)
         return [(bytes(e.args.meterId), e.args.lastPeriod) for e in logs]
 
-    def meter_key_rotations(self, from_block: int, to_block: int) -> list[tuple[bytes, int, bytes]]:
-        """MeterKeyRotated events in the block range (inclusive), in chain order: (meter, from period, key)."""
+    def meter_key_rotations(self, from_block: int, to_block: int) -> list[tuple[bytes, int, bytes, bool]]:
+        """MeterKeyRotated events in the block range (inclusive), in chain order: (meter, from
+        period, key, whether it replaces the meter's last change, which had not taken effect)."""
         from_block = max(from_block, self.first_block)
         if from_block > to_block:
             return []
         logs = self.registry.events.MeterKeyRotated().get_logs(from_block=from_block, to_block=to_block)
-        return [(bytes(e.args.meterId), e.args.fromPeriod, bytes.fromhex(e.args.key[2:])) for e in logs]
+        return [(bytes(e.args.meterId), e.args.fromPeriod, bytes.fromhex(e.args.key[2:]), e.args.replacesPending)
+                for e in logs]
 
     def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
         """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""
@@ -322,6 +324,12 @@ def describe_revert(w3: Web3, e: ContractLogicError, abi_entries) -> str:
                         args = (data[10:],)
                     return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
     return str(e.message or e)
+
+
+def with_rotation(changes: tuple[tuple[int, bytes], ...], from_period: int, key: bytes,
+                  replaces_pending: bool) -> tuple[tuple[int, bytes], ...]:
+    """A meter's key changes after a MeterKeyRotated event (MeterRegistry.rotateKey)."""
+    return (*(changes[:-1] if replaces_pending else changes), (from_period, key))
 
 
 def key_at(registered: bytes, changes: tuple[tuple[int, bytes], ...], period: int) -> bytes:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from node.chain import Chain, Meter
+from node.chain import Chain, Meter, with_rotation
 from node.checkpoint import ScanCheckpoint
 
 
@@ -27,9 +27,10 @@ class RegistryView:
                 return
             new = dict(self._chain.meter_registrations(self._next_block, head))
             self._meters.update(new)
-            for meter_id, from_period, key in self._chain.meter_key_rotations(self._next_block, head):
+            for meter_id, from_period, key, replaces in self._chain.meter_key_rotations(self._next_block, head):
                 m = self._meters[meter_id]
-                new[meter_id] = self._meters[meter_id] = replace(m, key_changes=(*m.key_changes, (from_period, key)))
+                changes = with_rotation(m.key_changes, from_period, key, replaces)
+                new[meter_id] = self._meters[meter_id] = replace(m, key_changes=changes)
             for meter_id, last_period in self._chain.meter_decommissions(self._next_block, head):
                 new[meter_id] = self._meters[meter_id] = replace(self._meters[meter_id], active_until=last_period)
             self._next_block = head + 1

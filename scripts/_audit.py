@@ -43,7 +43,7 @@ from node.archive import (
     open_archive,
 )
 from node.availability import revealed_leaves
-from node.chain import key_at
+from node.chain import key_at, with_rotation
 from rust_core.wire import Leaf, LeafModel, Register, SignedReading, SumNode, parse_hex32
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
@@ -221,8 +221,8 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
     }
     for e in _logs(registry, "MeterKeyRotated", dep.first_block, head):
         m = meters[bytes(e.args.meterId)]
-        meters[bytes(e.args.meterId)] = replace(m, key_changes=(*m.key_changes, (e.args.fromPeriod,
-                                                                                  bytes.fromhex(e.args.key[2:]))))
+        meters[bytes(e.args.meterId)] = replace(m, key_changes=with_rotation(
+            m.key_changes, e.args.fromPeriod, bytes.fromhex(e.args.key[2:]), e.args.replacesPending))
     for e in _logs(registry, "MeterDecommissioned", dep.first_block, head):  # in chain order, each shortening
         meters[bytes(e.args.meterId)] = replace(meters[bytes(e.args.meterId)], active_until=e.args.lastPeriod)
     submitted = {

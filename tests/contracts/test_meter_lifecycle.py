@@ -133,17 +133,35 @@ def test_a_key_rotation_takes_effect_from_a_later_period_only(registry, meter_op
             registry.rotateKey(m.meter_id, new_key, retro, sender=meter_operator)
     tx = registry.rotateKey(m.meter_id, new_key, now + 2, sender=meter_operator)
     [ev] = tx.events
-    assert (ev.event_name, ev.meterId, ev.key, ev.fromPeriod) == ("MeterKeyRotated", m.meter_id, new_key, now + 2)
+    assert (ev.event_name, ev.meterId, ev.key, ev.fromPeriod, ev.replacesPending) == \
+        ("MeterKeyRotated", m.meter_id, new_key, now + 2, False)
     assert [registry.keyAt(m.meter_id, p) for p in (now, now + 1, now + 2, now + 99)] == \
         [m.address, m.address, new_key, new_key]
     assert registry.getMeter(m.meter_id).key == m.address  # the registration itself is never changed
-    # a replay, or a change before the last scheduled one, is out of order
-    for p in (now + 2, now + 1):
-        with ape.reverts(registry.KeyChangeOutOfOrder, fromPeriod=p, lastFromPeriod=now + 2):
-            registry.rotateKey(m.meter_id, new_key, p, sender=meter_operator)
+    # while it waits, the next rotation replaces it (a mistyped period mended; no stacking)
+    tx = registry.rotateKey(m.meter_id, new_key, now + 1, sender=meter_operator)
+    assert tx.events[0].replacesPending
+    assert [registry.keyAt(m.meter_id, p) for p in (now, now + 1, now + 2)] == [m.address, new_key, new_key]
+    # once in effect, a rotation is kept and the next one follows it
     third = MeterSpec("rot-1-third", m.group).address
-    registry.rotateKey(m.meter_id, third, now + 5, sender=meter_operator)
-    assert [registry.keyAt(m.meter_id, p) for p in (now + 4, now + 5)] == [new_key, third]
+    chain.pending_timestamp = (now + 3) * PERIOD_SECONDS + 10
+    tx = registry.rotateKey(m.meter_id, third, now + 5, sender=meter_operator)
+    assert not tx.events[0].replacesPending
+    assert [registry.keyAt(m.meter_id, p) for p in (now, now + 1, now + 4, now + 5, 2**64 - 1)] == \
+        [m.address, new_key, new_key, third, third]
+
+
+def test_rotations_cannot_be_stacked_to_outgrow_a_fraud_proof(registry, meter_operator, chain):
+    """A colluding meter operator rotating a meter again and again within a period replaces the
+    one waiting rotation each time: keyAt of a past period still answers at once."""
+    now = current_period(chain)
+    m = MeterSpec("rot-spam", ref.group_id("group:rot"), active_from=now - 20)
+    registry.registerMeter(*m.register_args(), sender=meter_operator)
+    for i in range(30):
+        registry.rotateKey(m.meter_id, MeterSpec(f"rot-spam-{i}", m.group).address, 2**62 + i, sender=meter_operator)
+    assert registry.keyAt(m.meter_id, now - 1) == m.address
+    assert registry.keyAt(m.meter_id, 2**62 + 29) == MeterSpec("rot-spam-29", m.group).address
+    assert registry.keyAt(m.meter_id, 2**62 + 28) == m.address  # only the last of the 30 waits
 
 
 def test_key_rotation_needs_a_registered_meter_a_key_and_the_meter_operator_role(

@@ -71,6 +71,8 @@ def test_a_key_rotation_reaches_ingest_from_its_period(anvil, tmp_path):
     meter = dep.meters[0]
     new_key = secrets.token_bytes(32)
     rotate_from = anvil.w3.eth.get_block("latest")["timestamp"] // PERIOD + 3
+    mistyped = Account.create().address  # a rotation that waits is replaced by the next one
+    dep.admin.transact("MeterRegistry", dep.registry, "rotateKey", meter.meter_id, mistyped, rotate_from + 5)
     dep.admin.transact("MeterRegistry", dep.registry, "rotateKey", meter.meter_id,
                        Account.from_key(new_key).address, rotate_from)
     view.refresh()

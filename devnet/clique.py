@@ -242,29 +242,36 @@ class CliqueNetwork:
             self.wait_rpc(i)
 
     def start_all(self, timeout: float = 90.0) -> None:
-        """Starts every signer, sealing only once all are peered. Sealing at once, each signer
-        sealed its own block 1 before the peers had connected, and with 3 signers none may seal
-        block 2 after its own block 1 ("signed recently"): three forks, no block ever again
-        (seen on a loaded machine)."""
-        for i in range(len(self.signers)):
+        """Starts the signers one after the other, each sealing only once it holds the chain so
+        far. Started together, each signer sealed its own block 1 at once, and with 3 signers none
+        may seal block 2 after its own block 1 ("signed recently"): three forks, no block ever
+        again (seen on a loaded machine). Connected at genesis and then sent block 1, a signer that
+        has not synced yet discards it ("Syncing, discarded propagated block"); started after it,
+        it syncs on the handshake (about 10 s, geth's forced sync cycle)."""
+        n = len(self.signers)
+        for i in range(n):
+            self._start_once_more_if_it_died(i)
+            if i > 0:
+                self.wait_for_blocks(timeout=timeout, beyond=i - 1)  # peered and synced to block i
+            self.web3(i, timeout=10).provider.make_request(RPCEndpoint("miner_start"), [])
+            if i < n - 1:
+                self.wait_for_blocks(timeout=timeout, beyond=i)  # its block i + 1 (the others signed too recently)
+        self.wait_for_blocks(timeout=timeout)
+
+    def _start_once_more_if_it_died(self, i: int) -> None:
+        self.start(i, wait=False, mine=False)
+        try:
+            self.wait_rpc(i)
+        except NetworkError as first:
+            if self.is_running(i):  # running but silent: no second try helps
+                raise
+            # It died while starting (once in CI, a goroutine dump whose cause the log no longer
+            # held): one more try on the same data directory, which geth left consistent.
             self.start(i, wait=False, mine=False)
-        for i in range(len(self.signers)):
             try:
                 self.wait_rpc(i)
-            except NetworkError as first:
-                if self.is_running(i):  # running but silent: no second try helps
-                    raise
-                # It died while starting (once in CI, a goroutine dump whose cause the log no longer
-                # held): one more try on the same data directory, which geth left consistent.
-                self.start(i, wait=False, mine=False)
-                try:
-                    self.wait_rpc(i)
-                except NetworkError as second:
-                    raise NetworkError(f"{second}\n(and on the first try) {first}") from None
-        self.wait_for_blocks(timeout=timeout, beyond=-1)  # peered, at the genesis block
-        for i in range(len(self.signers)):
-            self.web3(i, timeout=10).provider.make_request(RPCEndpoint("miner_start"), [])
-        self.wait_for_blocks(timeout=timeout)
+            except NetworkError as second:
+                raise NetworkError(f"{second}\n(and on the first try) {first}") from None
 
     def stop(self, i: int, kill: bool = False) -> None:
         """SIGTERM (geth flushes its database) or SIGKILL (a crash or a pulled plug)."""

@@ -192,8 +192,13 @@ class Web3Transactor:
     def _wait_raw(self, tx_hash: bytes, timeout_s: float = 600) -> None:
         """Polls the unformatted receipt: web3 formats each of a large call's logs, slowly."""
         deadline = time.monotonic() + timeout_s
-        while (receipt := self.web3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [tx_hash.hex()])
-               .get("result")) is None:
+        param = "0x" + bytes(tx_hash).hex()  # HexBytes.hex() has no 0x: anvil takes it, geth refuses it
+        while True:
+            answer = self.web3.provider.make_request(RPCEndpoint("eth_getTransactionReceipt"), [param])
+            if "error" in answer:
+                raise RuntimeError(f"eth_getTransactionReceipt({param}): {answer['error']}")
+            if (receipt := answer.get("result")) is not None:
+                break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"transaction 0x{tx_hash.hex()} not mined within {timeout_s:.0f} s")
             time.sleep(0.05)
@@ -385,7 +390,8 @@ def register(meter_operator: Transactor, dep: Deployment, rows: list[MeterRow],
         try:
             wait()
         except Exception as e:
-            raise RegistrationError(f"{batch[0].where} to {batch[-1].where}: the batch of {len(batch)} meters "
+            raise RegistrationError(f"{batch[0].where} to {batch[-1].where} (meters {batch[0].meter} to "
+                                    f"{batch[-1].meter}): the batch of {len(batch)} meters "
                                     f"was refused on chain ({e}); run again to resume") from e
         done.extend(r.meter for r in batch)
         say(f"registered {len(done)} of {len(todo)} meters ({len(batch)} in this transaction, {gas:,} gas)")

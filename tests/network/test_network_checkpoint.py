@@ -108,8 +108,9 @@ def test_a_restarted_node_resumes_its_scans_from_its_checkpoint(anvil, archive_u
     assert all(f > first for f, _ in ranges)  # resumed, not from the deployment again
     # it still sees everything: the meters read before the stop, the late one and the new one
     assert {m.meter_id for m in dep.meters} | {late, while_down} <= set(b.registry._meters)
-    # each scan asks once per tick for its events (3 scans: registry 1, ledger 3, availability 5 event kinds)
-    assert len(ranges) == 1 + 3 + 5
+    # each scan asks once per tick for its events (3 scans: registry 3 (registered, key rotated,
+    # decommissioned), ledger 3, availability 5 event kinds)
+    assert len(ranges) == 3 + 3 + 5
     b.stop()
     b.archive.close()
 

@@ -266,8 +266,8 @@ def audit_refuses_forged_evidence(dep: Deployment, export: Path, settled: tuple)
     [other_key] = wire(dep, [(m0.meter_id, p, ts, settled[3] + 7, settled[4])], [m1.key])  # meter 1's key signs it
     by_other_key = dict(genuine, second=other_key)
     identical = dict(genuine, second=genuine["first"])
-    for entry, why in ((altered, "second reading's signature is not by the meter's registered key"),
-                       (by_other_key, "second reading's signature is not by the meter's registered key"),
+    for entry, why in ((altered, "second reading's signature is not by the meter's key of its period"),
+                       (by_other_key, "second reading's signature is not by the meter's key of its period"),
                        (identical, "the two readings are identical")):
         result = audit_of(dep, forged(entry))
         assert not result.ok

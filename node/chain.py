@@ -167,38 +167,34 @@ class Chain:
     def last_final_period(self, group_id: bytes) -> int:
         return self.ledger.functions.lastFinalPeriod(group_id).call(block_identifier=self._at())
 
-    def meter_registrations(self, from_block: int, to_block: int) -> list[tuple[bytes, Meter]]:
-        """MeterRegistered events in the block range (inclusive)."""
+    def _registry_logs(self, event: str, from_block: int, to_block: int) -> list:
+        """The registry's `event` logs in the block range (inclusive, not before the deployment)."""
         from_block = max(from_block, self.first_block)
         if from_block > to_block:
             return []
-        logs = self.registry.events.MeterRegistered().get_logs(from_block=from_block, to_block=to_block)
+        return getattr(self.registry.events, event)().get_logs(from_block=from_block, to_block=to_block)
+
+    def meter_registrations(self, from_block: int, to_block: int) -> list[tuple[bytes, Meter]]:
+        """MeterRegistered events in the block range (inclusive)."""
         return [
             (
                 bytes(e.args.meterId),
                 Meter(bytes.fromhex(e.args.key[2:]), e.args.kind, bytes(e.args.groupId), e.args.activeFrom,
                       e.args.activeUntil, e.args.baselineImportMwh, e.args.baselineExportMwh),
             )
-            for e in logs
+            for e in self._registry_logs("MeterRegistered", from_block, to_block)
         ]
 
     def meter_decommissions(self, from_block: int, to_block: int) -> list[tuple[bytes, int]]:
         """MeterDecommissioned events in the block range (inclusive), in chain order: (meter, last period)."""
-        from_block = max(from_block, self.first_block)
-        if from_block > to_block:
-            return []
-        logs = self.registry.events.MeterDecommissioned().get_logs(from_block=from_block, to_block=to_block)
-        return [(bytes(e.args.meterId), e.args.lastPeriod) for e in logs]
+        return [(bytes(e.args.meterId), e.args.lastPeriod)
+                for e in self._registry_logs("MeterDecommissioned", from_block, to_block)]
 
     def meter_key_rotations(self, from_block: int, to_block: int) -> list[tuple[bytes, int, bytes, bool]]:
         """MeterKeyRotated events in the block range (inclusive), in chain order: (meter, from
         period, key, whether it replaces the meter's last change, which had not taken effect)."""
-        from_block = max(from_block, self.first_block)
-        if from_block > to_block:
-            return []
-        logs = self.registry.events.MeterKeyRotated().get_logs(from_block=from_block, to_block=to_block)
         return [(bytes(e.args.meterId), e.args.fromPeriod, bytes.fromhex(e.args.key[2:]), e.args.replacesPending)
-                for e in logs]
+                for e in self._registry_logs("MeterKeyRotated", from_block, to_block)]
 
     def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
         """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""

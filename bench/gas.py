@@ -92,7 +92,7 @@ def main() -> None:
             return [make_leaf(dom, m, p, 10_000 + 7 * i, 3 * i, m.active_from - 1, 0, 0) for i, m in enumerate(ms)]
 
         def submit(tree: SumTree, p: int, group: bytes, count=None):
-            h = tree.header(p, group, count)
+            h = tree.header(p, group, count, epoch=registry.operatorEpoch())
             return ledger.submitBatch(header_struct(h), cosign(domain, h, op_keys), sender=ops[0])
 
         results: dict = {"hardfork_paris": is_paris(provider.web3), "quorum": "3-of-5", "quick": quick,

@@ -64,6 +64,11 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     uint64 public immutable periodSeconds;
     /// @notice Distinct operator signatures a batch header needs (0 until governed).
     uint8 public quorum;
+    /// @notice The operator set's configuration number: every change of the set or the quorum
+    /// starts the next epoch (OperatorEpochStarted). A batch header names the epoch its
+    /// signatures were made under and counts only in that epoch, as OCR2's config digest does:
+    /// signatures collected for an earlier set, or by a removed operator, never count again.
+    uint32 public operatorEpoch;
     /// @notice The one shared index of grid membership: the grid each balance group or member
     /// grid (by its id) belongs to, zero for none. A member has one parent, so no cascade counts
     /// it twice.
@@ -80,6 +85,8 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
         uint64 baselineExportMwh
     );
     event QuorumSet(uint8 quorum, uint256 operatorCount);
+    /// @notice The operator set and quorum in force from now on, as epoch `epoch`.
+    event OperatorEpochStarted(uint32 indexed epoch, address[] operators, uint8 quorum);
     /// @notice The meter point is settled up to `lastPeriod` inclusive, and never after.
     event MeterDecommissioned(bytes32 indexed meterId, uint64 lastPeriod);
     /// @notice The metering point `pointId` (the settlement identity a household keeps) is served
@@ -103,6 +110,8 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     error NotShortening(bytes32 meterId, uint64 lastPeriod, uint64 activeFrom, uint64 activeUntil);
     error InvalidQuorum(uint256 quorum, uint256 operatorCount);
     error QuorumUnreachable(uint256 quorum, uint256 operatorCountAfter);
+    error NotAnOperator(address account);
+    error AlreadyAnOperator(address account);
 
     /// @notice Records the calling grid as `memberId`'s parent (Grid.addGroup, Grid.addGrid).
     /// Grids only (GRID_ROLE); reverts MemberOfAnotherGrid if it has one.
@@ -289,22 +298,63 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
         return _meters[meterId].registeredAt;
     }
 
-    /// @notice Adds a settlement operator (grants SETTLEMENT_OPERATOR_ROLE).
+    /// @notice Adds a settlement operator (grants SETTLEMENT_OPERATOR_ROLE): a new epoch.
     function addOperator(address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _grantRole(SETTLEMENT_OPERATOR_ROLE, account);
     }
 
-    /// @notice Removes a settlement operator; reverts if fewer than `quorum` would remain.
+    /// @notice Removes a settlement operator; reverts if fewer than `quorum` would remain. A new epoch.
     function removeOperator(address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
         _revokeRole(SETTLEMENT_OPERATOR_ROLE, account);
     }
 
-    /// @notice Sets the quorum k (1 <= k <= number of operators).
+    /// @notice Sets the quorum k (1 <= k <= number of operators): a new epoch.
     function setQuorum(uint8 k) external onlyRole(DEFAULT_ADMIN_ROLE) {
+        _setQuorum(k);
+        _startEpoch();
+    }
+
+    /// @notice Changes the operator set and quorum in one step, as one new epoch (operators
+    /// leaving and joining never pass through a set in between that could sign alone).
+    /// @param joining accounts that become operators (each must not be one already)
+    /// @param leaving operators that leave (each must be one)
+    /// @param k the quorum of the new set
+    function changeOperators(address[] calldata joining, address[] calldata leaving, uint8 k)
+        external
+        onlyRole(DEFAULT_ADMIN_ROLE)
+    {
+        for (uint256 i; i < leaving.length; ++i) {
+            if (!super._revokeRole(SETTLEMENT_OPERATOR_ROLE, leaving[i])) revert NotAnOperator(leaving[i]);
+        }
+        for (uint256 i; i < joining.length; ++i) {
+            if (joining[i] == address(0) || !super._grantRole(SETTLEMENT_OPERATOR_ROLE, joining[i])) {
+                revert AlreadyAnOperator(joining[i]);
+            }
+        }
+        _setQuorum(k);
+        _startEpoch();
+    }
+
+    /// @notice The operator epoch in force and its quorum (what the ledger checks a header against).
+    function epochQuorum() external view returns (uint32 epoch, uint8 k) {
+        return (operatorEpoch, quorum);
+    }
+
+    /// @notice The operator set in force, its quorum and its epoch, read at one block.
+    function operatorSet() external view returns (uint32 epoch, address[] memory members, uint8 k) {
+        return (operatorEpoch, getRoleMembers(SETTLEMENT_OPERATOR_ROLE), quorum);
+    }
+
+    function _setQuorum(uint8 k) private {
         uint256 n = getRoleMemberCount(SETTLEMENT_OPERATOR_ROLE);
         if (k == 0 || k > n) revert InvalidQuorum(k, n);
         quorum = k;
         emit QuorumSet(k, n);
+    }
+
+    function _startEpoch() private {
+        uint32 e = ++operatorEpoch;
+        emit OperatorEpochStarted(e, getRoleMembers(SETTLEMENT_OPERATOR_ROLE), quorum);
     }
 
     /// @notice The settlement operator set.
@@ -357,13 +407,14 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
     function _grantRole(bytes32 role, address account)
         internal
         override(AccessControlDefaultAdminRules, AccessControlEnumerable)
-        returns (bool)
+        returns (bool granted)
     {
-        return super._grantRole(role, account);
+        granted = super._grantRole(role, account);
+        if (granted && role == SETTLEMENT_OPERATOR_ROLE) _startEpoch();
     }
 
     /// @dev Every way out of the operator set (removeOperator, revokeRole, renounceRole) keeps
-    /// the quorum reachable.
+    /// the quorum reachable and starts a new epoch.
     function _revokeRole(bytes32 role, address account)
         internal
         override(AccessControlDefaultAdminRules, AccessControlEnumerable)
@@ -373,6 +424,7 @@ contract MeterRegistry is AccessControlDefaultAdminRules, AccessControlEnumerabl
         if (revoked && role == SETTLEMENT_OPERATOR_ROLE) {
             uint256 n = getRoleMemberCount(SETTLEMENT_OPERATOR_ROLE);
             if (n < quorum) revert QuorumUnreachable(quorum, n);
+            _startEpoch();
         }
     }
 }

@@ -137,14 +137,23 @@ def create_app(node: SettlementNode, *, max_body_bytes: int = MAX_BODY_BYTES, ma
         return JSONResponse(answer.model_dump(mode="json"), status_code=422 if answer.rejected else 200)
 
     @app.get("/v1/batches/{period}/{group_id}/signature", summary="This node's signed header (peers)",
-             response_model=SignatureAnswer, responses={404: {"model": Problem}})
-    def signature(period: Period, group_id: GroupId) -> SignatureAnswer | JSONResponse:
+             response_model=SignatureAnswer, responses={404: {"model": Problem}, 409: {"model": Problem}})
+    def signature(period: Period, group_id: GroupId, epoch: Annotated[int | None, Query(ge=0, lt=2**32)] = None
+                  ) -> SignatureAnswer | JSONResponse:
+        """The header of this node's batch under the operator epoch in force, signed by this node
+        (a header counts only in the epoch it names). An `epoch` other than the one in force is
+        refused: a signature for an epoch to come would bind to an operator set nobody knows yet."""
+        current = node.chain.operator_set().epoch
+        if epoch is not None and epoch != current:
+            return _problem(409, f"epoch {epoch} is not the operator epoch in force ({current}); this node signs "
+                                 "only under the epoch in force")
         g = parse_hex32(group_id)
-        rec = node.archive.own_batch(period, g) if g else None
-        if rec is None or rec.signature is None:
+        signed = node.signed_header(period, g, current) if g else None
+        if signed is None:
             return _problem(404, f"no batch built for period {period} group {group_id}")
-        return SignatureAnswer(header=BatchHeaderModel.of(rec.header), signer="0x" + node.chain.address.hex(),
-                               signature=rec.signature)
+        header, sig = signed
+        return SignatureAnswer(header=BatchHeaderModel.of(header), signer="0x" + node.chain.address.hex(),
+                               signature=sig)
 
     @app.get("/v1/batches/{period}/{group_id}/leaves", summary="Leaves of a batch by root (peers, auditors)",
              response_model=LeavesAnswer, responses={404: {"model": Problem}})
@@ -154,7 +163,7 @@ def create_app(node: SettlementNode, *, max_body_bytes: int = MAX_BODY_BYTES, ma
         rec = node.archive.batch(period, g, r) if g and r else None
         if rec is None:
             return _problem(404, f"no batch with root {root} for period {period}")
-        return LeavesAnswer(header=BatchHeaderModel.of(rec.header), final=rec.status == BATCH_FINAL,
+        return LeavesAnswer(root=rec.root, final=rec.status == BATCH_FINAL,
                             leaves=[LeafModel.of(x) for x in node.archive.leaves(period, g, r)])
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)

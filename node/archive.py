@@ -111,6 +111,10 @@ class Equivocation:
 
 @dataclass(frozen=True)
 class BatchRecord:
+    """A batch this node built or adopted. Its header carries no signature: a header is signed
+    under the operator epoch in force when it is asked for (the batches table's signature column,
+    of archives written before operator epochs, is no longer read or written)."""
+
     period: int
     group_id: bytes
     root: bytes
@@ -118,14 +122,14 @@ class BatchRecord:
     total_export: int
     count: int
     own: bool
-    signature: bytes | None
     status: str
     tx_hash: str | None
     gas_used: int | None
 
-    @property
-    def header(self) -> BatchHeader:
-        return BatchHeader(self.period, self.group_id, self.root, self.total_import, self.total_export, self.count)
+    def header(self, epoch: int) -> BatchHeader:
+        """The batch's header as the operator set of `epoch` signs it."""
+        return BatchHeader(self.period, self.group_id, self.root, self.total_import, self.total_export, self.count,
+                           epoch)
 
 
 class Archive:
@@ -416,7 +420,7 @@ class Archive:
         tx.execute(
             "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (rec.period, rec.group_id, rec.root, rec.total_import, rec.total_export, rec.count, int(rec.own),
-             rec.signature, rec.status, rec.tx_hash, rec.gas_used, time.time()),
+             None, rec.status, rec.tx_hash, rec.gas_used, time.time()),
         )
         tx.executemany(
             "INSERT INTO batch_leaves VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -428,13 +432,13 @@ class Archive:
     def _batches(self, where: str, params: tuple) -> list[BatchRecord]:
         with self._tx() as tx:
             rows = tx.execute(
-                "SELECT period, group_id, root, total_import, total_export, count, own, signature, status, "
+                "SELECT period, group_id, root, total_import, total_export, count, own, status, "
                 f"tx_hash, gas_used FROM batches WHERE {where} ORDER BY period, built_at",
                 params,
             ).fetchall()
         return [
-            BatchRecord(p, bytes(g), bytes(r), ti, te, c, bool(o), bytes(s) if s is not None else None, st, tx_, gas)
-            for p, g, r, ti, te, c, o, s, st, tx_, gas in rows
+            BatchRecord(p, bytes(g), bytes(r), ti, te, c, bool(o), st, tx_, gas)
+            for p, g, r, ti, te, c, o, st, tx_, gas in rows
         ]
 
     def own_batch(self, period: int, group_id: bytes) -> BatchRecord | None:

@@ -16,9 +16,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BuiltBatch:
-    header: BatchHeader
+    period: int
+    group_id: bytes
+    root: tuple[bytes, int, int]  # the tree's root node: hash, import sum, export sum
     leaves: list[Leaf]
     skipped: dict[bytes, str]  # meter id -> why its reading could not be settled
+
+    def header(self, epoch: int) -> BatchHeader:
+        """The batch's header as the operator set of `epoch` signs it."""
+        return BatchHeader.of_root(self.period, self.group_id, self.root, len(self.leaves), epoch)
 
 
 def build_batch(archive: Archive, registry: RegistryView, period: int, group_id: bytes) -> BuiltBatch | None:
@@ -45,4 +51,4 @@ def build_batch(archive: Archive, registry: RegistryView, period: int, group_id:
     if not leaves:
         return None
     root = rust_core.MerkleSumTree(leaves).root
-    return BuiltBatch(BatchHeader.of_root(period, group_id, root, len(leaves)), leaves, skipped)
+    return BuiltBatch(period, group_id, tuple(root), leaves, skipped)

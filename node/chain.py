@@ -67,6 +67,15 @@ class ChainBatch:
         return SumNode(self.root, self.total_import, self.total_export)
 
 
+@dataclass(frozen=True)
+class OperatorSet:
+    """The settlement operators (ascending), their quorum and the epoch they sign under, as of one block."""
+
+    epoch: int
+    operators: list[bytes]
+    quorum: int
+
+
 class ChainOptions(BaseModel):
     """How the node uses a real chain: the [chain] table of node.toml (defaults suit anvil)."""
 
@@ -154,11 +163,9 @@ class Chain:
     def latest_timestamp(self) -> int:
         return self.w3.eth.get_block("latest")["timestamp"]
 
-    def operators(self) -> list[bytes]:
-        return sorted(bytes.fromhex(a[2:]) for a in self.registry.functions.operators().call())
-
-    def quorum(self) -> int:
-        return self.registry.functions.quorum().call()
+    def operator_set(self) -> OperatorSet:
+        epoch, members, quorum = self.registry.functions.operatorSet().call()
+        return OperatorSet(epoch, sorted(bytes.fromhex(a[2:]) for a in members), quorum)
 
     def get_batch(self, period: int, group_id: bytes) -> ChainBatch:
         r = self.ledger.functions.getBatch(period, group_id).call(block_identifier=self._at())

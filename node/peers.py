@@ -101,10 +101,13 @@ class Peers:
         differ: dict[str, bytes] = {}
         for url in self.urls:
             try:
-                r = self._client.get(url + batch_path(header.period, header.group_id) + "/signature")
+                r = self._client.get(url + batch_path(header.period, header.group_id) + "/signature",
+                                     params={"epoch": header.epoch})
                 if r.status_code != 200:
                     continue
                 answer = SignatureAnswer.model_validate_json(r.content)
+                if answer.header.value().content() == header.content() and answer.header.epoch != header.epoch:
+                    continue  # a peer that does not sign under the epoch asked for: nothing that counts
                 if answer.header.value() != header:
                     log.info("peer %s built another header for period %d: root 0x%s", url, header.period,
                              answer.header.root.hex())

@@ -15,8 +15,8 @@ from collections.abc import Callable
 import rust_core
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord
 from node.availability import Availability
-from node.batching import build_batch
-from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError
+from node.batching import BuiltBatch, build_batch
+from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError, OperatorSet
 from node.checkpoint import ScanCheckpoint
 from node.fraud import FraudProof, find_fraud
 from node.health import Health, HealthCheck
@@ -169,8 +169,7 @@ class SettlementNode:
         built = build_batch(self.archive, self.registry, period, group)
         if built is None:
             return None
-        h = built.header
-        rec = self._signed_record(h)
+        rec = self._own_record(built)
         self.archive.save_batch(rec, built.leaves)
         self.metrics.batches_built.inc()
         stats = self.ingestor.period_stats.pop(period, {})
@@ -178,13 +177,28 @@ class SettlementNode:
                  "root 0x%s, %d leaves, import %d mWh, export %d mWh, built in %.3f s", self.name, period,
                  group.hex()[:8], stats.get("accepted", 0), stats.get("duplicate", 0),
                  {k[8:]: v for k, v in stats.items() if k.startswith("refused:")} or 0,
-                 h.root.hex(), h.count, h.total_import_mwh, h.total_export_mwh, time.perf_counter() - started)
+                 rec.root.hex(), rec.count, rec.total_import, rec.total_export, time.perf_counter() - started)
         return rec
 
-    def _signed_record(self, h: BatchHeader) -> BatchRecord:
-        sig = self._signer.sign_digest(rust_core.batch_digest(self.domain, h))
-        return BatchRecord(h.period, h.group_id, h.root, h.total_import_mwh, h.total_export_mwh, h.count,
-                           own=True, signature=sig, status=BATCH_BUILT, tx_hash=None, gas_used=None)
+    @staticmethod
+    def _own_record(built: BuiltBatch) -> BatchRecord:
+        root, total_import, total_export = built.root
+        return BatchRecord(built.period, built.group_id, root, total_import, total_export, len(built.leaves),
+                           own=True, status=BATCH_BUILT, tx_hash=None, gas_used=None)
+
+    def sign(self, header: BatchHeader) -> bytes:
+        """This node's signature of a header (of its own batch) under the header's epoch. Signed
+        when asked, not stored: the operator epoch may change between building and submitting."""
+        return self._signer.sign_digest(rust_core.batch_digest(self.domain, header))
+
+    def signed_header(self, period: int, group: bytes, epoch: int) -> tuple[BatchHeader, bytes] | None:
+        """The own batch's header under `epoch` and this node's signature of it; None without an
+        own batch."""
+        rec = self.archive.own_batch(period, group)
+        if rec is None:
+            return None
+        header = rec.header(epoch)
+        return header, self.sign(header)
 
     # -- driving an own batch to final -------------------------------------------------------
     def _rank(self, period: int, operators: list[bytes]) -> int:
@@ -198,8 +212,8 @@ class SettlementNode:
         key = (rec.period, rec.group_id)
         onchain = self.chain.get_batch(rec.period, rec.group_id)
         now = self.clock()
-        operators = self.chain.operators()
-        delay = self._rank(rec.period, operators) * self.takeover
+        ops = self.chain.operator_set()
+        delay = self._rank(rec.period, ops.operators) * self.takeover
         if onchain.status != STATUS_NONE:
             self._waiting.pop(key, None)
         if onchain.status == STATUS_FINAL:
@@ -236,8 +250,8 @@ class SettlementNode:
         compare_due = now >= self._compared.get(key, 0.0) + self.reconcile_retry
         if not (submit_due or compare_due):
             return
-        digest = rust_core.batch_digest(self.domain, rec.header)
-        sigs, differ = self.peers.signatures(rec.header, digest, set(operators))
+        header = rec.header(ops.epoch)
+        sigs, differ = self.peers.signatures(header, rust_core.batch_digest(self.domain, header), set(ops.operators))
         if compare_due:
             self._compared[key] = now
             # reconcile again only with a peer whose root changed since (a peer repeating one
@@ -248,16 +262,16 @@ class SettlementNode:
             if fresh and self.rebuild(rec, fresh) is not None:
                 return  # the peers see the new header on their next comparison
         if submit_due:
-            self.submit(rec, sigs)
+            self.submit(rec, header, sigs, ops)
 
     def rebuild(self, rec: BatchRecord, urls: tuple[str, ...]) -> BatchRecord | None:
         """Reconciles the period's readings again with the peers that built another header and,
         when that changes this node's batch, replaces it (the old one retired, the new signed)."""
         self.reconcile(rec.period, rec.group_id, urls)
         built = build_batch(self.archive, self.registry, rec.period, rec.group_id)
-        if built is None or built.header == rec.header:
+        new = self._own_record(built) if built is not None else None
+        if new is None or new.header(0) == rec.header(0):
             return None
-        new = self._signed_record(built.header)
         self.archive.rebuild_own_batch(rec.root, new, built.leaves)
         self.metrics.batches_rebuilt.inc()
         log.warning("%s: period %d group %s rebuilt from the reconciled readings: root 0x%s (%d leaves) "
@@ -279,16 +293,21 @@ class SettlementNode:
         log.warning("%s: period %d group %s: own batch 0x%s yielded: %s", self.name, rec.period,
                     rec.group_id.hex()[:8], rec.root.hex(), why)
 
-    def submit(self, rec: BatchRecord, sigs: dict[bytes, bytes]) -> None:
+    def submit(self, rec: BatchRecord, header: BatchHeader, sigs: dict[bytes, bytes], ops: OperatorSet) -> None:
+        """Submits `header` (the batch under the epoch of `ops`) once the quorum of that epoch signed it."""
+        if self.chain.address not in ops.operators:
+            log.info("%s: period %d: not an operator of epoch %d; the operators submit", self.name, rec.period,
+                     ops.epoch)
+            return
         sigs = dict(sigs)
-        sigs[self.chain.address] = rec.signature
-        quorum = self.chain.quorum()
-        if len(sigs) < quorum:
-            log.info("%s: period %d: %d of %d signatures so far", self.name, rec.period, len(sigs), quorum)
+        sigs[self.chain.address] = self.sign(header)
+        if len(sigs) < ops.quorum:
+            log.info("%s: period %d: %d of %d signatures so far (epoch %d)", self.name, rec.period, len(sigs),
+                     ops.quorum, ops.epoch)
             return
         ordered = [sigs[a] for a in sorted(sigs)]
         try:
-            res = self.chain.submit_batch(rec.header, ordered)
+            res = self.chain.submit_batch(header, ordered)
         except ChainError as e:
             log.info("%s: submit period %d: %s", self.name, rec.period, e)
             return
@@ -296,8 +315,8 @@ class SettlementNode:
         self.metrics.batches_submitted.inc()
         self.metrics.gas_used.labels(tx="submitBatch").inc(res.gas_used)
         self.metrics.close_to_commit.observe(max(0.0, self.clock() - self.gate.closes_at(rec.period)))
-        log.info("%s: period %d group %s submitted: root 0x%s, %d signatures (%s), tx %s gas %d", self.name,
-                 rec.period, rec.group_id.hex()[:8], rec.root.hex(), len(ordered),
+        log.info("%s: period %d group %s submitted: root 0x%s, epoch %d, %d signatures (%s), tx %s gas %d",
+                 self.name, rec.period, rec.group_id.hex()[:8], rec.root.hex(), ops.epoch, len(ordered),
                  ",".join("0x" + a.hex()[:8] for a in sorted(sigs)), res.tx_hash, res.gas_used)
 
     def _mark_final(self, period: int, group: bytes, root: bytes) -> None:
@@ -322,7 +341,7 @@ class SettlementNode:
         rotation. A grid whose other members are not final yet is retried for a few periods."""
         if not self._to_roll:
             return
-        operators = self.chain.operators()
+        operators = self.chain.operator_set().operators
         now = self.clock()
         for period, final_at in sorted(self._to_roll.items()):
             if now < final_at + self._rank(period, operators) * self.takeover:
@@ -443,7 +462,7 @@ class SettlementNode:
             log.error("%s: peer leaves for final period %d do not rebuild its root", self.name, period)
             return False
         rec = BatchRecord(period, group, root, onchain.total_import, onchain.total_export, onchain.count,
-                          own=False, signature=None, status=BATCH_BUILT, tx_hash=None, gas_used=None)
+                          own=False, status=BATCH_BUILT, tx_hash=None, gas_used=None)
         self.archive.save_batch(rec, leaves)
         self._mark_final(period, group, root)
         return True

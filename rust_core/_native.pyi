@@ -33,8 +33,8 @@ _Leaf = tuple[bytes, int, int, int, int, int, int, int, bytes]
 prev_export_mwh, signature65)"""
 _Node = tuple[bytes, int, int]
 """(hash: bytes32, import_sum, export_sum)"""
-_BatchHeader = tuple[int, bytes, bytes, int, int, int]
-"""(period, group_id, root, total_import_mwh, total_export_mwh, count)"""
+_BatchHeader = tuple[int, bytes, bytes, int, int, int, int]
+"""(period, group_id, root, total_import_mwh, total_export_mwh, count, epoch)"""
 
 class CoreError(ValueError):
     """Base of every rust_core error."""

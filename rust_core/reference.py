@@ -29,7 +29,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 READING_TYPE = "Reading(bytes32 meterId,uint64 period,uint64 timestamp,uint64 importMwh,uint64 exportMwh)"
 BATCH_TYPE = (
     "BatchHeader(uint64 period,bytes32 groupId,bytes32 root,uint64 totalImportMwh,"
-    "uint64 totalExportMwh,uint32 count)"
+    "uint64 totalExportMwh,uint32 count,uint32 epoch)"
 )
 READING_TYPEHASH = keccak(text=READING_TYPE)
 BATCH_TYPEHASH = keccak(text=BATCH_TYPE)
@@ -166,6 +166,7 @@ _BATCH_TYPES = {
         {"name": "totalImportMwh", "type": "uint64"},
         {"name": "totalExportMwh", "type": "uint64"},
         {"name": "count", "type": "uint32"},
+        {"name": "epoch", "type": "uint32"},
     ]
 }
 
@@ -198,12 +199,21 @@ class BatchHeader(NamedTuple):
     total_import_mwh: int
     total_export_mwh: int
     count: int  # type: ignore[assignment]  # the header's field, shadowing tuple.count on purpose
+    epoch: int  # the operator epoch whose set signs it (MeterRegistry.operatorEpoch)
 
     @classmethod
-    def of_root(cls, period: int, group: bytes, root: Sequence, count: int) -> BatchHeader:
+    def of_root(cls, period: int, group: bytes, root: Sequence, count: int, epoch: int) -> BatchHeader:
         """The header of a tree's root node (hash, import sum, export sum)."""
         root_hash, total_import, total_export = root
-        return cls(period, group, root_hash, total_import, total_export, count)
+        return cls(period, group, root_hash, total_import, total_export, count, epoch)
+
+    def content(self) -> tuple:
+        """What the header says, whatever epoch signs it."""
+        return tuple(self[:6])
+
+    def content_hash(self) -> bytes:
+        """The key of the ledger's `headerRejected`: a banned header is banned under every epoch."""
+        return keccak(encode(["uint64", "bytes32", "bytes32", "uint64", "uint64", "uint32"], self.content()))
 
     def message(self) -> dict:
         return {
@@ -213,6 +223,7 @@ class BatchHeader(NamedTuple):
             "totalImportMwh": self.total_import_mwh,
             "totalExportMwh": self.total_export_mwh,
             "count": self.count,
+            "epoch": self.epoch,
         }
 
 

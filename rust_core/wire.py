@@ -415,10 +415,12 @@ class BatchHeaderModel(_ValueModel):
     total_import_mwh: Uint64
     total_export_mwh: Uint64
     count: Uint32
+    epoch: Uint32
 
 
 class SignatureAnswer(_Wire):
-    """A node's signature over the header it built (GET /v1/batches/{period}/{group}/signature)."""
+    """A node's signature over the header it built, under the operator epoch asked for
+    (GET /v1/batches/{period}/{group}/signature?epoch=)."""
 
     header: BatchHeaderModel
     signer: Address
@@ -428,7 +430,7 @@ class SignatureAnswer(_Wire):
 class LeavesAnswer(_Wire):
     """The leaves of a batch, in tree order (GET /v1/batches/{period}/{group}/leaves?root=)."""
 
-    header: BatchHeaderModel
+    root: Bytes32
     final: bool
     leaves: list[LeafModel]
 

@@ -36,7 +36,8 @@ def withhold_attack(project, chain, dep: Deployment, colluders, echo=print,
     leaves = [(mid, period, period * dep.period_seconds + 1, 500_000_000, 0, period - 1, 0, 0, secrets.token_bytes(65))
               for mid in ids]
     root = rust_core.MerkleSumTree(leaves).root
-    header = (period, group, root[0], root[1], root[2], len(leaves))
+    header = (period, group, root[0], root[1], root[2], len(leaves),
+              project.MeterRegistry.at(dep.registry).operatorEpoch())
     digest = rust_core.batch_digest(rust_core.domain_separator(dep.chain_id, bytes.fromhex(dep.ledger[2:])), header)
     ordered = sorted(colluders, key=lambda a: a.address.lower())
     sigs = [LocalKeySigner(bytes.fromhex(a.private_key[2:])).sign_digest(digest) for a in ordered]

@@ -112,7 +112,9 @@ def test_single_values() -> None:
     with pytest.raises(EncodingError, match="domain_sep must be 32 bytes"):
         rust_core.reading_digest(b"\x00" * 20, reading())
     with pytest.raises(EncodingError, match="header count must fit in uint32"):
-        rust_core.batch_digest(SEP, (1, bytes(32), bytes(32), 0, 0, 2**32))
+        rust_core.batch_digest(SEP, (1, bytes(32), bytes(32), 0, 0, 2**32, 0))
+    with pytest.raises(EncodingError, match="header epoch must fit in uint32"):
+        rust_core.batch_digest(SEP, (1, bytes(32), bytes(32), 0, 0, 1, 2**32))
     with pytest.raises(EncodingError, match="chain_id must fit in uint256"):
         rust_core.domain_separator(2**256, bytes(20))
     with pytest.raises(EncodingError, match="chain_id must fit in uint256"):

@@ -90,7 +90,7 @@ def test_tree_root_depth_and_proofs(tree: dict) -> None:
 def test_batch_digest_and_operator_signatures() -> None:
     batch = VECTORS["batch"]
     header = (batch["period"], b(batch["group_id"]), b(batch["root"]), batch["total_import_mwh"],
-              batch["total_export_mwh"], batch["count"])
+              batch["total_export_mwh"], batch["count"], batch["epoch"])
     digest = rust_core.batch_digest(SEP, header)
     assert digest == b(batch["digest"])
     for op in batch["operators"]:

@@ -131,7 +131,7 @@ def test_leaves_headers_and_answers_round_trip_as_named_json():
     assert Leaf.settle(leaf.reading, leaf.prev, leaf.signature) == leaf and isinstance(leaf.prev, Register)
 
     tree = rust_core.MerkleSumTree([leaf])
-    header = BatchHeader.of_root(leaf.period, ref.group_id("g"), tree.root, tree.count)
+    header = BatchHeader.of_root(leaf.period, ref.group_id("g"), tree.root, tree.count, 7)
     assert rust_core.batch_digest(SEP, header)  # accepted natively as it is
     hm = BatchHeaderModel.of(header)
     assert BatchHeaderModel.model_validate_json(hm.model_dump_json()).value() == header
@@ -139,16 +139,18 @@ def test_leaves_headers_and_answers_round_trip_as_named_json():
     answer = SignatureAnswer(header=hm, signer="0x" + rust_core.address_of(KEY).hex(), signature=sig)
     again = SignatureAnswer.model_validate_json(answer.model_dump_json())
     assert again == answer and again.signer == ref.Account.from_key(KEY).address  # checksummed
-    leaves = LeavesAnswer(header=hm, final=True, leaves=[LeafModel.of(leaf)])
+    leaves = LeavesAnswer(root=header.root, final=True, leaves=[LeafModel.of(leaf)])
     assert LeavesAnswer.model_validate_json(leaves.model_dump_json()).leaves[0].value() == leaf
     assert nodes(tree.proof(0)) == []
 
 
 @pytest.mark.parametrize("model, good, field, bad", [
     (BatchHeaderModel, {"period": 1, "group_id": HEX64, "root": HEX64, "total_import_mwh": 0,
-                        "total_export_mwh": 0, "count": 1}, "count", 2**32),
+                        "total_export_mwh": 0, "count": 1, "epoch": 1}, "count", 2**32),
     (BatchHeaderModel, {"period": 1, "group_id": HEX64, "root": HEX64, "total_import_mwh": 0,
-                        "total_export_mwh": 0, "count": 1}, "root", "0x01"),
+                        "total_export_mwh": 0, "count": 1, "epoch": 1}, "root", "0x01"),
+    (BatchHeaderModel, {"period": 1, "group_id": HEX64, "root": HEX64, "total_import_mwh": 0,
+                        "total_export_mwh": 0, "count": 1, "epoch": 1}, "epoch", -1),
     (DeliveryAnswer, {"accepted": [0], "duplicates": [], "rejected": []}, "accepted", [-1]),
     (DeliveryAnswer, {"rejected": [{"index": 0, "code": "bad_signature", "message": "m"}]}, "rejected",
      [{"index": 0, "code": "another", "message": "m"}]),

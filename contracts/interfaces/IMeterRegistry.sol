@@ -21,6 +21,9 @@ interface IMeterRegistry {
     function registeredAt(bytes32 meterId) external view returns (uint64);
     function isOperator(address account) external view returns (bool);
     function quorum() external view returns (uint8);
+    /// @notice The operator set's configuration number (each change of set or quorum starts the
+    /// next) and the quorum of that epoch.
+    function epochQuorum() external view returns (uint32 epoch, uint8 k);
     /// @notice The settlement period's length (the ledger's must equal it).
     function periodSeconds() external view returns (uint64);
     function hasRole(bytes32 role, address account) external view returns (bool);

@@ -35,7 +35,7 @@ abstract contract BatchBook is EIP712 {
     bytes32 public constant READING_TYPEHASH =
         keccak256("Reading(bytes32 meterId,uint64 period,uint64 timestamp,uint64 importMwh,uint64 exportMwh)");
     bytes32 public constant BATCH_TYPEHASH = keccak256(
-        "BatchHeader(uint64 period,bytes32 groupId,bytes32 root,uint64 totalImportMwh,uint64 totalExportMwh,uint32 count)"
+        "BatchHeader(uint64 period,bytes32 groupId,bytes32 root,uint64 totalImportMwh,uint64 totalExportMwh,uint32 count,uint32 epoch)"
     );
 
     /// @notice The shortest challenge window a ledger accepts (seconds). A forged batch must
@@ -53,9 +53,10 @@ abstract contract BatchBook is EIP712 {
     uint64 public immutable responseTime;
 
     mapping(uint64 period => mapping(bytes32 groupId => Batch)) internal _batches;
-    /// @notice Rejected headers by `headerHash` (period, group, root, totals, count): such a
-    /// header can never be submitted again, while a corrected header over the same tree can.
-    mapping(bytes32 headerHash => bool) public headerRejected;
+    /// @notice Rejected headers by their content hash (`_contentHash`: period, group, root, totals, count; not the
+    /// epoch): such a header can never be submitted again, under no epoch, while a corrected
+    /// header over the same tree can.
+    mapping(bytes32 contentHash => bool) public headerRejected;
     mapping(bytes32 groupId => GroupChain) internal _chains;
     /// @dev The data availability challenge of the submission now in each slot: cleared when the
     /// slot is submitted again (so a resubmission starts unchallenged even within the earlier
@@ -73,7 +74,8 @@ abstract contract BatchBook is EIP712 {
         uint64 totalImportMwh,
         uint64 totalExportMwh,
         uint32 count,
-        address submitter
+        address submitter,
+        uint32 epoch
     );
     event BatchFinalized(uint64 indexed period, bytes32 indexed groupId, bytes32 root);
     event BatchRejected(uint64 indexed period, bytes32 indexed groupId, bytes32 root, uint8 reason, address prover);
@@ -89,7 +91,10 @@ abstract contract BatchBook is EIP712 {
     error PeriodNotClosed(uint64 period, uint256 closesAt);
     error PeriodSuperseded(uint64 period, uint64 lastFinalPeriod);
     error BatchExists(uint64 period, bytes32 groupId, uint8 status);
-    error HeaderRejected(bytes32 headerHash);
+    error HeaderRejected(bytes32 contentHash);
+    /// @notice The header names another epoch than the operator set's current one: its
+    /// signatures were made for another set (collect them again under the current epoch).
+    error WrongEpoch(uint32 headerEpoch, uint32 currentEpoch);
     error QuorumNotSet();
     error QuorumNotReached(uint256 signatures, uint256 quorum);
     error SignersNotAscending(uint256 index, address signer);
@@ -130,7 +135,9 @@ abstract contract BatchBook is EIP712 {
     }
 
     /// @notice Accepts a batch header co-signed by at least `quorum` distinct settlement
-    /// operators and opens its challenge window. Replaces a rejected batch of the same period
+    /// operators of the current operator epoch (which the header names) and opens its challenge
+    /// window. A batch once accepted is decided (challenged, finalized) whatever the operator set
+    /// becomes: nothing after acceptance depends on who signed it. Replaces a rejected batch of the same period
     /// and group, but never with a rejected header. An empty batch (count 0, root 0x00..00,
     /// totals 0) records a period in which the group settled nothing, so grids can roll it up.
     /// @param h the header (period, groupId, root, totals, count)
@@ -150,9 +157,11 @@ abstract contract BatchBook is EIP712 {
             if (h.period <= c.lastFinal) revert PeriodSuperseded(h.period, c.lastFinal);
             revert BehindTip(h.period, c.tip);
         }
-        bytes32 hh = headerHash(h);
-        if (headerRejected[hh]) revert HeaderRejected(hh);
-        _checkQuorum(_hashTypedDataV4(hh), signatures);
+        bytes32 ch = _contentHash(h.period, h.groupId, h.root, h.totalImportMwh, h.totalExportMwh, h.count);
+        if (headerRejected[ch]) revert HeaderRejected(ch);
+        (uint32 epoch, uint8 k) = registry.epochQuorum();
+        if (h.epoch != epoch) revert WrongEpoch(h.epoch, epoch);
+        _checkQuorum(batchDigest(h), signatures, k);
         if (c.tip + 1 < h.period && c.tip < c.highWater) _rejectSkippedOrphans(h.groupId, c, h.period);
         // whatever the slot held (none, rejected, or an orphan) is replaced, under a new number
         if (_batches[h.period][h.groupId].status != STATUS_NONE) {
@@ -165,7 +174,9 @@ abstract contract BatchBook is EIP712 {
         );
         _chains[h.groupId] =
             GroupChain(c.lastFinal, h.period, h.period > c.highWater ? h.period : c.highWater, c.orphansFrom);
-        emit BatchSubmitted(h.period, h.groupId, h.root, h.totalImportMwh, h.totalExportMwh, h.count, msg.sender);
+        emit BatchSubmitted(
+            h.period, h.groupId, h.root, h.totalImportMwh, h.totalExportMwh, h.count, msg.sender, h.epoch
+        );
     }
 
     /// @notice Finalizes a pending batch once its challenge window has passed and its parent
@@ -209,12 +220,17 @@ abstract contract BatchBook is EIP712 {
 
     /// @notice EIP-712 digest of a batch header (what operators sign).
     function batchDigest(BatchHeader calldata h) public view returns (bytes32) {
-        return _hashTypedDataV4(headerHash(h));
+        return _hashTypedDataV4(keccak256(abi.encode(BATCH_TYPEHASH, h)));
     }
 
-    /// @notice The EIP-712 struct hash of a batch header (the key of `headerRejected`).
-    function headerHash(BatchHeader calldata h) public pure returns (bytes32) {
-        return keccak256(abi.encode(BATCH_TYPEHASH, h));
+    /// @dev What a batch says, whatever epoch signed it (the key of `headerRejected`):
+    /// keccak256(abi.encode(period, groupId, root, totalImportMwh, totalExportMwh, count)).
+    function _contentHash(uint64 period, bytes32 groupId, bytes32 root, uint64 imp, uint64 exp, uint32 count)
+        private
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encode(period, groupId, root, imp, exp, count));
     }
 
     /// @notice EIP-712 digest of the reading inside a leaf (what the meter key signs).
@@ -238,8 +254,7 @@ abstract contract BatchBook is EIP712 {
         return MerkleSum.parentHash(left, right);
     }
 
-    function _checkQuorum(bytes32 digest, bytes[] calldata signatures) private view {
-        uint256 k = registry.quorum();
+    function _checkQuorum(bytes32 digest, bytes[] calldata signatures, uint256 k) private view {
         if (k == 0) revert QuorumNotSet();
         if (signatures.length < k) revert QuorumNotReached(signatures.length, k);
         address last;
@@ -322,9 +337,7 @@ abstract contract BatchBook is EIP712 {
     /// @dev Rejects for proven fraud: the header is banned for good, then the chain is cut.
     function _reject(uint64 period, bytes32 groupId, uint8 reason) internal {
         Batch storage b = _batches[period][groupId];
-        headerRejected[keccak256(
-            abi.encode(BATCH_TYPEHASH, period, groupId, b.root, b.totalImportMwh, b.totalExportMwh, b.count)
-        )] = true;
+        headerRejected[_contentHash(period, groupId, b.root, b.totalImportMwh, b.totalExportMwh, b.count)] = true;
         _cut(period, groupId, reason);
     }
 

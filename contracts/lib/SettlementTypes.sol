@@ -26,7 +26,8 @@ struct SumNode {
     uint256 exportMwh;
 }
 
-/// @notice What the settlement operators co-sign for one period and balance group.
+/// @notice What the settlement operators co-sign for one period and balance group, under the
+/// operator epoch (MeterRegistry.operatorEpoch) whose set signs it.
 struct BatchHeader {
     uint64 period;
     bytes32 groupId;
@@ -34,6 +35,7 @@ struct BatchHeader {
     uint64 totalImportMwh;
     uint64 totalExportMwh;
     uint32 count;
+    uint32 epoch;
 }
 
 /// @notice A batch as stored: the root in one slot, everything else packed in the second.

@@ -91,6 +91,11 @@ class World:
             pp, pi, pe = prev.reading.period, prev.reading.import_mwh, prev.reading.export_mwh
         return make_leaf(self.domain, meter, period, import_mwh, export_mwh, pp, pi, pe, **kw)
 
+    @property
+    def epoch(self) -> int:
+        """The operator epoch in force (what a header must name)."""
+        return self.registry.operatorEpoch()
+
     def keys(self, n: int = 3) -> list[bytes]:
         return [bytes.fromhex(op.private_key[2:]) for op in self.operators[:n]]
 
@@ -101,7 +106,7 @@ class World:
         if getattr(self, "_registered", False) and not keep_time:
             self.chain.pending_timestamp = max(self.chain.pending_timestamp, self.chain.blocks.head.timestamp + 1)
         self._registered = False
-        h = tree.header(period, group, count)
+        h = tree.header(period, group, count, epoch=self.epoch)
         sigs = cosign(self.domain, h, keys if keys is not None else self.keys())
         return self.ledger.submitBatch(header_struct(h), sigs, sender=sender or self.operators[0])
 

@@ -147,14 +147,14 @@ class SumTree:
             left, right = self.levels[lvl - 1][2 * index], self.levels[lvl - 1][2 * index + 1]
             self.levels[lvl][index] = self._parent(left, right)
 
-    def header(self, period: int, group: bytes, count: int | None = None) -> ref.BatchHeader:
+    def header(self, period: int, group: bytes, count: int | None = None, *, epoch: int) -> ref.BatchHeader:
         r = self.root
         return ref.BatchHeader(period, group, bytes(r[0]), r[1], r[2],
-                               len(self.leaves) if count is None else count)
+                               len(self.leaves) if count is None else count, epoch)
 
 
 def header_struct(h: ref.BatchHeader) -> tuple:
-    return (h.period, h.group_id, h.root, h.total_import_mwh, h.total_export_mwh, h.count)
+    return tuple(h)
 
 
 def cosign(domain, header: ref.BatchHeader, private_keys: list[bytes]) -> list[bytes]:

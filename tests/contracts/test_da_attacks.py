@@ -68,7 +68,7 @@ def test_same_block_resubmission_in_one_mined_block(world, ledger, auditor, chai
     led = web3.eth.contract(address=ledger.address, abi=abi)
 
     def submit_args(tree):
-        h = tree.header(world.period, GROUP_A, None)
+        h = tree.header(world.period, GROUP_A, None, epoch=world.epoch)
         return header_struct(h), cosign(world.domain, h, world.keys())
 
     calls = [
@@ -106,14 +106,14 @@ def test_withheld_honest_batch_is_rejected_without_a_ban_and_can_be_resubmitted(
     but its header is not banned: the same honest header is submitted again and revealed."""
     _, leaves = leaves_of(world, 5)
     tree = SumTree.from_leaves(leaves)
-    header = tree.header(world.period, GROUP_A, None)
+    header = tree.header(world.period, GROUP_A, None, epoch=world.epoch)
     world.submit(tree, world.period)
     tx = ledger.challengeAvailability(world.period, GROUP_A, sender=auditor)
     slow = world.operators[1]
     ledger.revealLeaves(world.period, GROUP_A, 0, [leaf_struct(lf) for lf in leaves[:2]], sender=slow)  # too slow
     chain.pending_timestamp = tx.events[0].respondBy
     assert ledger.rejectUnrevealed(world.period, GROUP_A, sender=stranger).events[0].reason == REASON_WITHHELD
-    assert not ledger.headerRejected(ledger.headerHash(header_struct(header)))  # was banned
+    assert not ledger.headerRejected(header.content_hash())  # was banned
     world.submit(tree, world.period)  # the same header again (was HeaderRejected)
     assert world.batch(world.period).status == STATUS_PENDING and ledger.submissionNumber(world.period, GROUP_A) == 1
     assert ledger.availabilityChallenge(world.period, GROUP_A).respondBy == 0

@@ -292,10 +292,10 @@ def test_any_single_malformation_is_rejected_by_reveal(chain, world, ledger, aud
             count = n + 1
         elif fault == "count_fewer":
             count = n - 1
-        header = tree.header(p, GROUP_A, count)
+        header = tree.header(p, GROUP_A, count, epoch=world.epoch)
         if fault == "totals":
             header = ref.BatchHeader(p, GROUP_A, header.root, header.total_import_mwh + 1, header.total_export_mwh,
-                                     count)
+                                     count, world.epoch)
         world.ledger.submitBatch(header_struct(header), cosign(world.domain, header, world.keys()),
                                  sender=world.operators[0])
         respond_by = ledger.challengeAvailability(p, GROUP_A, sender=auditor).events[0].respondBy

@@ -26,7 +26,7 @@ def test_domain_and_digests(ledger, domain):
         assert ledger.readingDigest(leaf_struct(leaf)) == ref.reading_digest(domain, leaf.reading)
     b = VECTORS["batch"]
     header = ref.BatchHeader(b["period"], H(b["group_id"][2:]), H(b["root"][2:]), b["total_import_mwh"],
-                             b["total_export_mwh"], b["count"])
+                             b["total_export_mwh"], b["count"], b["epoch"])
     assert ledger.batchDigest(tuple(header.message().values())) == ref.batch_digest(domain, header)
     # and the vector's own digest under the vector's domain, recomputed the same way
     vdomain = ref.Domain(VECTORS["domain"]["chain_id"], VECTORS["domain"]["verifying_contract"])

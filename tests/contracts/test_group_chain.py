@@ -107,7 +107,7 @@ def test_window_longer_than_a_period(project, admin, registry, world, chain, ope
     for q in (p, p + 1, p + 2):
         leaves = [make_leaf(domain, m, q, 1000 * (q - p + 1), 0, *(prev[i] if prev else (m.active_from - 1, 0, 0)))
                   for i, m in enumerate(meters)]
-        h = SumTree.from_leaves(leaves).header(q, GROUP_A)
+        h = SumTree.from_leaves(leaves).header(q, GROUP_A, epoch=world.epoch)
         led.submitBatch(header_struct(h), cosign(domain, h, world.keys()), sender=operators[0])
         prev = [(q, lf.reading.import_mwh, 0) for lf in leaves]
         chain.pending_timestamp += PERIOD_SECONDS  # the next period's batch comes while this one is pending

@@ -168,8 +168,9 @@ def test_a_scheduled_admin_transfer_can_be_cancelled(project, admin, accounts, s
 def test_every_change_of_the_operator_set_is_an_event(project, admin, accounts):
     reg = admin.deploy(project.MeterRegistry, admin, ADMIN_DELAY_S, 900)
     op = accounts[8]
-    [granted] = reg.addOperator(op, sender=admin).events
+    granted, epoch = reg.addOperator(op, sender=admin).events  # and a new operator epoch
     assert (granted.event_name, granted.account, granted.role) == ("RoleGranted", op.address,
                                                                     reg.SETTLEMENT_OPERATOR_ROLE())
-    [revoked] = reg.removeOperator(op, sender=admin).events
-    assert (revoked.event_name, revoked.account) == ("RoleRevoked", op.address)
+    assert (epoch.event_name, epoch.epoch, epoch.operators) == ("OperatorEpochStarted", 1, [op.address])
+    revoked, epoch = reg.removeOperator(op, sender=admin).events
+    assert (revoked.event_name, revoked.account, epoch.epoch, epoch.operators) == ("RoleRevoked", op.address, 2, [])

@@ -61,7 +61,7 @@ def test_replays_revert_and_change_nothing(world, ledger):
 
 def test_quorum_rules(world, ledger, registry, admin, accounts):
     tree, _ = honest_tree(world)
-    h = tree.header(world.period, GROUP_A)
+    h = tree.header(world.period, GROUP_A, epoch=world.epoch)
     keys = world.keys(5)
     # too few signatures
     with ape.reverts(ledger.QuorumNotReached, signatures=2, quorum=3):
@@ -78,7 +78,7 @@ def test_quorum_rules(world, ledger, registry, admin, accounts):
         ledger.submitBatch(header_struct(h), cosign(world.domain, h, keys[:2] + [outsider]),
                            sender=world.operators[0])
     # signatures over another header
-    other = ref.BatchHeader(h.period, h.group_id, h.root, h.total_import_mwh + 1, h.total_export_mwh, h.count)
+    other = ref.BatchHeader(h.period, h.group_id, h.root, h.total_import_mwh + 1, h.total_export_mwh, h.count, h.epoch)
     with ape.reverts(ledger.NotAnOperator):
         ledger.submitBatch(header_struct(h), cosign(world.domain, other, keys[:3]), sender=world.operators[0])
     # a malformed signature
@@ -97,7 +97,7 @@ def test_quorum_not_set(project, admin, registry, world):
     fresh = admin.deploy(project.MeterRegistry, admin, 0, 900)
     fresh.addOperator(world.operators[0], sender=admin)
     led = admin.deploy(project.PeriodLedger, fresh, 900, CHALLENGE_WINDOW, CHALLENGE_WINDOW)
-    h = ref.BatchHeader(world.period, GROUP_A, b"\1" * 32, 1, 1, 1)
+    h = ref.BatchHeader(world.period, GROUP_A, b"\1" * 32, 1, 1, 1, fresh.operatorEpoch())
     with ape.reverts(led.QuorumNotSet):
         led.submitBatch(header_struct(h), [], sender=world.operators[0])
 
@@ -130,7 +130,7 @@ def test_finality_moves_forward(world, ledger):
 
 def test_unauthorized_callers(world, ledger, stranger, meter_operator):
     tree, _ = honest_tree(world)
-    h = tree.header(world.period, GROUP_A)
+    h = tree.header(world.period, GROUP_A, epoch=world.epoch)
     sigs = cosign(world.domain, h, world.keys())
     role = world.registry.SETTLEMENT_OPERATOR_ROLE()
     for caller in (stranger, meter_operator):
@@ -156,18 +156,19 @@ def test_chain_runs_paris(chain):
         chain.provider.web3.eth.call({"data": "0x5f5ff3"})  # PUSH0 PUSH0 RETURN
 
 
-def empty_header(period, group=GROUP_A, root=b"\0" * 32, imp=0, exp=0):
-    return ref.BatchHeader(period, group, root, imp, exp, 0)
+def empty_header(period, epoch, group=GROUP_A, root=b"\0" * 32, imp=0, exp=0):
+    return ref.BatchHeader(period, group, root, imp, exp, 0, epoch)
 
 
 def test_empty_batch_records_a_zero_period(world, ledger, stranger):
     """Issue 11 item 5: a group that settled nothing records an empty batch (so grids roll up);
     it must be the empty node, and it holds no meter."""
     p = world.period
-    for bad in (empty_header(p, root=b"\1" * 32), empty_header(p, imp=5), empty_header(p, exp=5)):
+    for bad in (empty_header(p, world.epoch, root=b"\1" * 32), empty_header(p, world.epoch, imp=5),
+                empty_header(p, world.epoch, exp=5)):
         with ape.reverts(ledger.EmptyBatch):  # colluders hiding totals behind count 0
             ledger.submitBatch(header_struct(bad), cosign(world.domain, bad, world.keys()), sender=world.operators[0])
-    h = empty_header(p)
+    h = empty_header(p, world.epoch)
     ledger.submitBatch(header_struct(h), cosign(world.domain, h, world.keys()), sender=world.operators[0])
     with ape.reverts(ledger.NoFraud):  # a stranger: position 0 of an empty batch is rightly empty
         ledger.proveBadPadding(p, GROUP_A, 0, (b"\0" * 32, 0, 0), [], sender=stranger)

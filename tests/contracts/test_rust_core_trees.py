@@ -20,7 +20,7 @@ def test_rust_tree_settles_and_its_proofs_verify(world, ledger, stranger, n):
     tree = rust_core.MerkleSumTree([as_tuple(lf) for lf in leaves])
     assert tuple(tree.root) == SumTree.from_leaves(leaves).root
     root_hash, imp, exp = tree.root
-    h = ref.BatchHeader(world.period, meters[0].group, bytes(root_hash), imp, exp, tree.count)
+    h = ref.BatchHeader(world.period, meters[0].group, bytes(root_hash), imp, exp, tree.count, world.epoch)
     ledger.submitBatch(header_struct(h), cosign(world.domain, h, world.keys()), sender=world.operators[0])
     for i, lf in enumerate(leaves):
         proof = [node_struct(node) for node in tree.proof(i)]

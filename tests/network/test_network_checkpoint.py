@@ -124,8 +124,8 @@ def submit_foreign_batch(dep, period: int) -> int:
     sigs = rust_core.sign_readings(dep.domain, readings, [m.key for m in meters])
     leaves = [(*r, m.active_from - 1, *m.baseline, s) for r, m, s in zip(readings, meters, sigs)]
     root = rust_core.MerkleSumTree(leaves).root
-    header = (period, dep.meters[0].group_id, root[0], root[1], root[2], len(leaves))
     chain = Chain(dep.rpc_url, dep.registry, dep.ledger, dep.operator_keys[1])
+    header = (period, dep.meters[0].group_id, root[0], root[1], root[2], len(leaves), chain.operator_set().epoch)
     res = chain.submit_batch(header, [chain.signer.sign_digest(rust_core.batch_digest(dep.domain, header))])
     assert chain.get_batch(period, header[1]).status == STATUS_PENDING
     return dep.w3.eth.get_transaction_receipt(res.tx_hash)["blockNumber"]

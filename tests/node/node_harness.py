@@ -167,6 +167,18 @@ class NodeProcess:
         stop_process(self.proc)
 
 
+def wait_status(dep: Deployment, period: int, status: int, timeout: float = 40.0) -> tuple:
+    """The batch of the deployment's group for `period` once it has `status` (2 final, 3 rejected)."""
+    group = dep.meters[0].group_id
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        b = dep.batch(period, group)
+        if b[5] == status:
+            return b
+        time.sleep(0.3)
+    raise AssertionError(f"period {period}: batch {dep.batch(period, group)} never reached status {status}")
+
+
 def expected_root(readings_by_period: dict[int, list[tuple]], dep: Deployment, period: int,
                   sigs: dict[tuple, bytes]) -> tuple:
     """The root the honest nodes must commit for `period`, computed here from what was delivered:

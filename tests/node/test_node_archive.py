@@ -84,7 +84,7 @@ def test_every_distinct_raw_frame_is_kept_with_its_hash(archive_url):
 def test_a_reading_below_the_settled_register_is_refused(archive_url):
     a = open_archive(archive_url)
     m1 = bytes([1]) * 32
-    rec = BatchRecord(10, GROUP, b"\xaa" * 32, 6000, 0, 1, own=False, signature=None, status=BATCH_BUILT,
+    rec = BatchRecord(10, GROUP, b"\xaa" * 32, 6000, 0, 1, own=False, status=BATCH_BUILT,
                       tx_hash=None, gas_used=None)
     a.save_batch(rec, [(m1, 10, 105, 6000, 0, 9, 1000, 0, b"\x05" * 65)])
     a.set_batch_status(10, GROUP, b"\xaa" * 32, BATCH_FINAL)
@@ -97,9 +97,9 @@ def test_batches_final_moves_registers_forward_and_survives_reopen(archive_url):
     a = open_archive(archive_url)
     m1, m2 = bytes([1]) * 32, bytes([2]) * 32
     leaves = [(m1, 10, 105, 6000, 0, 9, 1000, 0, b"\x05" * 65), (m2, 10, 101, 7000, 0, 9, 2000, 0, b"\x06" * 65)]
-    rec = BatchRecord(10, GROUP, b"\xaa" * 32, 10000, 0, 2, own=True, signature=b"\x01" * 65, status=BATCH_BUILT,
+    rec = BatchRecord(10, GROUP, b"\xaa" * 32, 10000, 0, 2, own=True, status=BATCH_BUILT,
                       tx_hash=None, gas_used=None)
-    other = BatchRecord(10, GROUP, b"\xbb" * 32, 9000, 0, 2, own=False, signature=None, status=BATCH_BUILT,
+    other = BatchRecord(10, GROUP, b"\xbb" * 32, 9000, 0, 2, own=False, status=BATCH_BUILT,
                         tx_hash=None, gas_used=None)
     a.save_batch(rec, leaves)
     a.save_batch(rec, leaves)  # idempotent
@@ -119,7 +119,7 @@ def test_batches_final_moves_registers_forward_and_survives_reopen(archive_url):
     assert b.meter_states([m1]) == {m1: (10, 6000, 0)}
     assert b.fraud_proof(11, GROUP, b"\xcc" * 32) == "proveBadSignature"
     # an older final batch never moves a register back
-    old = BatchRecord(8, GROUP, b"\xdd" * 32, 1, 0, 1, own=False, signature=None, status=BATCH_BUILT,
+    old = BatchRecord(8, GROUP, b"\xdd" * 32, 1, 0, 1, own=False, status=BATCH_BUILT,
                       tx_hash=None, gas_used=None)
     b.save_batch(old, [(m1, 8, 85, 1001, 0, 7, 1000, 0, b"\x07" * 65)])
     b.set_batch_status(8, GROUP, b"\xdd" * 32, BATCH_FINAL)
@@ -137,7 +137,7 @@ def test_a_rebuilt_own_batch_retires_the_old_one(archive_url):
     m1 = bytes([1]) * 32
 
     def own(root: bytes, imp: int) -> tuple[BatchRecord, list]:
-        return (BatchRecord(10, GROUP, root, imp, 0, 1, own=True, signature=root[:1] * 65, status=BATCH_BUILT,
+        return (BatchRecord(10, GROUP, root, imp, 0, 1, own=True, status=BATCH_BUILT,
                             tx_hash=None, gas_used=None), [(m1, 10, 105, imp, 0, 9, 0, 0, b"\x05" * 65)])
 
     a.save_batch(*own(b"\xaa" * 32, 6000))
@@ -240,8 +240,8 @@ def test_a_version_1_archive_is_migrated_and_keeps_every_row(archive_url, with_m
                                                                    r.protocol)]
     assert [(r.meter_id, r.timestamp) for r, _ in a.latest_readings(10, GROUP)] == [(m1, 105), (m2, 101)]
     final = a.final_batch(10, GROUP)
-    assert final is not None and (final.root, final.tx_hash, final.gas_used, final.own, final.signature) == (
-        b"\xaa" * 32, "0xabc", 123, True, b"\x01" * 65)
+    assert final is not None and (final.root, final.tx_hash, final.gas_used, final.own) == (
+        b"\xaa" * 32, "0xabc", 123, True)
     assert a.leaves(10, GROUP, b"\xaa" * 32) == [(m1, 10, 105, 6000, 0, 9, 1000, 0, bytes([3]) * 65),
                                                  (m2, 10, 101, 7000, 0, 9, 2000, 0, bytes([4]) * 65)]
     assert a.meter_states([m1, m2]) == {m1: (10, 6000, 0), m2: (10, 7000, 0)}

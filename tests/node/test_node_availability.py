@@ -40,10 +40,10 @@ def test_withheld_batch_is_challenged_and_rejected_by_the_honest_node(anvil, tmp
         leaves = [(*r, now_p - 5, *m.baseline, s) for r, m, s in
                   zip(readings, sorted(dep.meters, key=lambda m: m.meter_id), sigs)]
         root = rust_core.MerkleSumTree(leaves).root
-        header = (period, group, root[0], root[1], root[2], len(leaves))
+        chain = Chain(dep.rpc_url, dep.registry, dep.ledger, colluders[0])
+        header = (period, group, root[0], root[1], root[2], len(leaves), chain.operator_set().epoch)
         digest = rust_core.batch_digest(dep.domain, header)
         ordered = sorted(colluders, key=lambda k: Account.from_key(k).address.lower())
-        chain = Chain(dep.rpc_url, dep.registry, dep.ledger, colluders[0])
         chain.submit_batch(header, [Chain(dep.rpc_url, dep.registry, dep.ledger, k).signer.sign_digest(digest)
                                     for k in ordered])
         assert chain.get_batch(period, group).status == STATUS_PENDING

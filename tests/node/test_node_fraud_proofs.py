@@ -46,7 +46,7 @@ def leaf(dep, i: int, period: int, imp: int, prev: tuple, key: bytes | None = No
 
 def commit(chain: Chain, period: int, group: bytes, leaves: list[tuple]) -> tuple:
     root = sum_tree(leaves).root
-    header = (period, group, root[0], root[1], root[2], len(leaves))
+    header = (period, group, root[0], root[1], root[2], len(leaves), chain.operator_set().epoch)
     sig = chain.signer.sign_digest(rust_core.batch_digest(chain.domain_separator, header))
     chain.submit_batch(header, [sig])
     return header
@@ -68,7 +68,7 @@ def test_each_lie_is_proven_and_an_honest_batch_is_not(world):
     h = commit(chain, pa, group, final_leaves)
     dep.w3.provider.make_request("evm_increaseTime", [WINDOW + 1])
     chain.finalize(pa, group)
-    archive.save_batch(BatchRecord(*h, own=False, signature=None, status=BATCH_BUILT, tx_hash=None, gas_used=None),
+    archive.save_batch(BatchRecord(*h[:6], own=False, status=BATCH_BUILT, tx_hash=None, gas_used=None),
                        final_leaves)
     archive.set_batch_status(pa, group, h[2], BATCH_FINAL)
 
@@ -174,7 +174,7 @@ def test_whole_committed_trees_are_checked_and_each_malformation_proven(world):
         t = committed_tree(honest)
         mutate(t)
         root = t.levels[-1][0]
-        header = (p, group, root.hash, root.import_mwh, root.export_mwh, 3)
+        header = (p, group, root.hash, root.import_mwh, root.export_mwh, 3, chain.operator_set().epoch)
         chain.submit_batch(header, [chain.signer.sign_digest(rust_core.batch_digest(chain.domain_separator, header))])
         verdict = find_tree_fraud(t, chain.get_batch(p, group), p, group, registry, archive, chain.domain_separator,
                                   PERIOD)

@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, wire
+from node_harness import Deployment, NodeProcess, deploy_grid, deploy_settlement, expected_root, wait_status, wire
 
 from devnet.ports import free_port
 from node.chain import contract_type
@@ -71,17 +71,6 @@ class Feeder:
             assert resp.status_code == 200, resp.text
             assert resp.json()["accepted"] == list(range(len(body)))
         return p
-
-
-def wait_status(dep: Deployment, period: int, status: int, timeout: float = 40.0) -> tuple:
-    group = dep.meters[0].group_id
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        b = dep.batch(period, group)
-        if b[5] == status:
-            return b
-        time.sleep(0.3)
-    raise AssertionError(f"period {period}: batch {dep.batch(period, group)} never reached status {status}")
 
 
 def test_three_nodes_finalize_survive_a_crash_and_resume(anvil, tmp_path):

@@ -61,7 +61,7 @@ def test_the_audit_sums_a_point_across_its_meter_exchange(accounts, chain):
                            (p + 1, [leaf(new, new_key, p + 1, 2_700, (p, 1_500))])):
         leaves.sort(key=lambda lf: lf.meter_id)
         root = rust_core.MerkleSumTree(leaves).root
-        header = (period, group, root[0], root[1], root[2], len(leaves))
+        header = (period, group, root[0], root[1], root[2], len(leaves), ledger.operator_set().epoch)
         chain.pending_timestamp = max(chain.pending_timestamp, (period + 1) * 900 + 10)
         ledger.submit_batch(header, [ledger.signer.sign_digest(rust_core.batch_digest(ledger.domain_separator, header))])
         chain.pending_timestamp += 601

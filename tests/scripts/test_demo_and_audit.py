@@ -10,6 +10,7 @@ import traceback
 import pytest
 
 import rust_core
+from rust_core import reference as ref
 from scripts._audit import Provenance, audit, read_chain, read_export, write_findings
 from scripts._challenge import challenge
 from scripts._demo import DemoOptions, NeighbourhoodDemo
@@ -134,7 +135,8 @@ def test_a_lying_batch_is_challenged_and_rejected_by_the_script(demo, project, c
         meter, _, _, imp, exp, _, _, _, sig = leaf
         lie.append((meter, period, period * dep.period_seconds, imp + (5000 if i == 0 else 0), exp, last, imp, exp, sig))
     tree = rust_core.MerkleSumTree(lie)
-    header = (period, group, tree.root[0], tree.root[1], tree.root[2], len(lie))
+    header = (period, group, tree.root[0], tree.root[1], tree.root[2], len(lie),
+              project.MeterRegistry.at(dep.registry).operatorEpoch())
     liars = sorted(accounts[1:3], key=lambda a: int(a.address, 16))
     digest = rust_core.batch_digest(rust_core.domain_separator(chain.chain_id, bytes.fromhex(dep.ledger[2:])), header)
     signatures = [rust_core.sign_digest(digest, bytes.fromhex(a.private_key[2:])) for a in liars]
@@ -150,4 +152,4 @@ def test_a_lying_batch_is_challenged_and_rejected_by_the_script(demo, project, c
     proved = [o for o in outcomes if o.period == period and o.group_id == group]
     assert len(proved) == 1 and proved[0].verdict.startswith("proved: proveBadSignature"), outcomes
     assert ledger.getBatch(period, group).status == 3
-    assert ledger.headerRejected(ledger.headerHash(header))
+    assert ledger.headerRejected(ref.BatchHeader(*header).content_hash())

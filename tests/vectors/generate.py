@@ -73,7 +73,7 @@ def main() -> None:
 
     big = trees[-1]
     header = ref.BatchHeader(readings[0]["period"], ref.group_id("group:sonnenweg"), bytes.fromhex(big["root"]["hash"][2:]),
-                             big["root"]["import_mwh"], big["root"]["export_mwh"], 4)
+                             big["root"]["import_mwh"], big["root"]["export_mwh"], 4, 3)
     operators = []
     for i in range(3):
         pk = key(f"operator-{i}")
@@ -92,7 +92,7 @@ def main() -> None:
         "batch": {"period": header.period, "group_name": "group:sonnenweg", "group_id": hx(header.group_id),
                   "root": hx(header.root), "total_import_mwh": header.total_import_mwh,
                   "total_export_mwh": header.total_export_mwh, "count": header.count,
-                  "digest": hx(ref.batch_digest(DOMAIN, header)), "operators": operators},
+                  "epoch": header.epoch, "digest": hx(ref.batch_digest(DOMAIN, header)), "operators": operators},
     }
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {OUT}")

@@ -18,7 +18,7 @@ pub const READING_TYPE: &str =
     "Reading(bytes32 meterId,uint64 period,uint64 timestamp,uint64 importMwh,uint64 exportMwh)";
 /// EIP-712 type of a batch header.
 pub const BATCH_TYPE: &str = "BatchHeader(uint64 period,bytes32 groupId,bytes32 root,uint64 totalImportMwh,\
-uint64 totalExportMwh,uint32 count)";
+uint64 totalExportMwh,uint32 count,uint32 epoch)";
 
 static DOMAIN_TYPEHASH: LazyLock<Hash> = LazyLock::new(|| keccak256(DOMAIN_TYPE.as_bytes()));
 /// keccak256 of [`READING_TYPE`].
@@ -72,13 +72,15 @@ pub struct BatchHeader {
     pub total_export_mwh: u64,
     /// Number of leaves.
     pub count: u32,
+    /// The operator epoch whose set signs the header (the registry's `operatorEpoch`).
+    pub epoch: u32,
 }
 
 impl BatchHeader {
     /// EIP-712 hashStruct of the header.
     pub fn struct_hash(&self) -> Hash {
         keccak256(
-            &Words::<224>::new()
+            &Words::<256>::new()
                 .bytes32(&BATCH_TYPEHASH)
                 .uint(self.period)
                 .bytes32(&self.group_id)
@@ -86,6 +88,7 @@ impl BatchHeader {
                 .uint(self.total_import_mwh)
                 .uint(self.total_export_mwh)
                 .uint(u64::from(self.count))
+                .uint(u64::from(self.epoch))
                 .finish(),
         )
     }

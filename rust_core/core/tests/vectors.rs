@@ -134,6 +134,7 @@ fn batch_header_digest_and_operator_signatures() {
         total_import_mwh: uint(&b["total_import_mwh"]),
         total_export_mwh: uint(&b["total_export_mwh"]),
         count: uint(&b["count"]) as u32,
+        epoch: uint(&b["epoch"]) as u32,
     };
     let digest = batch_digest(&domain(&doc), &header);
     assert_eq!(digest, bytes::<32>(&b["digest"]));

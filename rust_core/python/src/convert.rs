@@ -84,7 +84,7 @@ const READING_SHAPE: &str = "(meter_id, period, timestamp, import_mwh, export_mw
 const LEAF_SHAPE: &str = "(meter_id, period, timestamp, import_mwh, export_mwh, prev_period, \
 prev_import_mwh, prev_export_mwh, signature)";
 const NODE_SHAPE: &str = "(hash, import_sum, export_sum)";
-const HEADER_SHAPE: &str = "(period, group_id, root, total_import_mwh, total_export_mwh, count)";
+const HEADER_SHAPE: &str = "(period, group_id, root, total_import_mwh, total_export_mwh, count, epoch)";
 
 fn reading_fields(t: &[Bound<'_, PyAny>], what: &dyn Fn() -> String) -> PyResult<Reading> {
     let f = |name: &'static str| move || format!("{} {name}", what());
@@ -127,7 +127,7 @@ pub(crate) fn node(obj: &Bound<'_, PyAny>, what: &dyn Fn() -> String) -> PyResul
 
 pub(crate) fn header(obj: &Bound<'_, PyAny>) -> PyResult<BatchHeader> {
     let what = || "header".to_string();
-    let t = tuple(obj, 6, HEADER_SHAPE, &what)?;
+    let t = tuple(obj, 7, HEADER_SHAPE, &what)?;
     let t = t.as_slice();
     Ok(BatchHeader {
         period: uint(&t[0], 64, &|| "header period".into())?,
@@ -136,6 +136,7 @@ pub(crate) fn header(obj: &Bound<'_, PyAny>) -> PyResult<BatchHeader> {
         total_import_mwh: uint(&t[3], 64, &|| "header total_import_mwh".into())?,
         total_export_mwh: uint(&t[4], 64, &|| "header total_export_mwh".into())?,
         count: uint(&t[5], 32, &|| "header count".into())? as u32,
+        epoch: uint(&t[6], 32, &|| "header epoch".into())? as u32,
     })
 }
 

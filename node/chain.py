@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import requests
 from pydantic import BaseModel, ConfigDict, Field
@@ -312,6 +312,14 @@ class Chain:
         return self._send(getattr(self.ledger.functions, function)(*args))
 
 
+def _error_arg(abi_type: str, value: Any) -> str:
+    if abi_type == "address":
+        return Web3.to_checksum_address(value)
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return repr(value)
+
+
 def describe_revert(w3: Web3, e: ContractLogicError, abi_entries) -> str:
     """Names a custom error by the given ABI entries (e.g. PeriodNotClosed(5, 4500))."""
     data = e.data if isinstance(e.data, str) else ""
@@ -324,8 +332,8 @@ def describe_revert(w3: Web3, e: ContractLogicError, abi_entries) -> str:
                     try:
                         args = w3.codec.decode(types, bytes.fromhex(data[10:]))
                     except Exception:
-                        args = (data[10:],)
-                    return f"{entry['name']}{tuple(a.hex() if isinstance(a, bytes) else a for a in args)}"
+                        return f"{entry['name']}(undecodable 0x{data[10:]})"
+                    return f"{entry['name']}({', '.join(_error_arg(t, a) for t, a in zip(types, args, strict=True))})"
     return str(e.message or e)
 
 

@@ -169,6 +169,17 @@ def _provenance_html(result: AuditResult) -> str:
     return f"<table class=provenance>{''.join(rows)}</table>"
 
 
+def _points_html(result: AuditResult) -> str:
+    """Each metering point's settled energy: the deltas of every meter that served it (after a
+    meter exchange, the old meter's and the new one's)."""
+    if not result.point_energy:
+        return ""
+    rows = "".join(f"<tr><td>0x{point.hex()}</td><td>{imp / KWH:.3f}</td><td>{exp / KWH:.3f}</td></tr>"
+                   for point, (imp, exp) in sorted(result.point_energy.items()))
+    return ("<h2>Metering points (all periods)</h2><table class=points><tr><th>point</th><th>import kWh</th>"
+            f"<th>export kWh</th></tr>{rows}</table>")
+
+
 def _html(result: AuditResult, periods: list[int], title: str, figures) -> str:
     verdict = "PASS" if result.ok else f"FAIL ({len(result.failures)} findings)"
     rows = []
@@ -202,6 +213,7 @@ table.provenance th, table.provenance td, table.evidence td{{text-align:left}}</
 {images}
 <h2>Origin of locally consumed energy (all periods)</h2>
 <table><tr><th>consumer</th><th>producer</th><th>kWh</th></tr>{origin}</table>
+{_points_html(result)}
 <h2>Per period</h2><table><tr><th>period</th><th>start (UTC)</th><th>verdict</th>{head}</tr>{''.join(rows)}</table>
 </body></html>
 """

@@ -138,5 +138,15 @@ def test_report_page_shows_provenance_and_period_start_times(export, tmp_path):
     page = write_report(result([], Provenance.of(view(), export)), tmp_path / "report")
     text = page.read_text()
     assert "<h2>Provenance</h2>" in text and hashlib.sha256(export.read_bytes()).hexdigest() in text
+    assert "Metering points" not in text  # no point settled
     assert "<th>chain id</th><td>31337</td>" in text and "street 0x" + "33" * 20 in text
     assert f"<td>{FIRST}</td><td>2025-11-19 02:00:00</td>" in text
+
+
+def test_report_page_shows_each_metering_points_energy(tmp_path):
+    settled = result([])
+    settled.point_energy = {b"\x01" * 32: (2_500_000, 0), b"\x02" * 32: (0, 1_250_000)}
+    text = write_report(settled, tmp_path / "report").read_text()
+    assert "<h2>Metering points (all periods)</h2>" in text
+    assert f"<tr><td>0x{'01' * 32}</td><td>2.500</td><td>0.000</td></tr>" in text
+    assert f"<tr><td>0x{'02' * 32}</td><td>0.000</td><td>1.250</td></tr>" in text

@@ -17,6 +17,8 @@ SCRIPTS = {
     "register": "Register a meter point operator's meters from a CSV file.",
     "challenge": "Prove false batches while their challenge window is open.",
     "demo": "Run the neighbourhood demo on a local chain.",
+    "meter": "Decommission, rotate the key of or exchange a meter.",
+    "operators": "Change the settlement operators and quorum as one new epoch.",
 }
 
 
@@ -44,6 +46,14 @@ def test_each_script_explains_itself_and_its_options(name):
             words = line.split()
             if words and words[0].startswith("--") and len(words) <= 2 and "--network" not in words[0]:
                 pytest.fail(f"ape run {name}: option {words[0]} has no help text")
+
+
+@pytest.mark.parametrize("command", ["decommission", "rotate-key", "exchange"])
+def test_each_meter_change_explains_its_options(command):
+    result = ape_run("meter", command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"Usage: ape run meter {command} [OPTIONS]" in result.stdout
+    assert "--deployment PATH" in result.stdout and "--account TEXT" in result.stdout and "[required]" in result.stdout
 
 
 def test_a_missing_option_is_a_usage_error():

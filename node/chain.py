@@ -171,6 +171,11 @@ class Chain:
         r = self.ledger.functions.getBatch(period, group_id).call(block_identifier=self._at())
         return ChainBatch(bytes(r[0]), r[1], r[2], r[3], r[4], r[5])
 
+    def header_banned(self, header: BatchHeader) -> bool:
+        """Whether the ledger refuses this header for good (a fraud proof rejected it, under any
+        epoch); a batch rejected only because its leaves were not revealed in time is not banned."""
+        return self.ledger.functions.headerRejected(header.content_hash()).call(block_identifier=self._at())
+
     def last_final_period(self, group_id: bytes) -> int:
         return self.ledger.functions.lastFinalPeriod(group_id).call(block_identifier=self._at())
 

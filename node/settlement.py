@@ -16,7 +16,7 @@ import rust_core
 from node.archive import BATCH_BUILT, BATCH_FINAL, BATCH_REJECTED, BATCH_SUPERSEDED, Archive, BatchRecord
 from node.availability import Availability
 from node.batching import BuiltBatch, build_batch
-from node.chain import STATUS_FINAL, STATUS_NONE, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError, OperatorSet
+from node.chain import STATUS_FINAL, STATUS_PENDING, STATUS_REJECTED, Chain, ChainError, OperatorSet
 from node.checkpoint import ScanCheckpoint
 from node.fraud import FraudProof, find_fraud
 from node.health import Health, HealthCheck
@@ -214,7 +214,7 @@ class SettlementNode:
         now = self.clock()
         ops = self.chain.operator_set()
         delay = self._rank(rec.period, ops.operators) * self.takeover
-        if onchain.status != STATUS_NONE:
+        if onchain.status in (STATUS_PENDING, STATUS_FINAL):
             self._waiting.pop(key, None)
         if onchain.status == STATUS_FINAL:
             if onchain.root == rec.root:
@@ -237,9 +237,16 @@ class SettlementNode:
                 self._mark_final(rec.period, rec.group_id, rec.root)
             return
         if onchain.status == STATUS_REJECTED and onchain.root == rec.root:
-            log.error("%s: our own batch for period %d was rejected on chain", self.name, rec.period)
-            self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_REJECTED)
-            return
+            if self.chain.header_banned(rec.header(ops.epoch)):
+                log.error("%s: our own batch for period %d was rejected on chain", self.name, rec.period)
+                self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_REJECTED)
+                self._forget(rec.period, rec.group_id)
+                return
+            # rejected unrevealed (no co-signer answered a challenge in time), not proven false: the
+            # ledger takes the same header again, so it is signed and submitted like a new one
+            if key not in self._waiting:
+                log.warning("%s: period %d group %s: own batch 0x%s was rejected unrevealed; submitting it again",
+                            self.name, rec.period, rec.group_id.hex()[:8], rec.root.hex())
         if self.chain.last_final_period(rec.group_id) >= rec.period:
             self._yield(rec, "a later period is already final")
             return
@@ -406,7 +413,8 @@ class SettlementNode:
             self._pending[group].discard(period)
             self._to_check.pop((period, group), None)
             rec = self.archive.batch(period, group, root)
-            if rec and rec.status != BATCH_REJECTED:
+            resubmittable = rec is not None and rec.own and not self.chain.header_banned(rec.header(0))
+            if rec and rec.status != BATCH_REJECTED and not resubmittable:
                 self.archive.set_batch_status(period, group, root, BATCH_REJECTED)
             log.info("%s: period %d group %s: batch 0x%s rejected (reason %d) by 0x%s", self.name, period,
                      group.hex()[:8], root.hex(), a["reason"], a["prover"][2:].lower())

@@ -14,6 +14,7 @@ from test_node_three_nodes import Feeder, start_nodes, wait_status
 import rust_core
 from devnet.ports import free_port
 from node.chain import STATUS_PENDING, Chain
+from rust_core.wire import BatchHeader
 
 pytestmark = pytest.mark.chain
 
@@ -78,6 +79,45 @@ def test_challenged_honest_batch_is_revealed_by_its_cosigners_and_finalizes(anvi
         assert bytes.fromhex(revealed[0].args.revealer[2:]) in {n.address for n in nodes}
         assert not ledger.events.BatchRejected().get_logs(from_block=0)
         assert b[3] == 4
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def test_an_honest_batch_rejected_unrevealed_is_submitted_again_and_finalizes(anvil, tmp_path):
+    """Every co-signer is down while the batch is challenged, so nobody reveals it in time and it
+    is rejected unrevealed (not proven false: its header is not banned). Back up, the nodes submit
+    the same header again, reveal it if asked, and it finalizes; the next period follows."""
+    dep = deploy_settlement(anvil, period_seconds=PERIOD, window=WINDOW, n_operators=3, quorum=2, n_meters=3)
+    nodes = start_nodes(tmp_path, dep)
+    feeder = Feeder(dep)
+    group = dep.meters[0].group_id
+    ledger = dep.ledger_contract()
+    try:
+        p = feeder.deliver(nodes)
+        first = wait_status(dep, p, STATUS_PENDING, timeout=30)
+        for n in nodes:
+            n.kill()  # the whole consortium down within the challenge window
+        dep.admin.transact("PeriodLedger", dep.ledger, "challengeAvailability", p, group)
+        (challenge,) = ledger.events.AvailabilityChallenged().get_logs(from_block=0)
+        while time.time() <= challenge.args.respondBy + 1:
+            time.sleep(0.3)
+        # a fixed gas: an estimate would run in the latest block, mined before the response time ended
+        dep.admin.transact("PeriodLedger", dep.ledger, "rejectUnrevealed", p, group, gas=300_000)
+        assert dep.batch(p, group)[5] == STATUS_REJECTED
+        content = BatchHeader.of_root(p, group, first[:3], first[3], 0).content_hash()
+        assert not ledger.functions.headerRejected(content).call()
+
+        for n in nodes:
+            n.start()
+        again = wait_status(dep, p, STATUS_FINAL, timeout=4 * WINDOW + 30)
+        assert again[:4] == first[:4]  # the same batch, a second submission
+        assert ledger.functions.submissionNumber(p, group).call() == 1
+        assert [(e.args.period, e.args.reason) for e in ledger.events.BatchRejected().get_logs(from_block=0)] == [
+            (p, REASON_WITHHELD)]
+        following = feeder.deliver(nodes)
+        wait_status(dep, following, STATUS_FINAL, timeout=4 * WINDOW + 30)
+        assert "rejected unrevealed; submitting it again" in "".join(n.log.read_text() for n in nodes)
     finally:
         for n in nodes:
             n.stop()

@@ -159,6 +159,35 @@ class FinalBatch:
     total_export: int
     count: int
     block: int = 0  # where BatchFinalized was emitted
+    epoch: int = 0  # the operator epoch its header names
+    # the operators whose signatures its submission carried, recovered from the submitBatch
+    # calldata in signature order (None: the transaction is no submitBatch call to the ledger)
+    signers: tuple[bytes, ...] | None = None
+
+
+@dataclass(frozen=True)
+class OperatorEpoch:
+    operators: frozenset[bytes]
+    quorum: int
+
+
+HEADER_FIELDS = ("period", "groupId", "root", "totalImportMwh", "totalExportMwh", "count", "epoch")
+
+
+def submission_signers(w3: Web3, ledger, tx_hash, domain: bytes) -> tuple[bytes, ...] | None:
+    """The signers of the header a submitBatch transaction carried, in its order (None: the
+    transaction is not a submitBatch call to `ledger`)."""
+    tx = w3.eth.get_transaction(tx_hash)
+    if (tx["to"] or "").lower() != ledger.address.lower():
+        return None
+    try:
+        fn, args = ledger.decode_function_input(tx["input"])
+    except ValueError:
+        return None
+    if fn.fn_name != "submitBatch":
+        return None
+    digest = rust_core.batch_digest(domain, tuple(args["h"][f] for f in HEADER_FIELDS))
+    return tuple(rust_core.recover_signer(digest, bytes(sig)) for sig in args["signatures"])
 
 
 @dataclass
@@ -195,6 +224,8 @@ class ChainView:
     rejected_headers: set[tuple] = field(default_factory=set)
     # meter -> the metering point it was exchanged into (MeterExchanged); any other meter is its own
     points: dict[bytes, bytes] = field(default_factory=dict)
+    # operator epoch -> its set and quorum (OperatorEpochStarted)
+    epochs: dict[int, OperatorEpoch] = field(default_factory=dict)
 
     def point_of(self, meter_id: bytes) -> bytes:
         return self.points.get(meter_id, meter_id)
@@ -225,15 +256,19 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
             m.key_changes, e.args.fromPeriod, bytes.fromhex(e.args.key[2:]), e.args.replacesPending))
     for e in _logs(registry, "MeterDecommissioned", dep.first_block, head):  # in chain order, each shortening
         meters[bytes(e.args.meterId)] = replace(meters[bytes(e.args.meterId)], active_until=e.args.lastPeriod)
-    submitted = {
-        (e.args.period, bytes(e.args.groupId), bytes(e.args.root)):
-            (e.args.totalImportMwh, e.args.totalExportMwh, e.args.count)
-        for e in _logs(ledger, "BatchSubmitted", dep.first_block, head)
-    }
+    submissions = {(e.args.period, bytes(e.args.groupId), bytes(e.args.root)): e  # the latest of each header
+                   for e in _logs(ledger, "BatchSubmitted", dep.first_block, head)}
+    submitted = {key: (e.args.totalImportMwh, e.args.totalExportMwh, e.args.count) for key, e in submissions.items()}
+    chain_id = w3.eth.chain_id
+    domain = rust_core.domain_separator(chain_id, bytes.fromhex(dep.ledger[2:]))
     finals = {}
     for e in _logs(ledger, "BatchFinalized", dep.first_block, head):
         key = (e.args.period, bytes(e.args.groupId), bytes(e.args.root))
-        finals[key[:2]] = FinalBatch(*key, *submitted[key], e.blockNumber)
+        sub = submissions[key]
+        finals[key[:2]] = FinalBatch(*key, *submitted[key], e.blockNumber, sub.args.epoch,
+                                     submission_signers(w3, ledger, sub.transactionHash, domain))
+    epochs = {e.args.epoch: OperatorEpoch(frozenset(bytes.fromhex(a[2:]) for a in e.args.operators), e.args.quorum)
+              for e in _logs(registry, "OperatorEpochStarted", dep.first_block, head)}
     rejected = [(e.args.period, bytes(e.args.groupId), bytes(e.args.root), e.args.reason)
                 for e in _logs(ledger, "BatchRejected", dep.first_block, head)]
     rejected_headers = {(*key, *submitted[key]) for key in ((p, g, r) for p, g, r, _ in rejected) if key in submitted}
@@ -259,12 +294,11 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
         for e in _logs(grid, "MemberRemoved", dep.first_block, head):
             rec.removed[bytes(e.args.memberId)] = e.args.fromPeriod
         grids.append(rec)
-    chain_id = w3.eth.chain_id
-    domain = rust_core.domain_separator(chain_id, bytes.fromhex(dep.ledger[2:]))
     points = {bytes(e.args.newMeterId): bytes(e.args.pointId)
               for e in _logs(registry, "MeterExchanged", dep.first_block, head)}
     return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain, chain_id, dep.registry, dep.ledger,
-                     (dep.first_block, head), _revealed(ledger, dep.first_block, head), rejected_headers, points)
+                     (dep.first_block, head), _revealed(ledger, dep.first_block, head), rejected_headers, points,
+                     epochs)
 
 
 def _revealed(ledger, first_block: int, head: int) -> dict[tuple[int, bytes, bytes], list[Leaf]]:
@@ -333,7 +367,7 @@ FINDING_KINDS = (
     "leaf_order", "meter_unregistered", "meter_group", "meter_inactive", "reading_period", "previous_register",
     "register_backwards", "signature", "rollup_missing_member", "rollup_order", "member_flow",
     "rollup_missing_boundary", "rollup_figure", "conservation", "allocation", "allocation_excess",
-    "rejected_header_final", "meter_equivocation", "equivocation_rule", "export_bad_evidence",
+    "rejected_header_final", "meter_equivocation", "equivocation_rule", "export_bad_evidence", "batch_quorum",
 )
 SEVERITY_FAILURE = "failure"    # the settlement (or the export it is audited with) is wrong
 SEVERITY_EVIDENCE = "evidence"  # shown, not failed: evidence against a meter key the settlement resolved
@@ -475,6 +509,7 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
         if (period, gid, fb.root, fb.total_import, fb.total_export, fb.count) in view.rejected_headers:
             findings.append(Finding(period, "group", where, None, "rejected_header_final", None,
                                     "0x" + fb.root.hex(), "a header the ledger rejected is final"))
+        findings += _check_quorum(view, fb, where)
         # a revealed batch is recomputed from the chain alone; every other from the export
         leaves = view.revealed.get((period, gid, fb.root)) or export.get((period, gid, fb.root))
         if leaves is None:
@@ -513,6 +548,29 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
     findings += _check_evidence(view, getattr(export, "evidence", []), final_leaves, name)
     return AuditResult(findings, dict(periods), len(view.finals), n_leaves, view.rejected, view.period_seconds,
                        provenance, point_energy)
+
+
+def _check_quorum(view: ChainView, fb: FinalBatch, where: str) -> list[Finding]:
+    """The final batch's header was co-signed by the quorum of the operator epoch it names: at
+    least k distinct operators of that epoch's set, in ascending order (what submitBatch checks)."""
+    ep = view.epochs.get(fb.epoch)
+    expected = (f"{ep.quorum} of the {len(ep.operators)} operators of epoch {fb.epoch}" if ep
+                else f"an operator epoch the registry started (epoch {fb.epoch})")
+    signers = fb.signers
+    if signers is None:
+        problem = "its submission is no submitBatch call to the ledger: the signatures cannot be read"
+    elif ep is None:
+        problem = f"epoch {fb.epoch} was never started in the registry"
+    elif outsiders := [s for s in signers if s not in ep.operators]:
+        problem = f"signed by {', '.join('0x' + s.hex() for s in outsiders)}, not operator(s) of epoch {fb.epoch}"
+    elif list(signers) != sorted(set(signers)):
+        problem = "the signers are not distinct and ascending"
+    elif len(signers) < ep.quorum:
+        problem = f"{len(signers)} signature(s), the quorum of epoch {fb.epoch} is {ep.quorum}"
+    else:
+        return []
+    actual = None if signers is None else ["0x" + s.hex() for s in signers]
+    return [Finding(fb.period, "group", where, None, "batch_quorum", expected, actual, f"batch header: {problem}")]
 
 
 def _check_leaves(view: ChainView, period: int, gid: bytes, where: str, leaves: list[Leaf],

@@ -15,11 +15,10 @@ from eth_account import Account
 from node_harness import Deployment, NodeProcess, deploy_settlement, wait_status, wire
 from web3 import Web3
 
-import rust_core
 from devnet.ports import free_port
 from node.chain import contract_type
 from rust_core.wire import RefusalCode, meter_id
-from scripts._audit import audit, export_archive, read_chain, read_export
+from scripts._audit import audit, export_archive, read_chain, read_export, submission_signers
 from scripts._processes import dev_key
 
 pytestmark = pytest.mark.chain
@@ -126,7 +125,8 @@ def test_a_day_with_an_exchange_a_rotation_and_an_operator_change_settles_and_au
         ledger = dep.ledger_contract()
         submitted = {e.args.period: e for e in ledger.events.BatchSubmitted().get_logs(from_block=0)}
         assert {submitted[p].args.epoch for p in periods[-2:]} == {epoch + 1}  # signed by the new set
-        assert signers_of(dep, ledger, submitted[periods[-1]]) == {n.address for n in nodes[1:]}
+        assert set(submission_signers(dep.w3, ledger, submitted[periods[-1]].transactionHash, dep.domain)) == {
+            n.address for n in nodes[1:]}
         path = f"/v1/batches/{periods[-1]}/0x{dep.meters[0].group_id.hex()}/signature"
         for stale_epoch in (epoch, epoch + 2):  # a node signs under the epoch in force only
             r = httpx.get(nodes[1].url + path, params={"epoch": stale_epoch}, timeout=10)
@@ -144,13 +144,3 @@ def test_a_day_with_an_exchange_a_rotation_and_an_operator_change_settles_and_au
     finally:
         for n in nodes:
             n.stop()
-
-
-def signers_of(dep: Deployment, ledger, submitted) -> set[bytes]:
-    """The operators whose signatures a submission carried, recovered from its calldata."""
-    tx = dep.w3.eth.get_transaction(submitted.transactionHash)
-    _, args = ledger.decode_function_input(tx["input"])
-    h = args["h"]  # web3 decodes the struct as a dict of its fields
-    fields = ("period", "groupId", "root", "totalImportMwh", "totalExportMwh", "count", "epoch")
-    digest = rust_core.batch_digest(dep.domain, tuple(h[f] for f in fields))
-    return {rust_core.recover_signer(digest, bytes(sig)) for sig in args["signatures"]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 
 import matplotlib.dates as mdates
@@ -14,10 +15,13 @@ from scripts._audit import (
     FINDING_KINDS,
     AuditResult,
     ChainView,
+    FinalBatch,
     Finding,
     GridRecord,
+    OperatorEpoch,
     PeriodFigures,
     Provenance,
+    audit,
     write_findings,
 )
 from scripts._report import _balance_plot, _energy_plot, write_report
@@ -150,3 +154,37 @@ def test_report_page_shows_each_metering_points_energy(tmp_path):
     assert "<h2>Metering points (all periods)</h2>" in text
     assert f"<tr><td>0x{'01' * 32}</td><td>2.500</td><td>0.000</td></tr>" in text
     assert f"<tr><td>0x{'02' * 32}</td><td>0.000</td><td>1.250</td></tr>" in text
+
+
+OPS = [bytes([i]) * 20 for i in (1, 2, 3)]
+GROUP = b"\x0a" * 32
+
+
+def quorum_findings(signers, epoch: int = 4) -> list[Finding]:
+    """The batch_quorum findings of one final batch of `epoch` signed by `signers` (epoch 4: 2 of OPS)."""
+    v = view()
+    v.epochs = {4: OperatorEpoch(frozenset(OPS), 2), 5: OperatorEpoch(frozenset(OPS[1:]), 2)}
+    v.finals = {(FIRST, GROUP): FinalBatch(FIRST, GROUP, b"\x01" * 32, 0, 0, 0, 9, epoch, signers)}
+    return [f for f in audit(v, {}).findings if f.kind == "batch_quorum"]
+
+
+def test_a_batch_signed_by_the_quorum_of_its_epoch_passes():
+    assert quorum_findings((OPS[0], OPS[2])) == []
+    assert quorum_findings(tuple(OPS)) == []
+    assert quorum_findings((OPS[1], OPS[2]), epoch=5) == []
+
+
+@pytest.mark.parametrize(("signers", "epoch", "problem"), [
+    ((OPS[0], OPS[1]), 5, f"signed by 0x{OPS[0].hex()}, not operator\\(s\\) of epoch 5"),  # left in epoch 5
+    ((OPS[0], b"\x09" * 20), 4, f"signed by 0x{'09' * 20}, not operator"),
+    ((OPS[0],), 4, "1 signature\\(s\\), the quorum of epoch 4 is 2"),
+    ((OPS[1], OPS[1]), 4, "not distinct and ascending"),
+    ((OPS[2], OPS[0]), 4, "not distinct and ascending"),
+    ((OPS[0], OPS[1]), 6, "epoch 6 was never started in the registry"),
+    (None, 4, "no submitBatch call to the ledger: the signatures cannot be read"),
+])
+def test_a_batch_not_signed_by_the_quorum_of_its_epoch_is_a_finding(signers, epoch, problem):
+    (finding,) = quorum_findings(signers, epoch)
+    assert finding.severity == "failure" and finding.period == FIRST
+    assert re.search(problem, finding.what), finding.what
+    assert finding.actual == (None if signers is None else ["0x" + s.hex() for s in signers])

@@ -3,8 +3,8 @@ in one group: period close to batch committed and to final, in seconds and in bl
 share of the block gas limit the settlement's transactions take.
 
 Three nodes (quorum 2 of 3) run in this process, each with its HTTP API and settlement loop and
-each talking to its own validator, at 2 confirmations. Per size: meters registered (queued in
-the pool, as many per block as the gas limit holds), readings signed by real meter keys
+each talking to its own validator, at 2 confirmations. Per size: meters registered (as `ape run
+register` does: registerMeters transactions of 45% of the block gas limit each), readings signed by real meter keys
 delivered to every node within one period; then the period closes (period end + grace) and
 we watch the ledger on validator 0.
 
@@ -46,8 +46,8 @@ from node.archive import open_archive
 from node.chain import Chain, ChainOptions
 from node.peers import Peers
 from node.settlement import SettlementNode
-from rust_core.wire import Reading, SignedReading
-from scripts._deployment import NetworkSpec, Web3Transactor, contract_at, deploy, group_id
+from rust_core.wire import Reading, SignedReading, meter_label_id
+from scripts._deployment import MeterRow, NetworkSpec, Web3Transactor, contract_at, deploy, group_id, register
 from scripts._processes import dev_key
 
 GRACE = 0.5
@@ -78,20 +78,23 @@ def serve(stack: contextlib.ExitStack, app, port: int) -> None:
         time.sleep(0.05)
 
 
-def register_meters(admin: Web3Transactor, w3: Web3, registry: str, group: bytes, start: int, meters,
-                    timeout: float) -> dict:
-    """All registrations queued at once; the signers pack them into blocks up to the gas limit."""
+def register_meters(admin: Web3Transactor, w3: Web3, dep, group: str, start: int, meters) -> dict:
+    """The meters registered as a meter point operator does (`ape run register`: registerMeters,
+    as many a transaction as 45% of the block gas limit holds), waited for until the nodes see them."""
     first = w3.eth.block_number
     t = time.perf_counter()
-    hashes = [admin.transact("MeterRegistry", registry, "registerMeter", mid,
-                             Web3.to_checksum_address(rust_core.address_of(mk)), 0, group, start, 2**64 - 1, 0, 0,
-                             gas=400_000, wait=False) for mid, mk in meters]
-    receipt = w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=timeout, poll_latency=0.5)
-    assert receipt["status"] == 1
-    while w3.eth.block_number < receipt["blockNumber"] + CONFIRMATIONS:  # the nodes see them only that deep
+    rows = [MeterRow(label, Web3.to_checksum_address(rust_core.address_of(mk)), "consumption", group, start, 0, 0)
+            for label, _, mk in meters]
+    register(admin, dep, rows)
+    last = w3.eth.block_number
+    gas = 0
+    for n in range(first + 1, last + 1):  # nothing else is sent meanwhile
+        for tx in w3.eth.get_block(n)["transactions"]:
+            gas += int(w3.eth.get_transaction_receipt(tx)["gasUsed"])  # type: ignore[arg-type]  # hashes
+    while w3.eth.block_number < last + CONFIRMATIONS:  # the nodes see them only that deep
         time.sleep(0.2)
-    return {"register_meters_s": round(time.perf_counter() - t, 1), "register_meters_blocks": receipt["blockNumber"] - first,
-            "register_gas_per_meter": receipt["gasUsed"]}
+    return {"register_meters_s": round(time.perf_counter() - t, 1), "register_meters_blocks": last - first,
+            "register_gas_per_meter": round(gas / len(rows))}
 
 
 def deliver(urls: list[str], domain: bytes, meters, period: int) -> None:
@@ -125,8 +128,10 @@ def measure(stack: contextlib.ExitStack, net: CliqueNetwork, n_meters: int, work
                                     tuple(Account.from_key(k).address for k in op_keys), (admin.address,)))
     group = group_id("bench-group")
     start = int(time.time()) // cfg.period_seconds
-    meters = [(rust_core.keccak256(f"sml:{i:012x}".encode()), secrets.token_bytes(32)) for i in range(n_meters)]
-    result = {"meters": n_meters, **register_meters(admin, w3, dep.registry, group, start, meters, cfg.deadline_s)}
+    labelled = [(label, meter_label_id(label), secrets.token_bytes(32))
+                for label in (f"sml:{i:012x}" for i in range(n_meters))]
+    result = {"meters": n_meters, **register_meters(admin, w3, dep, "bench-group", start, labelled)}
+    meters = [(mid, mk) for _, mid, mk in labelled]
     print(f"{n_meters} meters registered: {result}", file=sys.stderr, flush=True)
 
     urls = [f"http://127.0.0.1:{free_port()}" for _ in op_keys]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import requests
+from eth_utils import event_abi_to_log_topic
 from pydantic import BaseModel, ConfigDict, Field
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound
@@ -179,46 +180,41 @@ class Chain:
     def last_final_period(self, group_id: bytes) -> int:
         return self.ledger.functions.lastFinalPeriod(group_id).call(block_identifier=self._at())
 
-    def _registry_logs(self, event: str, from_block: int, to_block: int) -> list:
-        """The registry's `event` logs in the block range (inclusive, not before the deployment)."""
+    def _event_logs(self, contract, names: tuple[str, ...], from_block: int, to_block: int) -> list:
+        """The contract's logs of the named events in the block range (inclusive, not before the
+        deployment), decoded, in chain order: one eth_getLogs request for all of them."""
         from_block = max(from_block, self.first_block)
         if from_block > to_block:
             return []
-        return getattr(self.registry.events, event)().get_logs(from_block=from_block, to_block=to_block)
+        events = {"0x" + event_abi_to_log_topic(ev.abi).hex(): ev
+                  for ev in (getattr(contract.events, n)() for n in names)}
+        raw = self.w3.eth.get_logs({"address": contract.address, "fromBlock": from_block, "toBlock": to_block,
+                                    "topics": [list(events)]})
+        return [events["0x" + bytes(log["topics"][0]).hex()].process_log(log) for log in raw]
 
-    def meter_registrations(self, from_block: int, to_block: int) -> list[tuple[bytes, Meter]]:
-        """MeterRegistered events in the block range (inclusive)."""
-        return [
-            (
-                bytes(e.args.meterId),
-                Meter(bytes.fromhex(e.args.key[2:]), e.args.kind, bytes(e.args.groupId), e.args.activeFrom,
-                      e.args.activeUntil, e.args.baselineImportMwh, e.args.baselineExportMwh),
-            )
-            for e in self._registry_logs("MeterRegistered", from_block, to_block)
-        ]
-
-    def meter_decommissions(self, from_block: int, to_block: int) -> list[tuple[bytes, int]]:
-        """MeterDecommissioned events in the block range (inclusive), in chain order: (meter, last period)."""
-        return [(bytes(e.args.meterId), e.args.lastPeriod)
-                for e in self._registry_logs("MeterDecommissioned", from_block, to_block)]
-
-    def meter_key_rotations(self, from_block: int, to_block: int) -> list[tuple[bytes, int, bytes, bool]]:
-        """MeterKeyRotated events in the block range (inclusive), in chain order: (meter, from
-        period, key, whether it replaces the meter's last change, which had not taken effect)."""
-        return [(bytes(e.args.meterId), e.args.fromPeriod, bytes.fromhex(e.args.key[2:]), e.args.replacesPending)
-                for e in self._registry_logs("MeterKeyRotated", from_block, to_block)]
+    def registry_changes(self, from_block: int, to_block: int) -> list[tuple[str, bytes, Any]]:
+        """The registry's meter changes in the block range (inclusive), in chain order, as
+        (event, meter id, what): ("MeterRegistered", meter, Meter), ("MeterKeyRotated", meter,
+        (from period, key, whether it replaces the meter's last change, which had not taken
+        effect)), ("MeterDecommissioned", meter, last period)."""
+        out: list[tuple[str, bytes, Any]] = []
+        for e in self._event_logs(self.registry, ("MeterRegistered", "MeterKeyRotated", "MeterDecommissioned"),
+                                  from_block, to_block):
+            a = e.args
+            if e.event == "MeterRegistered":
+                what: Any = Meter(bytes.fromhex(a.key[2:]), a.kind, bytes(a.groupId), a.activeFrom, a.activeUntil,
+                                  a.baselineImportMwh, a.baselineExportMwh)
+            elif e.event == "MeterKeyRotated":
+                what = (a.fromPeriod, bytes.fromhex(a.key[2:]), a.replacesPending)
+            else:
+                what = a.lastPeriod
+            out.append((e.event, bytes(a.meterId), what))
+        return out
 
     def ledger_events(self, from_block: int, to_block: int) -> list[tuple[str, dict, int]]:
         """(event name, args, block) of BatchSubmitted/Finalized/Rejected, in chain order."""
-        out = []
-        from_block = max(from_block, self.first_block)
-        for name in ("BatchSubmitted", "BatchFinalized", "BatchRejected"):
-            if from_block > to_block:
-                break
-            for e in getattr(self.ledger.events, name)().get_logs(from_block=from_block, to_block=to_block):
-                out.append((name, dict(e.args), e.blockNumber, e.logIndex))
-        out.sort(key=lambda x: (x[2], x[3]))
-        return [(n, a, b) for n, a, b, _ in out]
+        return [(e.event, dict(e.args), e.blockNumber) for e in self._event_logs(
+            self.ledger, ("BatchSubmitted", "BatchFinalized", "BatchRejected"), from_block, to_block)]
 
     # -- transactions ----------------------------------------------------------------------
     def _send(self, fn) -> TxResult:

@@ -25,14 +25,16 @@ class RegistryView:
             head = self._chain.block_number()
             if head < self._next_block:
                 return
-            new = dict(self._chain.meter_registrations(self._next_block, head))
-            self._meters.update(new)
-            for meter_id, from_period, key, replaces in self._chain.meter_key_rotations(self._next_block, head):
-                m = self._meters[meter_id]
-                changes = with_rotation(m.key_changes, from_period, key, replaces)
-                new[meter_id] = self._meters[meter_id] = replace(m, key_changes=changes)
-            for meter_id, last_period in self._chain.meter_decommissions(self._next_block, head):
-                new[meter_id] = self._meters[meter_id] = replace(self._meters[meter_id], active_until=last_period)
+            new: dict[bytes, Meter] = {}
+            for event, meter_id, what in self._chain.registry_changes(self._next_block, head):
+                if event == "MeterRegistered":
+                    m = what
+                elif event == "MeterKeyRotated":
+                    m = replace(self._meters[meter_id], key_changes=with_rotation(self._meters[meter_id].key_changes,
+                                                                                 *what))
+                else:  # MeterDecommissioned
+                    m = replace(self._meters[meter_id], active_until=what)
+                new[meter_id] = self._meters[meter_id] = m
             self._next_block = head + 1
             self._checkpoint.save("registry", self._next_block, new)
 

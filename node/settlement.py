@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 # How far back the node looks for periods with readings still to close (a day of 15-minute
 # periods); older ones have long been settled by the peers and are adopted from the chain.
 LOOKBACK_PERIODS = 96
+# How often an own batch rejected without a ban (nothing in its data proven false) is submitted
+# again before the node gives it up (a batch that keeps being rejected is not an honest one).
+MAX_RESUBMISSIONS = 3
 # How often an own batch that is not on chain yet is compared with the peers' headers, and the
 # readings reconciled again with each peer that built another one (node config once it is a model).
 RECONCILE_RETRY_SECONDS = 2.0
@@ -71,6 +74,7 @@ class SettlementNode:
         self._waiting: dict[tuple[int, bytes], float] = {}        # own batch not on chain: since when
         self._compared: dict[tuple[int, bytes], float] = {}       # last comparison with the peers' headers
         self._reconciled: dict[tuple[int, bytes, str], bytes] = {}  # peer root last reconciled against
+        self._resubmitted: dict[tuple[int, bytes], int] = {}      # own batch rejected without a ban: times sent again
         self.health_check = HealthCheck(chain, archive, self.metrics, clock, chain_id=chain_id,
                                         max_clock_offset_s=max_clock_offset_seconds or max(grace_seconds, 1.0),
                                         stale_after_s=max(30.0, 20 * poll_seconds))
@@ -237,16 +241,20 @@ class SettlementNode:
                 self._mark_final(rec.period, rec.group_id, rec.root)
             return
         if onchain.status == STATUS_REJECTED and onchain.root == rec.root:
-            if self.chain.header_banned(rec.header(ops.epoch)):
-                log.error("%s: our own batch for period %d was rejected on chain", self.name, rec.period)
+            tries = self._resubmitted.get(key, 0)
+            if self.chain.header_banned(rec.header(ops.epoch)) or tries >= MAX_RESUBMISSIONS:
+                log.error("%s: our own batch for period %d was rejected on chain%s", self.name, rec.period,
+                          f" {tries + 1} times" if tries else "")
                 self.archive.set_batch_status(rec.period, rec.group_id, rec.root, BATCH_REJECTED)
                 self._forget(rec.period, rec.group_id)
                 return
-            # rejected unrevealed (no co-signer answered a challenge in time), not proven false: the
-            # ledger takes the same header again, so it is signed and submitted like a new one
+            # rejected without a ban: unrevealed (no co-signer answered a challenge in time), or judged
+            # against another chain than ours (submitted by others on their own parent): the ledger
+            # takes the same header again, so it is signed and submitted like a new one
             if key not in self._waiting:
-                log.warning("%s: period %d group %s: own batch 0x%s was rejected unrevealed; submitting it again",
-                            self.name, rec.period, rec.group_id.hex()[:8], rec.root.hex())
+                self._resubmitted[key] = tries + 1
+                log.warning("%s: period %d group %s: own batch 0x%s was rejected without a ban; submitting it "
+                            "again", self.name, rec.period, rec.group_id.hex()[:8], rec.root.hex())
         if self.chain.last_final_period(rec.group_id) >= rec.period:
             self._yield(rec, "a later period is already final")
             return
@@ -290,6 +298,7 @@ class SettlementNode:
         """Drops what the loop tracked for a period that is settled."""
         self._waiting.pop((period, group), None)
         self._compared.pop((period, group), None)
+        self._resubmitted.pop((period, group), None)
         for k in [k for k in self._reconciled if k[:2] == (period, group)]:
             del self._reconciled[k]
 

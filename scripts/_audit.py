@@ -220,8 +220,10 @@ class ChainView:
     blocks: tuple[int, int]  # the block range read, inclusive
     # (period, group, root) -> leaves posted in a data availability reveal: the chain alone holds them
     revealed: dict[tuple[int, bytes, bytes], list[Leaf]] = field(default_factory=dict)
-    # headers (period, group, root, import, export, count) of rejected submissions
-    rejected_headers: set[tuple] = field(default_factory=set)
+    # headers (period, group, root, import, export, count) the ledger banned: rejected for a fraud in
+    # their data (BANNING_REASONS); a header rejected unrevealed, as an orphan or against its
+    # context may come again and be final
+    banned_headers: set[tuple] = field(default_factory=set)
     # meter -> the metering point it was exchanged into (MeterExchanged); any other meter is its own
     points: dict[bytes, bytes] = field(default_factory=dict)
     # operator epoch -> its set and quorum (OperatorEpochStarted)
@@ -229,6 +231,11 @@ class ChainView:
 
     def point_of(self, meter_id: bytes) -> bytes:
         return self.points.get(meter_id, meter_id)
+
+
+# BatchRejected reasons that ban the header (FraudProofs: a fraud in the data itself): bad
+# signature, out of order, bad sum, bad leaf sum, bad padding, bad node kind, bad width
+BANNING_REASONS = frozenset({1, 4, 5, 6, 7, 9, 10})
 
 
 def _logs(contract, event: str, first_block: int, last_block: int) -> list:
@@ -271,7 +278,8 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
               for e in _logs(registry, "OperatorEpochStarted", dep.first_block, head)}
     rejected = [(e.args.period, bytes(e.args.groupId), bytes(e.args.root), e.args.reason)
                 for e in _logs(ledger, "BatchRejected", dep.first_block, head)]
-    rejected_headers = {(*key, *submitted[key]) for key in ((p, g, r) for p, g, r, _ in rejected) if key in submitted}
+    banned_headers = {(p, g, r, *submitted[(p, g, r)]) for p, g, r, reason in rejected
+                      if reason in BANNING_REASONS and (p, g, r) in submitted}
     grids = []
     for name, address in dep.grids.items():
         grid = contract_at(w3, "Grid", address)
@@ -297,7 +305,7 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
     points = {bytes(e.args.newMeterId): bytes(e.args.pointId)
               for e in _logs(registry, "MeterExchanged", dep.first_block, head)}
     return ChainView(meters, finals, grids, rejected, dep.period_seconds, domain, chain_id, dep.registry, dep.ledger,
-                     (dep.first_block, head), _revealed(ledger, dep.first_block, head), rejected_headers, points,
+                     (dep.first_block, head), _revealed(ledger, dep.first_block, head), banned_headers, points,
                      epochs)
 
 
@@ -506,9 +514,9 @@ def audit(view: ChainView, export: dict[tuple[int, bytes, bytes], list[Leaf]],
 
     for (period, gid), fb in sorted(view.finals.items()):
         where = name(gid)
-        if (period, gid, fb.root, fb.total_import, fb.total_export, fb.count) in view.rejected_headers:
+        if (period, gid, fb.root, fb.total_import, fb.total_export, fb.count) in view.banned_headers:
             findings.append(Finding(period, "group", where, None, "rejected_header_final", None,
-                                    "0x" + fb.root.hex(), "a header the ledger rejected is final"))
+                                    "0x" + fb.root.hex(), "a header the ledger banned (proven false) is final"))
         findings += _check_quorum(view, fb, where)
         # a revealed batch is recomputed from the chain alone; every other from the export
         leaves = view.revealed.get((period, gid, fb.root)) or export.get((period, gid, fb.root))

@@ -54,8 +54,9 @@ abstract contract BatchBook is EIP712 {
 
     mapping(uint64 period => mapping(bytes32 groupId => Batch)) internal _batches;
     /// @notice Rejected headers by their content hash (`_contentHash`: period, group, root, totals, count; not the
-    /// epoch): such a header can never be submitted again, under no epoch, while a corrected
-    /// header over the same tree can.
+    /// epoch) proven false in their data (FraudProofs: not for context-judged reasons): such a
+    /// header can never be submitted again, under no epoch, while a corrected header over the
+    /// same tree can.
     mapping(bytes32 contentHash => bool) public headerRejected;
     mapping(bytes32 groupId => GroupChain) internal _chains;
     /// @dev The data availability challenge of the submission now in each slot: cleared when the

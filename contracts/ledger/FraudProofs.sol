@@ -10,7 +10,12 @@ import {BatchBook} from "./BatchBook.sol";
 /// @title FraudProofs
 /// @notice Fraud proofs against a pending batch, open to anyone during its challenge window.
 /// Each verifies its evidence with Merkle-sum proofs against the committed root (whose root node
-/// is the header's root and totals) and, if it shows a fraud, rejects the batch for good.
+/// is the header's root and totals) and, if it shows a fraud, rejects the batch. A fraud in the
+/// data itself (signature, order, sums, padding, node kinds, widths) bans the header under every
+/// epoch (`headerRejected`); one judged against the context it was submitted in (the meter's
+/// registration, the previous register on the group's chain) does not: the same content may be
+/// honest on another chain (colluders submitting an honest header on their own false parent and
+/// proving it "bad previous" there must not ban it), so it is only cut and may come again.
 abstract contract FraudProofs is BatchBook {
     uint8 public constant REASON_BAD_SIGNATURE = 1;
     uint8 public constant REASON_UNKNOWN_METER = 2;
@@ -73,7 +78,7 @@ abstract contract FraudProofs is BatchBook {
             || leaf.period != period || leaf.timestamp / periodSeconds != period
             || registry.registeredAt(leaf.meterId) >= b.submittedAt;
         if (!fraud) revert NoFraud();
-        _reject(period, groupId, REASON_UNKNOWN_METER);
+        _cut(period, groupId, REASON_UNKNOWN_METER); // judged against the registry and chain of the day: no ban
     }
 
     /// @notice Proves a leaf whose previous register (prevPeriod, prevImportMwh, prevExportMwh)
@@ -111,7 +116,7 @@ abstract contract FraudProofs is BatchBook {
                     && (prevLeaf.importMwh != leaf.prevImportMwh || prevLeaf.exportMwh != leaf.prevExportMwh));
             if (!fraud) revert NoFraud();
         }
-        _reject(period, groupId, REASON_BAD_PREVIOUS);
+        _cut(period, groupId, REASON_BAD_PREVIOUS); // judged against the registry and chain of the day: no ban
     }
 
     /// @notice Proves two adjacent leaves (b at index + 1) not in strictly ascending meter id
@@ -278,7 +283,7 @@ abstract contract FraudProofs is BatchBook {
         }
         Batch memory pb = _batches[leaf.prevPeriod][groupId];
         if (!_absent(pb, leaf.meterId, neighbourIndex, neighbours, neighbourProofs)) revert NoFraud();
-        _reject(period, groupId, REASON_MISSING_PREVIOUS);
+        _cut(period, groupId, REASON_MISSING_PREVIOUS); // judged against the registry and chain of the day: no ban
     }
 
     /// @dev Whether verified neighbours in `pb` show that `id` is not in it.

@@ -336,6 +336,31 @@ def test_the_audit_recomputes_a_revealed_batch_from_the_chain_alone(world, ledge
     assert result.leaves == 5
 
 
+def test_an_honest_batch_final_after_a_rejection_without_ban_audits_clean(world, ledger, registry, auditor, stranger,
+                                                                          chain):
+    """Rejected unrevealed (no ban), then submitted again, revealed and final: the audit does not
+    take the earlier rejection for a banned header that became final."""
+    from scripts._audit import audit, read_chain
+    from scripts._deployment import Deployment
+
+    _, leaves = batch_of(world, 3)
+    tree = SumTree.from_leaves(leaves)
+    world.submit(tree, world.period)
+    ledger.challengeAvailability(world.period, GROUP_A, sender=auditor)
+    chain.pending_timestamp += RESPONSE_TIME + 1
+    assert ledger.rejectUnrevealed(world.period, GROUP_A, sender=stranger).events[0].reason == REASON_WITHHELD
+    world.submit(tree, world.period)  # the same header again
+    ledger.challengeAvailability(world.period, GROUP_A, sender=auditor)
+    reveal(ledger, world.period, leaves, world.operators[0])
+    world.pass_window()
+    world.finalize(world.period)
+    dep = Deployment(chain_id=chain.chain_id, registry=registry.address, ledger=ledger.address,
+                     period_seconds=world.ledger.periodSeconds(), challenge_window_seconds=CHALLENGE_WINDOW,
+                     first_block=0)
+    result = audit(read_chain(chain.provider.web3, dep), {})
+    assert [f.kind for f in result.findings if f.period == world.period] == []
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 @given(n=st.integers(1, 8), fault=st.sampled_from(["field", "swap", "duplicate", "drop", "extra", "signature"]),
        pick=st.integers(0, 2**16), chunk=st.integers(1, 4))

@@ -117,7 +117,7 @@ def test_an_honest_batch_rejected_unrevealed_is_submitted_again_and_finalizes(an
             (p, REASON_WITHHELD)]
         following = feeder.deliver(nodes)
         wait_status(dep, following, STATUS_FINAL, timeout=4 * WINDOW + 30)
-        assert "rejected unrevealed; submitting it again" in "".join(n.log.read_text() for n in nodes)
+        assert "rejected without a ban; submitting it again" in "".join(n.log.read_text() for n in nodes)
     finally:
         for n in nodes:
             n.stop()

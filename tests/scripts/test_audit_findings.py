@@ -188,3 +188,14 @@ def test_a_batch_not_signed_by_the_quorum_of_its_epoch_is_a_finding(signers, epo
     assert finding.severity == "failure" and finding.period == FIRST
     assert re.search(problem, finding.what), finding.what
     assert finding.actual == (None if signers is None else ["0x" + s.hex() for s in signers])
+
+
+def test_a_final_batch_whose_header_was_banned_is_a_finding():
+    v = view()
+    v.epochs = {4: OperatorEpoch(frozenset(OPS), 2)}
+    fb = FinalBatch(FIRST, GROUP, b"\x01" * 32, 5, 6, 1, 9, 4, (OPS[0], OPS[1]))
+    v.finals = {(FIRST, GROUP): fb}
+    assert [f.kind for f in audit(v, {}).findings] == ["export_missing_batch"]
+    v.banned_headers = {(FIRST, GROUP, fb.root, 5, 6, 1)}
+    (banned,) = [f for f in audit(v, {}).findings if f.kind == "rejected_header_final"]
+    assert banned.actual == "0x" + "01" * 32 and "banned" in banned.what

@@ -188,7 +188,7 @@ class Chain:
             return []
         events = {"0x" + event_abi_to_log_topic(ev.abi).hex(): ev
                   for ev in (getattr(contract.events, n)() for n in names)}
-        raw = self.w3.eth.get_logs({"address": contract.address, "fromBlock": from_block, "toBlock": to_block,
+        raw = self.w3.eth.get_logs({"address": contract.address, "fromBlock": hex(from_block), "toBlock": hex(to_block),
                                     "topics": [list(events)]})
         return [events["0x" + bytes(log["topics"][0]).hex()].process_log(log) for log in raw]
 

@@ -75,7 +75,7 @@ class SettlementNode:
         self._compared: dict[tuple[int, bytes], float] = {}       # last comparison with the peers' headers
         self._reconciled: dict[tuple[int, bytes, str], bytes] = {}  # peer root last reconciled against
         self._resubmitted: dict[tuple[int, bytes], int] = {}      # own batch rejected without a ban: times sent again
-        self._proven: dict[tuple[int, bytes, bytes], int] = {}    # batch proven false -> its submission time
+        self._proven: set[tuple[int, bytes, bytes]] = set()        # proven false, until submitted again
         self.health_check = HealthCheck(chain, archive, self.metrics, clock, chain_id=chain_id,
                                         max_clock_offset_s=max_clock_offset_seconds or max(grace_seconds, 1.0),
                                         stale_after_s=max(30.0, 20 * poll_seconds))
@@ -409,6 +409,9 @@ class SettlementNode:
         period, group, root = a["period"], bytes(a["groupId"]), bytes(a["root"])
         if name == "BatchSubmitted":
             self._pending[group].add(period)
+            # a root proven before and submitted again (a rejection against its context bans
+            # nothing: FraudProofs) is a new submission, checked and proven again
+            self._proven.discard((period, group, root))
             own = self.archive.own_batch(period, group)
             if own is None or own.root != root:
                 self._to_check[(period, group)] = root
@@ -434,10 +437,8 @@ class SettlementNode:
         onchain = self.chain.get_batch(period, group)
         if onchain.status != STATUS_PENDING or onchain.root != root:
             return True
-        if self._proven.get((period, group, root)) == onchain.submitted_at:
+        if (period, group, root) in self._proven:
             return True  # proven; the chain (read at our confirmation depth) has not caught up yet
-        # a root proven before and submitted again (a rejection against its context bans nothing:
-        # FraudProofs) is a new submission and is checked, and proven, again
         own = self.archive.own_batch(period, group)
         if own is None and not self.gate.is_closed(period, group):
             return False  # we may still build ours
@@ -452,16 +453,16 @@ class SettlementNode:
                 log.warning("%s: period %d: committed root 0x%s differs from ours 0x%s, but %s", self.name,
                             period, root.hex(), own.root.hex(), verdict)
             return True
-        self._prove(period, group, root, verdict, onchain.submitted_at)
+        self._prove(period, group, root, verdict)
         return True
 
-    def _prove(self, period: int, group: bytes, root: bytes, proof: FraudProof, submitted_at: int) -> None:
+    def _prove(self, period: int, group: bytes, root: bytes, proof: FraudProof) -> None:
         try:
             res = self.chain.prove(proof.function, *proof.args)
         except ChainError as e:
             log.warning("%s: %s against period %d failed: %s", self.name, proof.function, period, e)
             return
-        self._proven[(period, group, root)] = submitted_at
+        self._proven.add((period, group, root))
         self.archive.record_fraud_proof(period, group, root, proof.function, res.tx_hash)
         self.metrics.fraud_proofs.labels(kind=proof.function).inc()
         self.metrics.gas_used.labels(tx=proof.function).inc(res.gas_used)

@@ -109,8 +109,14 @@ def deploy_settlement(anvil: Anvil, *, period_seconds: int, window: int, n_opera
 
 
 def deploy_grid(dep: Deployment, name: str = "street-1") -> str:
-    """A Grid over the deployment's one group, without upstream; the group carries the imbalance."""
-    return add_grid(dep.admin, dep.deployment, GridSpec(name, (dep.group,), responsible_group=dep.group))
+    """A Grid over the deployment's one group, without upstream; the group carries the imbalance.
+    Returns once the group counts in the grid: a member counts from the period after it was added,
+    so a period delivered in the adding period would roll up without it."""
+    address = add_grid(dep.admin, dep.deployment, GridSpec(name, (dep.group,), responsible_group=dep.group))
+    counts_from = contract_at(dep.w3, "Grid", address).functions.addedFrom(dep.meters[0].group_id).call()
+    while time.time() < counts_from * dep.period_seconds:
+        time.sleep(0.2)
+    return address
 
 
 def wire(dep: Deployment, readings: list[tuple], keys: list[bytes]) -> list[dict]:

@@ -43,7 +43,7 @@ from node.archive import (
     open_archive,
 )
 from node.availability import revealed_leaves
-from node.chain import key_at, with_rotation
+from node.chain import OperatorSet, key_at, with_rotation
 from rust_core.wire import Leaf, LeafModel, Register, SignedReading, SumNode, parse_hex32
 from scripts._deployment import ZERO_ADDRESS, Deployment, contract_at
 
@@ -165,12 +165,6 @@ class FinalBatch:
     signers: tuple[bytes, ...] | None = None
 
 
-@dataclass(frozen=True)
-class OperatorEpoch:
-    operators: frozenset[bytes]
-    quorum: int
-
-
 HEADER_FIELDS = ("period", "groupId", "root", "totalImportMwh", "totalExportMwh", "count", "epoch")
 
 
@@ -227,7 +221,7 @@ class ChainView:
     # meter -> the metering point it was exchanged into (MeterExchanged); any other meter is its own
     points: dict[bytes, bytes] = field(default_factory=dict)
     # operator epoch -> its set and quorum (OperatorEpochStarted)
-    epochs: dict[int, OperatorEpoch] = field(default_factory=dict)
+    epochs: dict[int, OperatorSet] = field(default_factory=dict)
 
     def point_of(self, meter_id: bytes) -> bytes:
         return self.points.get(meter_id, meter_id)
@@ -274,7 +268,8 @@ def read_chain(w3: Web3, dep: Deployment, confirmations: int = 0) -> ChainView:
         sub = submissions[key]
         finals[key[:2]] = FinalBatch(*key, *submitted[key], e.blockNumber, sub.args.epoch,
                                      submission_signers(w3, ledger, sub.transactionHash, domain))
-    epochs = {e.args.epoch: OperatorEpoch(frozenset(bytes.fromhex(a[2:]) for a in e.args.operators), e.args.quorum)
+    epochs = {e.args.epoch: OperatorSet(e.args.epoch, sorted(bytes.fromhex(a[2:]) for a in e.args.operators),
+                                        e.args.quorum)
               for e in _logs(registry, "OperatorEpochStarted", dep.first_block, head)}
     rejected = [(e.args.period, bytes(e.args.groupId), bytes(e.args.root), e.args.reason)
                 for e in _logs(ledger, "BatchRejected", dep.first_block, head)]

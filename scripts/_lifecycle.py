@@ -4,26 +4,19 @@ operators joining and leaving as one new operator epoch (the admin's). Each chan
 against the chain before it is sent, so a refusal names the registry's error and nothing is sent."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
 from node.abis import abi
+from node.chain import OperatorSet
 from rust_core.wire import meter_label_id
 from scripts._deployment import Deployment, SpecError, Transactor, contract_at
 
 
 class ChangeRefused(RuntimeError):
     """The registry refused the change (its error named); nothing was sent."""
-
-
-@dataclass(frozen=True)
-class OperatorEpoch:
-    epoch: int
-    operators: tuple[str, ...]
-    quorum: int
 
 
 def meter_ref(text: str) -> bytes:
@@ -74,13 +67,13 @@ def exchange(sender: Transactor, dep: Deployment, old: bytes, new: bytes, key: s
 
 
 def change_operators(admin: Transactor, dep: Deployment, joining: list[str], leaving: list[str],
-                     quorum: int) -> OperatorEpoch:
+                     quorum: int) -> OperatorSet:
     """Operators join and leave and the quorum is set, as one new operator epoch."""
     _send(admin, dep, "changeOperators", [address(a, "joining operator") for a in joining],
           [address(a, "leaving operator") for a in leaving], quorum)
     return operator_epoch(admin.web3, dep)
 
 
-def operator_epoch(w3: Web3, dep: Deployment) -> OperatorEpoch:
+def operator_epoch(w3: Web3, dep: Deployment) -> OperatorSet:
     epoch, members, k = contract_at(w3, "MeterRegistry", dep.registry).functions.operatorSet().call()
-    return OperatorEpoch(epoch, tuple(members), k)
+    return OperatorSet(epoch, sorted(bytes.fromhex(a[2:]) for a in members), k)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from ape import accounts
 from ape.cli import ConnectedProviderCommand
+from web3 import Web3
 
 from scripts._deployment import ApeTransactor, Deployment, SpecError
 from scripts._lifecycle import ChangeRefused, change_operators, operator_epoch
@@ -30,5 +31,6 @@ def cli(dep_path: Path, joining: tuple[str, ...], leaving: tuple[str, ...], quor
         after = change_operators(admin, dep, list(joining), list(leaving), before.quorum if quorum is None else quorum)
     except (SpecError, ChangeRefused) as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"epoch {after.epoch}: {after.quorum} of {len(after.operators)} ({', '.join(after.operators)}); "
+    members = ", ".join(Web3.to_checksum_address(a) for a in after.operators)
+    click.echo(f"epoch {after.epoch}: {after.quorum} of {len(after.operators)} ({members}); "
                f"was epoch {before.epoch}: {before.quorum} of {len(before.operators)}")

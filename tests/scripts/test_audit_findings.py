@@ -11,6 +11,7 @@ import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import pytest
 
+from node.chain import OperatorSet
 from scripts._audit import (
     FINDING_KINDS,
     AuditResult,
@@ -18,7 +19,6 @@ from scripts._audit import (
     FinalBatch,
     Finding,
     GridRecord,
-    OperatorEpoch,
     PeriodFigures,
     Provenance,
     audit,
@@ -163,7 +163,7 @@ GROUP = b"\x0a" * 32
 def quorum_findings(signers, epoch: int = 4) -> list[Finding]:
     """The batch_quorum findings of one final batch of `epoch` signed by `signers` (epoch 4: 2 of OPS)."""
     v = view()
-    v.epochs = {4: OperatorEpoch(frozenset(OPS), 2), 5: OperatorEpoch(frozenset(OPS[1:]), 2)}
+    v.epochs = {4: OperatorSet(4, OPS, 2), 5: OperatorSet(5, OPS[1:], 2)}
     v.finals = {(FIRST, GROUP): FinalBatch(FIRST, GROUP, b"\x01" * 32, 0, 0, 0, 9, epoch, signers)}
     return [f for f in audit(v, {}).findings if f.kind == "batch_quorum"]
 
@@ -192,7 +192,7 @@ def test_a_batch_not_signed_by_the_quorum_of_its_epoch_is_a_finding(signers, epo
 
 def test_a_final_batch_whose_header_was_banned_is_a_finding():
     v = view()
-    v.epochs = {4: OperatorEpoch(frozenset(OPS), 2)}
+    v.epochs = {4: OperatorSet(4, OPS, 2)}
     fb = FinalBatch(FIRST, GROUP, b"\x01" * 32, 5, 6, 1, 9, 4, (OPS[0], OPS[1]))
     v.finals = {(FIRST, GROUP): fb}
     assert [f.kind for f in audit(v, {}).findings] == ["export_missing_batch"]

@@ -9,8 +9,7 @@ from typing import Any
 from web3 import Web3
 from web3.exceptions import ContractLogicError
 
-from node.abis import abi
-from node.chain import OperatorSet
+from node.chain import OperatorSet, describe_revert
 from rust_core.wire import meter_label_id
 from scripts._deployment import Deployment, SpecError, Transactor, contract_at
 
@@ -37,13 +36,11 @@ def address(text: str, what: str) -> str:
 
 
 def _send(sender: Transactor, dep: Deployment, function: str, *args: Any) -> None:
-    from node.chain import describe_revert
-
     registry = contract_at(sender.web3, "MeterRegistry", dep.registry)
     try:
         getattr(registry.functions, function)(*args).estimate_gas({"from": sender.address})
     except ContractLogicError as e:
-        raise ChangeRefused(f"the registry refused {function}: {describe_revert(sender.web3, e, abi('MeterRegistry'))}"
+        raise ChangeRefused(f"the registry refused {function}: {describe_revert(sender.web3, e, registry.abi)}"
                             ) from None
     sender.transact("MeterRegistry", dep.registry, function, *args)
 
